@@ -1,0 +1,149 @@
+"""Defaults, allowed ranges and choices: the one source of truth read by the CLI, the UI and docs.
+
+Each setting group is a frozen dataclass; ``validate()`` raises :class:`SettingsError` naming the
+bad value, so the CLI, the UI and library callers all get the same message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from faceswap_core.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive numeric range with the default a control starts at and its slider step."""
+
+    minimum: float
+    maximum: float
+    default: float
+    step: float
+
+    def check(self, name: str, value: float) -> None:
+        if not (self.minimum <= value <= self.maximum):
+            raise SettingsError(f"{name} must be between {self.minimum:g} and {self.maximum:g}, got {value:g}")
+
+
+# --- images -------------------------------------------------------------------------------------
+MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
+MIN_IMAGE_SIDE = 32
+
+# --- faces and masks ----------------------------------------------------------------------------
+FACE_BACKENDS = ("dlib", "face-alignment")
+DEFAULT_FACE_BACKEND = "dlib"
+# Grow and feather are given in pixels; when left unset they scale with the face width.
+MASK_GROW_FRACTION = 0.04  # of face width; the landmark hull is grown by this much
+MASK_FEATHER_FRACTION = 0.06  # of face width; Gaussian edge width
+MASK_GROW_PX = Range(-100, 200, 0, 1)  # slider range; 0 in the UI means "auto" is off and no growth
+MASK_FEATHER_PX = Range(0, 200, 0, 1)
+
+# --- source-photo preparation -------------------------------------------------------------------
+PREPARE_SIZE = Range(256, 2048, 1024, 64)
+CLASS_WORDS = ("woman", "man", "person")
+DEFAULT_CLASS_WORD = "woman"
+
+# --- inpainting ---------------------------------------------------------------------------------
+DEFAULT_BASE_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+INPAINT_BASE_MODEL = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
+FP16_FIX_VAE = "madebyollama/sdxl-vae-fp16-fix"
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DEFAULT_PROMPT = "a photo of a {class_word} face"
+DEFAULT_NEGATIVE_PROMPT = "blurry, lowres, deformed, disfigured, cartoon, painting, extra eyes, watermark, text"
+STRENGTH = Range(0.05, 1.0, 0.5, 0.05)
+PADDING = Range(0.0, 3.0, 0.6, 0.05)  # context around the mask box, as a fraction of its size
+STEPS = Range(1, 150, 30, 1)
+GUIDANCE = Range(0.0, 20.0, 7.0, 0.5)
+LORA_SCALE = Range(0.0, 2.0, 1.0, 0.05)
+SEARCH_STRENGTHS = (0.3, 0.4, 0.5, 0.6)
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """How an automatic face mask is made; ``None`` means scale with the face."""
+
+    grow: float | None = None
+    feather: float | None = None
+
+    def validate(self) -> None:
+        if self.grow is not None:
+            MASK_GROW_PX.check("grow", self.grow)
+        if self.feather is not None:
+            MASK_FEATHER_PX.check("feather", self.feather)
+
+
+@dataclass(frozen=True)
+class SwapSettings:
+    """Everything that decides one inpainting result (with the image, mask and model)."""
+
+    prompt: str = DEFAULT_PROMPT.format(class_word=DEFAULT_CLASS_WORD)
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    strength: float = STRENGTH.default
+    padding: float = PADDING.default
+    steps: int = int(STEPS.default)
+    guidance: float = GUIDANCE.default
+    seed: int | None = None  # None: a random seed, recorded in the result
+    lora: str | None = None  # registry name or path; None: no LoRA
+    lora_scale: float = LORA_SCALE.default
+    face_index: int = 0
+    color_match: bool = True
+
+    def validate(self) -> None:
+        STRENGTH.check("strength", self.strength)
+        PADDING.check("padding", self.padding)
+        STEPS.check("steps", self.steps)
+        GUIDANCE.check("guidance", self.guidance)
+        LORA_SCALE.check("lora scale", self.lora_scale)
+        if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
+            raise SettingsError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
+        if self.face_index < 0:
+            raise SettingsError(f"face index must be 0 or more, got {self.face_index}")
+        if self.steps * self.strength < 1:
+            raise SettingsError(
+                f"steps x strength must be at least 1 so that one denoising step runs, got {self.steps} x {self.strength:g}"
+            )
+
+
+# --- training -----------------------------------------------------------------------------------
+TRAIN_STEPS = Range(1, 20000, 800, 50)
+TRAIN_RANK = Range(1, 256, 16, 1)
+TRAIN_LR = Range(1e-6, 1e-2, 1e-4, 1e-5)
+TRAIN_RESOLUTION = Range(64, 2048, 1024, 64)
+TRAIN_BATCH = Range(1, 64, 1, 1)
+TRAIN_CHECKPOINT_EVERY = Range(1, 20000, 100, 10)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """LoRA training hyper-parameters; defaults suit 5-20 face photos on SDXL."""
+
+    steps: int = int(TRAIN_STEPS.default)
+    rank: int = int(TRAIN_RANK.default)
+    alpha: float | None = None  # None: equal to rank
+    learning_rate: float = TRAIN_LR.default
+    resolution: int = int(TRAIN_RESOLUTION.default)
+    batch_size: int = int(TRAIN_BATCH.default)
+    checkpoint_every: int = int(TRAIN_CHECKPOINT_EVERY.default)
+    seed: int = 0
+    flip: bool = True
+    train_text_encoder: bool = False
+    gradient_checkpointing: bool = False
+    mixed_precision: bool = True  # bf16/fp16 autocast on GPU; ignored on CPU
+    use_8bit_adam: bool = True  # when bitsandbytes is installed and the device is CUDA
+    sample_every_checkpoint: bool = True
+
+    def validate(self) -> None:
+        TRAIN_STEPS.check("steps", self.steps)
+        TRAIN_RANK.check("rank", self.rank)
+        TRAIN_LR.check("learning rate", self.learning_rate)
+        TRAIN_RESOLUTION.check("resolution", self.resolution)
+        TRAIN_BATCH.check("batch size", self.batch_size)
+        TRAIN_CHECKPOINT_EVERY.check("checkpoint interval", self.checkpoint_every)
+        if self.resolution % 8:
+            raise SettingsError(f"resolution must be a multiple of 8, got {self.resolution}")
+
+
+def as_dict(settings: object) -> dict[str, object]:
+    """A plain dict of a settings dataclass, for records and JSON."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings)}  # type: ignore[arg-type]
