@@ -7,10 +7,10 @@ means the CLI, the UI and the engine see the same upright 8-bit RGB image or the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -18,7 +18,7 @@ from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageErr
 from faceswap_core.errors import BadImageError
 from faceswap_core.settings import MAX_PIXELS, MIN_IMAGE_SIDE
 
-ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 # We enforce our own (configurable) limit before decoding; PIL's own check would only warn.
 Image.MAX_IMAGE_PIXELS = None
@@ -54,10 +54,8 @@ def load_image(source: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | 
             image.load()
         except (OSError, SyntaxError, ValueError) as err:
             raise BadImageError(f"{label}: the image is truncated or corrupt ({_reason(err)})") from None
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not lose an otherwise good photo
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not lose an otherwise good photo
-        pass
     return to_rgb(image, label)
 
 
@@ -89,7 +87,9 @@ def _reason(err: BaseException) -> str:
 def _check_size(size: tuple[int, int], label: str, max_pixels: int) -> None:
     width, height = size
     if min(width, height) < MIN_IMAGE_SIDE:
-        raise BadImageError(f"{label}: the image is {width}x{height}; it must be at least {MIN_IMAGE_SIDE} px on each side")
+        raise BadImageError(
+            f"{label}: the image is {width}x{height}; it must be at least {MIN_IMAGE_SIDE} px on each side"
+        )
     if width * height > max_pixels:
         raise BadImageError(
             f"{label}: the image is {width}x{height} ({width * height / 1e6:.0f} MP), over the limit of "

@@ -1,0 +1,118 @@
+"""The face commands end to end: outputs, exit codes and the one-line errors a user sees."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import faceswap_core.cli as cli
+from faceswap_core.images import png_metadata
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def only_face_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register just this module's commands, so these tests do not depend on the diffusion commands."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("faces",))
+
+
+@pytest.fixture(scope="module")
+def photos(astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    paths = {"face": folder / "astronaut.png", "coffee": folder / "coffee.jpg", "text": folder / "notes.jpg"}
+    astronaut.save(paths["face"])
+    Image.fromarray(data.coffee()).save(paths["coffee"])
+    paths["text"].write_text("not an image")
+    return paths
+
+
+def _run_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``python -m faceswap_core`` experience (stderr, exit status), with only the face commands."""
+    code = "import sys, faceswap_core.cli as c; c.COMMAND_MODULES = ('faces',); sys.exit(c.main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize("command", ["mask", "prepare", "score"])
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    assert command in capsys.readouterr().out
+
+
+def test_mask_command(photos: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mask.png"
+    assert cli.main(["mask", str(photos["face"]), "-o", str(out), "--grow", "4", "--feather", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    mask = Image.open(out)
+    assert mask.mode == "L" and mask.size == (512, 512)
+    assert np.asarray(mask)[130, 220] == 255 and np.asarray(mask)[10, 10] == 0
+    assert png_metadata(out)["grow"] == "4.0"
+
+
+@pytest.mark.parametrize(
+    ("key", "extra", "message"),
+    [
+        ("text", [], "notes.jpg: not an image"),
+        ("coffee", [], "coffee.jpg: no face found"),
+        ("face", ["--face", "1"], "face index 1"),
+        ("face", ["--grow", "1000"], "grow must be between"),
+    ],
+)
+def test_mask_errors_are_one_line(
+    photos: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    extra: list[str],
+    message: str,
+) -> None:
+    assert cli.main(["mask", str(photos[key]), "-o", str(tmp_path / "m.png"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_bad_input_in_a_real_process_prints_one_line(photos: dict[str, Path], tmp_path: Path) -> None:
+    for key in ("text", "coffee"):
+        result = _run_process("mask", str(photos[key]), "-o", str(tmp_path / "m.png"))
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert photos[key].name in result.stderr
+    usage = _run_process("mask", str(photos["face"]))  # missing -o
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+
+
+def test_prepare_command(photos: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "dataset"
+    argv = ["prepare", str(photos["face"]), str(photos["coffee"]), "-o", str(out), "--size", "256"]
+    assert cli.main([*argv, "--caption", "a photo of sks woman"]) == 0
+    captured = capsys.readouterr()
+    assert "astronaut.png ->" in captured.out and "1 of 2 photos" in captured.out
+    assert captured.err.count("\n") == 1 and "coffee.jpg: no face found" in captured.err
+    assert (out / "astronaut.png").is_file() and "a photo of sks woman" in (out / "metadata.csv").read_text()
+    assert cli.main(["prepare", str(photos["coffee"]), "-o", str(tmp_path / "none"), "--size", "256"]) == 2
+    assert "none of the 1 photos" in capsys.readouterr().err
+    assert cli.main(["prepare", str(photos["face"]), "-o", str(tmp_path / "x"), "--size", "50"]) == 2
+
+
+def test_score_command(photos: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["score", str(photos["face"]), "--reference", str(photos["face"]), str(photos["coffee"])]
+    assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["image"] == str(photos["face"]) and result["references"] == 1
+    assert result["distance"] == pytest.approx(0.0, abs=1e-3)
+    assert result["skipped_references"] == [str(photos["coffee"])]
+    assert cli.main(["score", str(photos["coffee"]), "--reference", str(photos["face"])]) == 2
+    assert "no face found" in capsys.readouterr().err
