@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 SEED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed_faces"
+
+# torch's OpenMP threads spin against each other on a busy 2-core box (tiny-model steps measured
+# 3-10x slower with 2 threads than with 1); set before torch is imported, an explicit value wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

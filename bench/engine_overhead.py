@@ -1,0 +1,96 @@
+"""Overhead of Engine.swap over a bare diffusers pipeline call, same tiny model and parameters (goal <= 1.10).
+
+The bare call gets the crop the engine would feed the model; the engine call does everything a user
+request does (load the image, normalise the mask, crop, resize, LoRA state, inference, colour match,
+paste back). Runs alternate, and the best (minimum) times are compared, as timeit does: on a shared
+CPU, load from other processes only ever adds time. The median of the per-round ratios is printed too.
+Face detection (automatic masks) is timed separately: it is a fixed CPU cost that the tiny model's
+sub-second inference would exaggerate.
+
+    python bench/engine_overhead.py [--steps 20] [--strength 0.5] [--repeats 9] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--strength", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is steadiest on a busy box)")
+    args = parser.parse_args()
+
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from PIL import Image
+    from skimage import data
+
+    from faceswap_core.engine import Engine
+    from faceswap_core.faces.detect import find_face
+    from faceswap_core.faces.masks import face_mask
+    from faceswap_core.models import save_tiny_model
+    from faceswap_core.settings import SwapSettings
+
+    diffusers_logging.set_verbosity_error()
+    torch.set_num_threads(args.threads)
+    photo = Image.fromarray(data.astronaut())
+    mask = face_mask(photo.size, find_face(photo))
+    settings = SwapSettings(steps=args.steps, strength=args.strength, seed=0)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = Engine(str(save_tiny_model(Path(folder) / "tiny")), device="cpu")
+        pipeline = engine.load()
+        prepared = engine.prepare(photo, mask=mask, settings=settings)
+        size = prepared.crop.width
+
+        def bare() -> None:
+            with torch.inference_mode():
+                pipeline(
+                    prompt=settings.prompt,
+                    negative_prompt=settings.negative_prompt,
+                    image=prepared.crop,
+                    mask_image=prepared.crop_mask,
+                    height=size,
+                    width=size,
+                    strength=settings.strength,
+                    num_inference_steps=settings.steps,
+                    guidance_scale=settings.guidance,
+                    generator=torch.Generator("cpu").manual_seed(0),
+                )
+
+        def swap() -> None:
+            engine.swap(photo, mask=mask, settings=settings)
+
+        def auto_mask_swap() -> None:
+            engine.swap(photo, settings=settings)
+
+        timings: dict[str, list[float]] = {"bare": [], "engine": [], "engine+detect": []}
+        for run in (bare, swap, auto_mask_swap):  # warm-up
+            run()
+        for _ in range(args.repeats):
+            for name, run in (("bare", bare), ("engine", swap), ("engine+detect", auto_mask_swap)):
+                started = time.perf_counter()
+                run()
+                timings[name].append(time.perf_counter() - started)
+
+    best = {name: min(values) for name, values in timings.items()}
+    paired = statistics.median(e / b for e, b in zip(timings["engine"], timings["bare"], strict=True))
+    print(f"tiny model, {photo.width}x{photo.height}, {size}px crop, {args.steps} steps, strength {args.strength:g}")
+    for name, values in timings.items():
+        print(f"  {name:14s} best {best[name] * 1000:8.1f} ms   median {statistics.median(values) * 1000:8.1f} ms")
+    print(f"overhead ratio engine/bare: {best['engine'] / best['bare']:.3f} best-of-{args.repeats}, ", end="")
+    print(f"{paired:.3f} median of paired rounds  (goal <= 1.10)")
+    print(f"automatic mask (detection + landmarks) adds {(best['engine+detect'] - best['engine']) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The LoRA registry over ``lora_weights/``: what can be picked, by which name, and that it is safe to load.
+
+Layouts found (what diffusers' trainers and model sites produce):
+``NAME/pytorch_lora_weights.safetensors`` (+ ``NAME/training.json`` from our trainer),
+``NAME/checkpoint-STEP/pytorch_lora_weights.safetensors`` (listed as ``NAME/checkpoint-STEP``) and a
+single ``NAME.safetensors`` (kohya style). Only safetensors: pickles (.bin/.pt/.ckpt) can run code
+when unpickled, so they are refused by suffix AND by content, never opened with torch.load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+TRAINING_FILE = "training.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/checkpoint-\d+)?$")
+
+
+@dataclass
+class LoraInfo:
+    """One pickable LoRA: its registry name, the .safetensors file, and training metadata if known."""
+
+    name: str
+    path: Path
+    metadata: dict = field(default_factory=dict)
+
+
+def sanitize_name(name: str) -> str:
+    """A folder-safe LoRA name: letters, digits, '.', '_' and '-' only; never a path."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._-")
+    if not cleaned:
+        raise ModelLoadError(f"LoRA name {name!r} has no usable characters; use letters, digits, '_' or '-'")
+    return cleaned[:100]
+
+
+def check_safe_weights(path: str | os.PathLike) -> None:
+    """Refuse anything but a real safetensors file, without unpickling it.
+
+    The suffix check catches the usual .bin/.pt/.ckpt; the header check catches a pickle renamed to
+    .safetensors (safetensors files start with an 8-byte little-endian length and a JSON object).
+    """
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        raise UnsafeWeightsError(
+            f"{file}: {suffix} weights are pickles that can run code when loaded; convert them to .safetensors"
+        )
+    if suffix != ".safetensors":
+        raise UnsafeWeightsError(
+            f"{file}: only .safetensors weights are accepted, not {suffix or 'a file without suffix'}"
+        )
+    if not file.is_file():
+        raise ModelLoadError(f"{file}: no such weights file")
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        head = handle.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        valid = 2 <= length <= min(MAX_HEADER_BYTES, size - 8)
+        header = handle.read(length) if valid else b""
+    try:
+        parsed = json.loads(header.decode("utf-8")) if valid and header[:1] == b"{" else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        kind = "a pickle" if head[:1] == b"\x80" or head[:2] == b"PK" else "not a safetensors file"
+        raise UnsafeWeightsError(f"{file}: named .safetensors but the content is {kind}; refusing to load it")
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` strings of a safetensors header (kohya files keep their training notes there)."""
+    with path.open("rb") as handle:
+        length = struct.unpack("<Q", handle.read(8))[0]
+        header = json.loads(handle.read(length).decode("utf-8"))
+    metadata = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+
+
+class LoraRegistry:
+    """Lists and resolves LoRAs in one folder; reads the disk on every call so new training shows up."""
+
+    def __init__(self, folder: str | os.PathLike = "lora_weights") -> None:
+        self.folder = Path(folder)
+
+    def list(self) -> list[LoraInfo]:
+        """Every safe LoRA, sorted by name; a trained LoRA is followed by its checkpoints, newest first."""
+        if not self.folder.is_dir():
+            return []
+        found: list[LoraInfo] = []
+        for entry in sorted(self.folder.iterdir(), key=lambda p: p.name.lower()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                found.extend(self._folder_entries(entry))
+            elif entry.suffix.lower() == ".safetensors" and _is_safe(entry):
+                found.append(LoraInfo(entry.stem, entry, _file_metadata(entry)))
+        return found
+
+    def names(self) -> list[str]:
+        return [info.name for info in self.list()]
+
+    def resolve(self, name_or_path: str | os.PathLike) -> LoraInfo:
+        """A registry name ("NAME" or "NAME/checkpoint-STEP") or a path to a file or LoRA folder."""
+        text = str(name_or_path).strip()
+        if not text:
+            raise ModelLoadError("no LoRA name given")
+        path = Path(text).expanduser()
+        if path.exists() and (path.is_absolute() or text.startswith(".") or not _NAME.match(text)):
+            return self._from_path(path)
+        if not _NAME.match(text):
+            raise ModelLoadError(f"LoRA {text!r}: no such file or folder, and not a valid LoRA name")
+        candidate = self.folder / text
+        if candidate.is_dir():
+            return self._from_path(candidate, name=text)
+        for suffix in (".safetensors", *PICKLE_SUFFIXES):
+            file = self.folder / f"{text}{suffix}"
+            if file.is_file():
+                return self._from_path(file, name=text)
+        if path.exists():
+            return self._from_path(path)
+        known = ", ".join(self.names()[:10]) or "none"
+        raise ModelLoadError(f"LoRA {text!r} not found in {self.folder} (available: {known})")
+
+    def _folder_entries(self, folder: Path) -> list[LoraInfo]:
+        entries: list[LoraInfo] = []
+        main = _weights_in(folder)
+        metadata = _folder_metadata(folder)
+        if main is not None and _is_safe(main):
+            entries.append(LoraInfo(folder.name, main, metadata))
+        checkpoints = [
+            (int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))
+        ]
+        for step, checkpoint in sorted(checkpoints, reverse=True):
+            file = checkpoint / LORA_FILE
+            if file.is_file() and _is_safe(file):
+                entries.append(
+                    LoraInfo(f"{folder.name}/{checkpoint.name}", file, {**metadata, "checkpoint_step": step})
+                )
+        return entries
+
+    def _from_path(self, path: Path, *, name: str | None = None) -> LoraInfo:
+        if path.is_dir():
+            file = _weights_in(path)
+            if file is None:
+                pickles = [p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
+                if pickles:
+                    check_safe_weights(path / pickles[0])
+                raise ModelLoadError(f"{path}: the folder has no {LORA_FILE} (or single .safetensors file)")
+            check_safe_weights(file)
+            step = _CHECKPOINT.match(path.name)
+            if step:
+                metadata = {**_folder_metadata(path.parent), "checkpoint_step": int(step.group(1))}
+                label = name or f"{path.parent.name}/{path.name}"
+            else:
+                metadata = _folder_metadata(path)
+                label = name or path.name
+            return LoraInfo(label, file, metadata or _file_metadata(file))
+        check_safe_weights(path)
+        return LoraInfo(name or path.stem, path, _file_metadata(path))
+
+
+def _weights_in(folder: Path) -> Path | None:
+    """The LoRA file of a folder: diffusers' standard name, else its only .safetensors file."""
+    standard = folder / LORA_FILE
+    if standard.is_file():
+        return standard
+    files = [p for p in folder.glob("*.safetensors") if p.is_file()]
+    return files[0] if len(files) == 1 else None
+
+
+def _is_safe(path: Path) -> bool:
+    try:
+        check_safe_weights(path)
+    except (UnsafeWeightsError, ModelLoadError, OSError):
+        return False
+    return True
+
+
+def _folder_metadata(folder: Path) -> dict:
+    """training.json as written by the trainer; an unreadable one is reported, not fatal."""
+    file = folder / TRAINING_FILE
+    if not file.is_file():
+        weights = _weights_in(folder)
+        return _file_metadata(weights) if weights is not None and _is_safe(weights) else {}
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return {"error": f"{TRAINING_FILE} unreadable: {err}"}
+    return data if isinstance(data, dict) else {"error": f"{TRAINING_FILE} is not a JSON object"}
+
+
+def _file_metadata(path: Path) -> dict:
+    try:
+        return dict(safetensors_metadata(path))
+    except (OSError, ValueError, struct.error):
+        return {}

@@ -1,0 +1,350 @@
+"""Base-model loading (hub id, local folder, single checkpoint file), device/dtype choice, tiny test model.
+
+Loading is kept apart from running (the engine owns the running): every way a user can name a
+base model ends in the same ``StableDiffusionXLInpaintPipeline`` or a :class:`ModelLoadError` whose
+one sentence says how to fix it. The tiny model exercises the same loading and inference code in
+tests and CI, where no real weights can be downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
+from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+SINGLE_FILE_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
+SDXL_NATIVE_RESOLUTION = 1024
+
+
+def pick_device(requested: str | None = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU for "auto"; an explicit device that is absent is a user error."""
+    import torch
+
+    name = (requested or "auto").lower()
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise ModelLoadError(f"device {requested!r} is unknown; choose one of {', '.join(DEVICES)}")
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_ok else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {requested!r} was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if name == "mps" and not mps_ok:
+        raise ModelLoadError("device 'mps' was asked for but Apple MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on GPUs (half the memory, much faster); fp32 on CPU where fp16 is slow or unsupported."""
+    import torch
+
+    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+
+
+def native_resolution(pipeline: Any) -> int:
+    """The square size the model was trained at: 1024 for SDXL, much smaller for the tiny test model."""
+    sample_size = getattr(pipeline.unet.config, "sample_size", None)
+    if not sample_size:
+        return SDXL_NATIVE_RESOLUTION
+    if isinstance(sample_size, (list, tuple)):
+        sample_size = sample_size[0]
+    return int(sample_size) * int(pipeline.vae_scale_factor)
+
+
+def load_inpaint_pipeline(
+    base: str,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    vae: str | None = None,
+    low_vram: bool = False,
+) -> StableDiffusionXLInpaintPipeline:
+    """Load an SDXL inpainting pipeline from a hub id, a local diffusers folder or one .safetensors file.
+
+    Works for the plain 4-channel SDXL base and for 9-channel inpainting UNets alike (the pipeline
+    reads the UNet's ``in_channels``). ``vae`` overrides the VAE, e.g. the fp16-fix VAE that does not
+    overflow in half precision. ``low_vram`` moves each sub-model to the GPU only while it runs.
+    """
+    import torch
+
+    torch_device = device if isinstance(device, torch.device) else pick_device(device)
+    torch_dtype = dtype or default_dtype(torch_device)
+    pipeline = _load_base(base, torch_dtype)
+    if vae:
+        pipeline.vae = _load_vae(vae, torch_dtype)
+    if low_vram and torch_device.type == "cuda":
+        pipeline.enable_model_cpu_offload(device=torch_device)
+    else:
+        pipeline.to(torch_device)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def _load_base(base: str, dtype: torch.dtype) -> StableDiffusionXLInpaintPipeline:
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+    path = Path(base).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UnsafeWeightsError(
+            f"{base}: {path.suffix} checkpoints are pickles that can run code when loaded; "
+            "use a .safetensors version of the model instead"
+        )
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        if not path.is_file():
+            raise ModelLoadError(f"{base}: no such checkpoint file; check the path given with --base")
+        from faceswap_core.loras import check_safe_weights
+
+        check_safe_weights(path)
+        return _guarded(base, lambda: StableDiffusionXLInpaintPipeline.from_single_file(str(path), dtype=dtype))
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"{base}: the folder has no model_index.json; pass a diffusers model folder "
+                "(as written by save_pretrained) or a single .safetensors file"
+            )
+        return _guarded(base, lambda: StableDiffusionXLInpaintPipeline.from_pretrained(str(path), dtype=dtype))
+    if _looks_like_path(base):
+        raise ModelLoadError(f"{base}: no such folder or file; check the path given with --base")
+    return _guarded(base, lambda: _from_hub(base, dtype))
+
+
+def _from_hub(repo_id: str, dtype: torch.dtype) -> StableDiffusionXLInpaintPipeline:
+    """Prefer the fp16 weight variant where the repo has one: half the download for the same result."""
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+    if dtype.is_floating_point and dtype.itemsize == 2:
+        try:
+            return StableDiffusionXLInpaintPipeline.from_pretrained(repo_id, dtype=dtype, variant="fp16")
+        except (OSError, ValueError) as err:
+            if _is_access_problem(err):
+                raise
+    return StableDiffusionXLInpaintPipeline.from_pretrained(repo_id, dtype=dtype)
+
+
+def _load_vae(vae: str, dtype: torch.dtype) -> Any:
+    from diffusers import AutoencoderKL
+
+    path = Path(vae).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UnsafeWeightsError(f"{vae}: {path.suffix} files are pickles that can run code; use a .safetensors VAE")
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        from faceswap_core.loras import check_safe_weights
+
+        if not path.is_file():
+            raise ModelLoadError(f"{vae}: no such VAE file; check the path given with --vae")
+        check_safe_weights(path)
+        return _guarded(vae, lambda: AutoencoderKL.from_single_file(str(path), dtype=dtype), what="VAE")
+    if path.is_dir():
+        return _guarded(vae, lambda: AutoencoderKL.from_pretrained(str(path), dtype=dtype), what="VAE")
+    if _looks_like_path(vae):
+        raise ModelLoadError(f"{vae}: no such VAE folder or file; check the path given with --vae")
+    return _guarded(vae, lambda: AutoencoderKL.from_pretrained(vae, dtype=dtype), what="VAE")
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are exactly "owner/name"; anything else with separators or dots is meant as a path."""
+    if name.startswith((".", "/", "~")) or os.sep in name.replace("/", "") or name.count("/") != 1:
+        return True
+    return any(not part for part in name.split("/"))
+
+
+def _is_access_problem(err: BaseException) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return any(word in text for word in ("gated", "401", "403", "token", "offline", "connection", "resolve"))
+
+
+def _guarded(name: str, load: Any, *, what: str = "base model") -> Any:
+    """Run a diffusers loader and turn its many failure modes into one sentence saying what to do."""
+    try:
+        return load()
+    except (UnsafeWeightsError, ModelLoadError):
+        raise
+    except Exception as err:  # diffusers/hub raise OSError, ValueError, HTTP errors, EnvironmentError...
+        raise ModelLoadError(_explain(name, err, what)) from err
+
+
+def _explain(name: str, err: BaseException, what: str) -> str:
+    text = f"{type(err).__name__}: {err}".lower()
+    single_file = name.lower().endswith(SINGLE_FILE_SUFFIXES)
+    if "gated" in text or "403" in text or ("accept" in text and "license" in text):
+        return (
+            f"{what} {name} is gated: accept its licence on huggingface.co, run `hf auth login`, "
+            "then retry (or pass a local folder with --base)"
+        )
+    if "401" in text or ("token" in text and ("invalid" in text or "unauthorized" in text)):
+        return f"{what} {name} needs a Hugging Face token: run `hf auth login` (or pass a local folder with --base)"
+    if "repository not found" in text or "404" in text or "is not a valid model identifier" in text:
+        return f"{what} {name} was not found on the Hugging Face hub; check the name or pass a local folder with --base"
+    if any(word in text for word in ("offline", "connect", "resolve", "cannot find the requested files", "cache")):
+        if single_file:
+            return (
+                f"{name}: a single checkpoint file needs SDXL's config and tokenizer files from the hub once; run "
+                f"`hf download {DEFAULT_BASE_MODEL} --exclude '*.safetensors'` while online, or pass a diffusers folder"
+            )
+        if _looks_like_path(name):
+            return f"{what} {name} is incomplete (files are missing); pass a complete diffusers folder with --base"
+        return (
+            f"{what} {name} is not in the local cache and cannot be downloaded now; "
+            f"download it with `hf download {name}` while online, or pass a local folder with --base"
+        )
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{what} {name} could not be loaded ({first_line[:200]}); pass a diffusers folder or SDXL .safetensors file"
+
+
+# --- tiny random model for tests, CI and smoke checks -------------------------------------------
+
+TINY_WORDS = ("a", "photo", "of", "woman", "man", "person", "face", "blurry", "the")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's reversible byte -> printable unicode table (GPT-2 byte-level BPE)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars), strict=True))
+
+
+def tiny_vocabulary() -> tuple[dict[str, int], list[str]]:
+    """A byte-level CLIP vocabulary small enough for a 1000-row embedding, with merges for a few words.
+
+    Every byte (with and without the end-of-word marker) is a token, so any text tokenizes; the
+    merges make common prompt words single tokens, as with the real tokenizer.
+    """
+    symbols = list(_bytes_to_unicode().values())
+    tokens = symbols + [s + "</w>" for s in symbols]
+    merges: list[str] = []
+    for word in TINY_WORDS:
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            merges.append(f"{parts[0]} {parts[1]}")
+            merged = parts[0] + parts[1]
+            if merged not in tokens:
+                tokens.append(merged)
+            parts = [merged, *parts[2:]]
+    merges = list(dict.fromkeys(merges))
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {token: index for index, token in enumerate(tokens)}, merges
+
+
+def tiny_tokenizer(vocab_dir: Path) -> Any:
+    """A CLIP tokenizer from files written locally: real byte-level BPE, no download."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = tiny_vocabulary()
+    vocab_dir.mkdir(parents=True, exist_ok=True)
+    (vocab_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (vocab_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    return CLIPTokenizer(vocab=str(vocab_dir / "vocab.json"), merges=str(vocab_dir / "merges.txt"), model_max_length=77)
+
+
+def build_tiny_pipeline(
+    *, inpaint_unet: bool = False, seed: int = 0, vocab_dir: Path
+) -> StableDiffusionXLInpaintPipeline:
+    """A randomly initialised SDXL inpainting pipeline with diffusers-test dimensions (64 px native)."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = tiny_tokenizer(vocab_dir)
+    vocab_size = len(tokenizer)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=9 if inpaint_unet else 4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,  # 6 size/crop ids x 8 + the 32-d pooled text embedding
+        cross_attention_dim=64,  # both text encoders' hidden states concatenated (32 + 32)
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        sample_size=128,
+        force_upcast=False,  # fp32 only: nothing to upcast, and upcasting re-casts the VAE every call
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+        timestep_spacing="leading",
+        prediction_type="epsilon",
+        interpolation_type="linear",
+        use_karras_sigmas=False,
+    )
+    text_config = CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        vocab_size=max(1000, vocab_size),
+        max_position_embeddings=77,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(text_config)
+    torch.manual_seed(seed + 1)
+    text_encoder_2 = CLIPTextModelWithProjection(text_config)
+    return StableDiffusionXLInpaintPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        requires_aesthetics_score=False,
+        force_zeros_for_empty_prompt=True,
+        add_watermarker=False,
+    )
+
+
+def save_tiny_model(out_dir: str | os.PathLike, *, inpaint_unet: bool = False, seed: int = 0) -> Path:
+    """Write a tiny random SDXL inpainting pipeline with ``save_pretrained``; returns the folder.
+
+    Its output is noise: it exists so tests exercise real loading and inference in seconds on CPU.
+    """
+    import tempfile
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        pipeline = build_tiny_pipeline(inpaint_unet=inpaint_unet, seed=seed, vocab_dir=Path(scratch))
+        pipeline.save_pretrained(out, safe_serialization=True)
+    return out
