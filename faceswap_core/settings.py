@@ -155,6 +155,7 @@ class TrainSettings:
     use_8bit_adam: bool = True  # when bitsandbytes is installed and the device is CUDA
     sample_every_checkpoint: bool = True
     sample_prompt: str = ""  # "" = the caption template of class_word
+    sample_target: str | None = None  # also inpaint the face of this photo at each checkpoint
     sample_steps: int = int(SAMPLE_STEPS.default)
     class_word: str = DEFAULT_CLASS_WORD  # captions of raw photos and the default sample prompt
     vqa_model: str | None = None  # caption raw photos with this VQA model (e.g. DEFAULT_VQA_MODEL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from vqa_factory import save_tiny_blip_vqa
 
 from faceswap_core.captions import VQA_QUESTIONS, VqaCaptioner, compose_caption, template_caption
 from faceswap_core.errors import ModelLoadError, SettingsError
@@ -53,42 +54,8 @@ def test_compose_caption_from_answers() -> None:
     assert compose_caption({"action": "yes", "hair": "unknown"}) == "a photo of a woman face"
 
 
-def _save_tiny_blip_vqa(out: Path) -> Path:
-    """A randomly initialised BLIP-VQA with a locally written vocabulary, saved like a hub model."""
-    import torch
-    from transformers import BertTokenizer, BlipConfig, BlipForQuestionAnswering, BlipImageProcessor, BlipProcessor
-
-    out.mkdir(parents=True, exist_ok=True)
-    words = "what is the person doing kind of lighting in photo color light facial expression background hair how long"
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "?", "'", "s", *words.split(), "smiling", "trees"]
-    (out / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tokenizer = BertTokenizer(str(out / "vocab.txt"), bos_token="[DEC]")
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        encoder_hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-        bos_token_id=tokenizer.convert_tokens_to_ids("[DEC]"),
-        sep_token_id=tokenizer.sep_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    vision = dict(
-        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8
-    )
-    torch.manual_seed(0)
-    config = BlipConfig(text_config=text, vision_config=vision, projection_dim=32, image_text_hidden_size=32)
-    BlipForQuestionAnswering(config).save_pretrained(out)
-    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
-    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
-    return out
-
-
 def test_vqa_captioner_with_tiny_model(tmp_path: Path, astronaut) -> None:
-    captioner = VqaCaptioner(str(_save_tiny_blip_vqa(tmp_path / "blip")), max_answer_tokens=4)
+    captioner = VqaCaptioner(str(save_tiny_blip_vqa(tmp_path / "blip")), max_answer_tokens=4)
     answers = captioner.answers(astronaut)
     assert set(answers) == {q.key for q in VQA_QUESTIONS}
     assert all(isinstance(a, str) for a in answers.values())

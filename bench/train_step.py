@@ -1,0 +1,297 @@
+"""Seconds per LoRA training step and peak memory: this trainer vs the diffusers example script's per-step work.
+
+The example script (``train_text_to_image_lora_sdxl.py``) runs the VAE encoder and both text encoders
+on every step, and keeps them on the GPU; the trainer encodes the fixed dataset once and trains the
+UNet alone. Both variants run the same UNet + LoRA + optimizer step, each in a fresh subprocess so
+that peak memory (peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA) is its own.
+
+    python bench/train_step.py                 # tiny random model, CPU or GPU
+    python bench/train_step.py --full          # full-size SDXL UNet (random weights), 1024 px, CUDA only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# stabilityai/stable-diffusion-xl-base-1.0 unet/config.json, so --full needs no download.
+SDXL_UNET_CONFIG: dict[str, Any] = {
+    "act_fn": "silu",
+    "addition_embed_type": "text_time",
+    "addition_embed_type_num_heads": 64,
+    "addition_time_embed_dim": 256,
+    "attention_head_dim": [5, 10, 20],
+    "block_out_channels": [320, 640, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 2048,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "projection_class_embeddings_input_dim": 2816,
+    "sample_size": 128,
+    "transformer_layers_per_block": [1, 2, 10],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "use_linear_projection": True,
+}
+
+
+def _peak_memory(device: Any) -> float:
+    """Peak MiB: CUDA allocations on a GPU, the process's peak RSS otherwise."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_variant(variant: str, base: str, resolution: int, steps: int, warmup: int, images: int) -> dict[str, Any]:
+    """Set up one variant (or both) as the trainer does, then time ``steps`` steps of each."""
+    import torch
+    from diffusers import DDPMScheduler
+    from PIL import Image
+
+    from faceswap_core.images import to_array
+    from faceswap_core.models import pick_device
+    from faceswap_core.settings import TrainSettings
+    from faceswap_core.training.dataset import DatasetItem, encode_dataset, encode_text, tokenize
+    from faceswap_core.training.trainer import UNET_TARGET_MODULES, _Run, _train_step, add_lora, make_optimizer
+
+    device = pick_device("auto")
+    if device.type == "cpu":
+        # The tiny random model drives x86 into denormal slow paths (20x slower steps, varying from run to
+        # run): flushing them measures the work, not the CPU's denormal handling. Same for both variants.
+        torch.set_flush_denormal(True)
+    settings = TrainSettings(resolution=resolution, rank=4, flip=True, sample_every_checkpoint=False)
+    run = _Run(Path(tempfile.mkdtemp()), base, settings, device)
+    pipeline = run.load()
+    folder = Path(tempfile.mkdtemp())
+    rng = torch.Generator().manual_seed(0)
+    items = []
+    for index in range(images):
+        pixels = torch.randint(0, 256, (resolution, resolution, 3), generator=rng, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+        items.append(DatasetItem(folder / f"{index}.png", f"a photo of a woman face, photo {index}"))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    cached = None
+    if variant in ("trainer", "both"):
+        cached = encode_dataset(
+            pipeline,
+            items,
+            resolution=resolution,
+            flip=True,
+            device=device,
+            text_dtype=run.precision.weight_dtype,
+            encode_captions=True,
+            seed=0,
+        )
+    if variant in ("example", "both"):  # the example script keeps every model on the device
+        pipeline.vae.to(device)
+        pipeline.text_encoder.to(device)
+        pipeline.text_encoder_2.to(device)
+    unet = pipeline.unet
+    add_lora(unet, settings, UNET_TARGET_MODULES)
+    unet.to(device)
+    params = [p for p in unet.parameters() if p.requires_grad]
+    for param in params:
+        param.data = param.data.float()
+    unet.train()
+    optimizer = make_optimizer(params, settings, device)
+    scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    generator = torch.Generator().manual_seed(0)
+    models = {"unet": unet}
+    scaler = torch.amp.GradScaler("cuda") if run.precision.grad_scaler else None
+    pictures = [
+        torch.from_numpy(to_array(Image.open(item.image))).permute(2, 0, 1).float().div(127.5).sub(1.0)
+        for item in items
+    ]
+    captions = [item.caption for item in items]
+    time_ids = torch.tensor([[resolution, resolution, 0, 0, resolution, resolution]], dtype=torch.float32)
+
+    def example_step() -> None:
+        """Per step, as the example script: VAE encode + text encode + the same UNet step."""
+        index = int(torch.randint(0, len(items), (1,), generator=generator))
+        with torch.no_grad():
+            vae = pipeline.vae
+            latents = vae.encode(pictures[index][None].to(device, vae.dtype)).latent_dist.sample()
+            latents = (latents * vae.config.scaling_factor).float().cpu()
+            ids = tokenize((pipeline.tokenizer, pipeline.tokenizer_2), [captions[index]])
+            embeds, pooled = encode_text((pipeline.text_encoder, pipeline.text_encoder_2), ids)
+        noise = torch.randn(latents.shape, generator=generator)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        autocast = torch.autocast(device.type, dtype=run.precision.autocast, enabled=run.precision.autocast is not None)
+        with autocast:
+            prediction = unet(
+                noisy.to(device),
+                timesteps.to(device),
+                encoder_hidden_states=embeds,
+                added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids.to(device)},
+                return_dict=False,
+            )[0]
+        loss = torch.nn.functional.mse_loss(prediction.float(), noise.to(device).float())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def trainer_step() -> None:
+        _train_step(pipeline, models, cached, scheduler, optimizer, scaler, generator, run, False)
+
+    chosen = {"example": example_step, "trainer": trainer_step}
+    if variant != "both":
+        chosen = {variant: chosen[variant]}
+    durations: dict[str, list[float]] = {name: [] for name in chosen}
+    for index in range(warmup + steps):  # interleaved, so both variants see the same machine load
+        for name, step in chosen.items():
+            _sync(device)
+            began = time.perf_counter()
+            step()
+            _sync(device)
+            if index >= warmup:
+                durations[name].append(time.perf_counter() - began)
+    seconds = {name: statistics.median(values) for name, values in durations.items()}
+    return {"seconds_per_step": seconds, "peak_mib": _peak_memory(device)}
+
+
+def run_full(steps: int, warmup: int, gradient_checkpointing: bool) -> None:
+    """Full-size SDXL UNet with random weights at 1024 px, batch 1, as the trainer trains it."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print("--full needs a CUDA GPU (the full SDXL UNet at 1024 px); none is visible, so nothing was measured.")
+        return
+    from diffusers import UNet2DConditionModel
+
+    from faceswap_core.settings import TrainSettings
+    from faceswap_core.training.trainer import UNET_TARGET_MODULES, add_lora, make_optimizer, pick_precision
+
+    device = torch.device("cuda")
+    precision = pick_precision(device, True)
+    settings = TrainSettings()
+    unet = UNet2DConditionModel(**SDXL_UNET_CONFIG).to(dtype=precision.weight_dtype)
+    unet.requires_grad_(False)
+    add_lora(unet, settings, UNET_TARGET_MODULES)
+    unet.to(device)
+    params = [p for p in unet.parameters() if p.requires_grad]
+    for param in params:
+        param.data = param.data.float()
+    if gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    optimizer = make_optimizer(params, settings, device)
+    scaler = torch.amp.GradScaler("cuda") if precision.grad_scaler else None
+    latents = torch.randn(1, 4, 128, 128, device=device)
+    embeds = torch.randn(1, 77, 2048, device=device)
+    pooled = torch.randn(1, 1280, device=device)
+    time_ids = torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0]], device=device)
+    torch.cuda.reset_peak_memory_stats(device)
+    durations = []
+    for index in range(warmup + steps):
+        torch.cuda.synchronize()
+        began = time.perf_counter()
+        with torch.autocast("cuda", dtype=precision.autocast):
+            timesteps = torch.randint(0, 1000, (1,), device=device)
+            prediction = unet(
+                latents, timesteps, embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}
+            ).sample
+        loss = torch.nn.functional.mse_loss(prediction.float(), latents)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        if index >= warmup:
+            durations.append(time.perf_counter() - began)
+    per_step = statistics.median(durations)
+    print(
+        f"full SDXL UNet, 1024 px, batch 1, LoRA rank {settings.rank}, {precision.name}, "
+        f"{type(optimizer).__name__}, gradient checkpointing {'on' if gradient_checkpointing else 'off'}, "
+        f"{torch.cuda.get_device_name(device)}: {1 / per_step:.2f} steps/s ({per_step:.3f} s/step), "
+        f"peak VRAM {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", help="model to use (default: a tiny random SDXL written to a temp folder)")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--images", type=int, default=10, help="dataset size (encoded once by the trainer)")
+    parser.add_argument("--full", action="store_true", help="full-size SDXL UNet at 1024 px (CUDA only)")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="with --full")
+    parser.add_argument("--variant", choices=("trainer", "example", "both"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.full:
+        run_full(args.steps, args.warmup, args.gradient_checkpointing)
+        return
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.base, args.resolution, args.steps, args.warmup, args.images)))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        base = args.base
+        if base is None:
+            from faceswap_core.models import save_tiny_model
+
+            base = str(save_tiny_model(Path(scratch) / "tiny"))
+
+        def child(variant: str, steps: int, warmup: int) -> dict[str, Any]:
+            command = [sys.executable, __file__, "--variant", variant, "--base", base, "--images", str(args.images)]
+            command += ["--resolution", str(args.resolution), "--steps", str(steps), "--warmup", str(warmup)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            return json.loads(done.stdout.strip().splitlines()[-1])
+
+        seconds = child("both", args.steps, args.warmup)["seconds_per_step"]
+        peaks = {variant: child(variant, 3, 0)["peak_mib"] for variant in ("example", "trainer")}
+    print(
+        f"model {args.base or 'tiny random SDXL'}, {args.resolution} px, batch 1, {args.images} images, "
+        f"median of {args.steps} interleaved steps; peak memory of each variant in its own process"
+    )
+    for name, label in (("example", "diffusers example per-step work"), ("trainer", "this trainer (cached)")):
+        print(f"  {label:34s} {seconds[name] * 1000:8.1f} ms/step   peak {peaks[name]:8.1f} MiB")
+    memory = "CUDA max_memory_allocated" if peaks["trainer"] and _cuda() else "whole-process peak RSS"
+    print(
+        f"  ratio trainer/example: time {seconds['trainer'] / seconds['example']:.2f}, "
+        f"peak memory {peaks['trainer'] / peaks['example']:.2f} ({memory})"
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+if __name__ == "__main__":
+    main()
