@@ -221,3 +221,34 @@ def test_load_error_is_kept_for_the_ui(tmp_path: Path) -> None:
         engine.load()
     assert engine.load_error and "no-model" in engine.load_error
     engine.release_gpu()
+
+
+class _GpuPipelineDouble:
+    """Stands in for a pipeline on a GPU: records where it is moved (no CUDA on CI)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.device = torch.device("cuda", 0)
+        self.moves: list[str] = []
+
+    def to(self, device: object) -> _GpuPipelineDouble:
+        import torch
+
+        self.moves.append(str(device))
+        self.device = torch.device(device)
+        return self
+
+
+def test_parked_moves_the_pipeline_off_the_gpu_and_back_while_holding_the_lock() -> None:
+    pipeline = _GpuPipelineDouble()
+    engine = Engine.from_pipeline(pipeline)
+    seen_from_other_thread: list[bool] = []
+    with pytest.raises(RuntimeError, match="training failed"), engine.parked():
+        assert pipeline.device.type == "cpu"
+        probe = threading.Thread(target=lambda: seen_from_other_thread.append(engine.lock.acquire(blocking=False)))
+        probe.start()
+        probe.join()
+        raise RuntimeError("training failed")
+    assert seen_from_other_thread == [False]  # swaps wait while the GPU is lent out
+    assert pipeline.moves == ["cpu", "cuda:0"] and pipeline.device.type == "cuda"
