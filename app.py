@@ -1,0 +1,32 @@
+"""Start the face-swap web app: ``python app.py [--base MODEL] [--lora-dir DIR] [--port P] ...``.
+
+Every flag also reads an environment variable (``FACESWAP_BASE_MODEL``, ``FACESWAP_PORT``, ...), so the
+same file serves a workstation, a container and a Hugging Face Space. The engine is built once here
+and shared by every visitor; GPU work goes through Gradio's queue one job at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from faceswap_core.ui.config import parse_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(argv)
+    with contextlib.suppress(ImportError):
+        import spaces  # noqa: F401  (ZeroGPU wants it imported before torch touches CUDA)
+    from faceswap_core.engine import Engine
+    from faceswap_core.ui.demo import CSS, THEME, create_demo
+
+    engine = Engine(config.base_model, device=config.device, low_vram=config.low_vram, lora_dir=config.lora_dir)
+    demo = create_demo(engine)
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=config.host, server_port=config.port, share=config.share, theme=THEME, css=CSS
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

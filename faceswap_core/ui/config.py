@@ -1,0 +1,118 @@
+"""How the app is configured: command-line flags, each with an environment variable behind it.
+
+Containers and Spaces set environment variables; people on a workstation type flags. A flag wins
+over its variable, and the variable over the default, so one image can serve both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES
+
+DEFAULT_PORT = 7860
+DEFAULT_HOST = "127.0.0.1"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("", "0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything ``app.py`` needs to build the engine and serve the page."""
+
+    base_model: str = DEFAULT_BASE_MODEL
+    lora_dir: str = "lora_weights"
+    device: str = "auto"
+    low_vram: bool = False
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    share: bool = False
+
+
+def _env_flag(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise SystemExit(f"error: {name}={environ[name]!r} is not a yes/no value; use 1 or 0")
+
+
+def _env_port(environ: Mapping[str, str]) -> int:
+    value = environ.get("FACESWAP_PORT", "").strip() or str(DEFAULT_PORT)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"error: FACESWAP_PORT={value!r} is not a port number (1-65535)")
+    return int(value)
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The flags, with defaults taken from ``environ`` so ``--help`` shows what will actually be used."""
+    parser = argparse.ArgumentParser(
+        prog="python app.py",
+        description="Face swap in the browser: SDXL inpainting with a LoRA of the person, and LoRA training.",
+        epilog="Every flag can also be set by its environment variable (the flag wins).",
+    )
+    parser.add_argument(
+        "--base",
+        default=environ.get("FACESWAP_BASE_MODEL") or DEFAULT_BASE_MODEL,
+        metavar="MODEL",
+        help="base model: hub id, local folder or single .safetensors file [FACESWAP_BASE_MODEL] "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lora-dir",
+        default=environ.get("FACESWAP_LORA_DIR") or "lora_weights",
+        metavar="DIR",
+        help="folder of LoRA weights; trained LoRAs are written here [FACESWAP_LORA_DIR] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        default=environ.get("FACESWAP_DEVICE") or "auto",
+        choices=DEVICES,
+        help="where the model runs [FACESWAP_DEVICE] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--low-vram",
+        action="store_true",
+        default=_env_flag(environ, "FACESWAP_LOW_VRAM"),
+        help="offload model parts to the CPU, for 8-12 GB cards [FACESWAP_LOW_VRAM=1]",
+    )
+    parser.add_argument(
+        "--host",
+        default=environ.get("FACESWAP_HOST") or environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST,
+        help="address to listen on; 0.0.0.0 in a container [FACESWAP_HOST, else GRADIO_SERVER_NAME as Spaces set it] "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=_env_port(environ),
+        help="port to listen on [FACESWAP_PORT] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        default=_env_flag(environ, "FACESWAP_SHARE"),
+        help="also serve through a temporary public gradio.live link [FACESWAP_SHARE=1]",
+    )
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Flags over environment over defaults."""
+    env = os.environ if environ is None else environ
+    args = build_parser(env).parse_args(argv)
+    if not 0 < args.port < 65536:
+        raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
+    return AppConfig(
+        base_model=args.base,
+        lora_dir=args.lora_dir,
+        device=args.device,
+        low_vram=args.low_vram,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+    )

@@ -1,0 +1,100 @@
+"""The whole page: a title, the model status, the Swap and Train tabs; built around one shared engine.
+
+The base model loads in a background thread so the page (and its mask tools) is usable at once; the
+status line polls until the model is ready, or shows why it failed and how to fix it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import gradio as gr
+
+from faceswap_core.engine import Engine
+from faceswap_core.errors import FaceswapError
+from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
+from faceswap_core.ui.train import TrainHandlers, create_train_tab
+
+TITLE = "Face swap"
+INTRO = (
+    "Replace a face in a photo with the face of a person you trained. "
+    "**Swap:** upload a photo, press **Auto mask** (or paint over the face), pick the person and press **Generate**. "
+    "**Train:** teach the app a new person from 5–20 photos."
+)
+STATUS_POLL_SECONDS = 2.0
+THEME = gr.themes.Soft(primary_hue="orange")
+CSS = """
+#model-status p { margin: 0; }
+#model-status.error { border-left: 4px solid #dc2626; padding-left: 8px; }
+footer { display: none !important; }
+"""
+
+
+class ModelLoader:
+    """Loads the engine's base model once, off the request path, and describes where that stands."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._thread: threading.Thread | None = None
+        self._unexpected: str | None = None
+
+    def start(self) -> None:
+        if self._thread is None and not self.engine.loaded:
+            self._thread = threading.Thread(target=self._load, name="load-base-model", daemon=True)
+            self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self.engine.load()
+        except FaceswapError:
+            pass  # the engine keeps the message in load_error
+        except Exception as err:  # a bug or a broken install: still say it on the page instead of a blank
+            self._unexpected = f"{type(err).__name__}: {err}"
+
+    @property
+    def done(self) -> bool:
+        return self.engine.loaded or self.error is not None
+
+    @property
+    def error(self) -> str | None:
+        return self.engine.load_error or self._unexpected
+
+    def message(self) -> str:
+        model = f"`{self.engine.base_model}`"
+        if self.engine.loaded:
+            return f"✅ Model ready: {model}"
+        if self.error:
+            return (
+                f"⚠️ **The base model could not be loaded.** {self.error}\n\n"
+                "Restart the app with `--base MODEL` (a Hugging Face id, a local folder or a `.safetensors` file) "
+                "or set `FACESWAP_BASE_MODEL`. The mask tools below still work meanwhile."
+            )
+        return f"⏳ Loading the base model {model}… (the first start downloads it). You can prepare the mask meanwhile."
+
+    def poll(self) -> tuple[Any, Any]:
+        """For the page's timer: the status text, and the timer stopped once there is nothing left to wait for."""
+        classes = ["error"] if self.error else []
+        return gr.Markdown(self.message(), elem_classes=classes), gr.Timer(active=not self.done)
+
+
+def create_demo(engine: Engine, *, load_model: bool = True) -> gr.Blocks:
+    """The app for ``engine``; ``load_model`` starts loading the base model in the background."""
+    loader = ModelLoader(engine)
+    swap_handlers = SwapHandlers(engine)
+    train_handlers = TrainHandlers(engine)
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        status = gr.Markdown(loader.message(), elem_id="model-status")
+        timer = gr.Timer(STATUS_POLL_SECONDS)
+        with gr.Tabs():
+            with gr.Tab("Swap a face", id="swap"):
+                lora_picker = create_swap_tab(engine, swap_handlers)
+            with gr.Tab("Train a person", id="train"):
+                create_train_tab(engine, lora_picker, train_handlers)
+        timer.tick(loader.poll, None, [status, timer], queue=False)
+        demo.load(loader.poll, None, [status, timer], queue=False)
+        demo.load(lambda current: refresh_lora_picker(engine, current), lora_picker, lora_picker, queue=False)
+    if load_model:
+        loader.start()
+    return demo

@@ -1,0 +1,368 @@
+"""The Train tab: photos of the person -> aligned crops with editable captions -> a LoRA, with live progress.
+
+Training runs in a worker thread inside ``Engine.parked()`` (the swap pipeline waits in CPU memory,
+swaps wait for the GPU) while the event handler streams its progress reports to the page; Cancel
+sets the run's ``threading.Event`` and the trainer stops after the current step, keeping a loadable
+checkpoint. When it ends, the Swap tab's LoRA picker is refreshed with the new LoRA selected.
+"""
+
+from __future__ import annotations
+
+import csv
+import queue
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from faceswap_core.engine import Engine
+from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
+from faceswap_core.settings import (
+    CLASS_WORDS,
+    DEFAULT_CLASS_WORD,
+    TRAIN_CHECKPOINT_EVERY,
+    TRAIN_LR,
+    TRAIN_RANK,
+    TRAIN_RESOLUTION,
+    TRAIN_STEPS,
+    TrainSettings,
+)
+from faceswap_core.ui.common import on_gpu, user_errors
+from faceswap_core.ui.swap import refresh_lora_picker
+
+METADATA_FILE = "metadata.csv"
+CAPTION_HEADERS = ["photo", "caption"]
+STAGE_WORDS = {
+    "preparing": "Preparing the photos",
+    "loading": "Loading the base model",
+    "caching": "Encoding the photos once",
+    "training": "Training",
+    "done": "Finished",
+}
+TRAIN_GPU_SECONDS = 3600  # ZeroGPU time asked for one training run
+
+
+def _rows(value: Any) -> list[list[str]]:
+    """Dataframe value (pandas or list of rows) -> list of [file name, caption]."""
+    if value is None:
+        return []
+    rows = value.values.tolist() if hasattr(value, "values") else list(value)
+    return [[str(cell) if cell is not None else "" for cell in row[:2]] for row in rows if row and row[0]]
+
+
+def default_lora_name() -> str:
+    return time.strftime("person-%Y%m%d-%H%M")
+
+
+def _ui_name(name: str) -> str:
+    """Names typed in the UI: spaces become '_' so the name is also valid for the LoRA picker."""
+    cleaned = re.sub(r"\s+", "_", (name or "").strip())
+    if not cleaned:
+        raise SettingsError("give the LoRA a name, for example 'anna'")
+    return cleaned
+
+
+class TrainHandlers:
+    """What the Train tab's buttons do: prepare the photos, train, cancel."""
+
+    def __init__(self, engine: Engine, work_dir: str | Path | None = None) -> None:
+        self.engine = engine
+        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
+        self._cancels: dict[str, threading.Event] = {}
+        self._cancels_lock = threading.Lock()
+
+    @user_errors
+    def prepare(
+        self, photos: list[str] | None, class_word: str, progress: gr.Progress = gr.Progress(track_tqdm=True)
+    ) -> tuple[list[tuple[str, str]], list[list[str]], str, str | None]:
+        """Aligned crops of each photo with template captions, written to a fresh dataset folder."""
+        from faceswap_core.prepare import prepare_dataset
+
+        if not photos:
+            return [], [], "", None
+        out = Path(tempfile.mkdtemp(prefix="dataset-", dir=self.work_dir))
+        done = [0]
+
+        def on_photo(name: str, path: Path | None, reason: str | None) -> None:
+            done[0] += 1
+            progress((done[0], len(photos)), desc="Aligning faces", unit="photos")
+
+        report = prepare_dataset(photos, out, class_word=class_word or DEFAULT_CLASS_WORD, on_photo=on_photo)
+        gallery = [(str(path), path.name) for path in report.written]
+        rows = [[name, caption] for name, caption in report.captions.items()]
+        message = f"{len(report.written)} photo(s) ready."
+        if report.skipped:
+            skipped = "\n".join(f"- {Path(name).name}: {reason}" for name, reason in report.skipped)
+            message += f" {len(report.skipped)} skipped:\n{skipped}"
+        if len(report.written) < 5:
+            message += "\n\n5 to 20 photos of the same person, from different angles and light, work best."
+        return gallery, rows, message, str(out)
+
+    @staticmethod
+    def write_captions(dataset: Path, rows: list[list[str]]) -> None:
+        """Save the (possibly edited) captions table as the dataset's metadata.csv."""
+        known = {p.name for p in dataset.iterdir() if p.suffix.lower() == ".png"}
+        cleaned = []
+        for name, caption in rows:
+            if name not in known:
+                raise DatasetError(f"captions table: {name!r} is not one of the prepared photos")
+            if not caption.strip():
+                raise DatasetError(f"captions table: the caption of {name} is empty")
+            cleaned.append([name, caption.strip()])
+        if not cleaned:
+            raise DatasetError("the captions table is empty; upload photos of the person first")
+        with open(dataset / METADATA_FILE, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file_name", "text"])
+            writer.writerows(cleaned)
+
+    def _session(self, request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or "local"
+
+    @user_errors
+    def train(
+        self,
+        dataset: str | None,
+        captions: Any,
+        name: str,
+        class_word: str,
+        steps: float,
+        rank: float,
+        learning_rate: float,
+        checkpoint_every: float,
+        resolution: float,
+        current_lora: str | None,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
+        """Stream (status, loss table, samples, LoRA picker) while the trainer runs in a worker thread."""
+        from faceswap_core.training import train_lora
+
+        if not dataset or not Path(dataset).is_dir():
+            raise gr.Error("Upload photos of the person first.")
+        settings = TrainSettings(
+            steps=int(steps),
+            rank=int(rank),
+            learning_rate=float(learning_rate),
+            checkpoint_every=int(checkpoint_every),
+            resolution=int(resolution),
+            class_word=class_word or DEFAULT_CLASS_WORD,
+        )
+        settings.validate()
+        lora_name = _ui_name(name)
+        self.write_captions(Path(dataset), _rows(captions))
+
+        session = self._session(request)
+        cancel = threading.Event()
+        with self._cancels_lock:
+            if session in self._cancels:
+                raise gr.Error("A training run of this page is already going; cancel it first.")
+            self._cancels[session] = cancel
+        reports: queue.Queue[Any] = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                with self.engine.parked():  # one GPU: the swap pipeline waits in CPU memory, swaps wait
+                    outcome["result"] = train_lora(
+                        Path(dataset),
+                        lora_name,
+                        base_model=self.engine.base_model,
+                        settings=settings,
+                        lora_dir=self.engine.loras.folder,
+                        progress=reports.put,
+                        cancel=cancel,
+                        device=self.engine.device,
+                    )
+            except BaseException as err:  # handed to the event thread, which reports it
+                outcome["error"] = err
+            finally:
+                reports.put(None)
+
+        worker = threading.Thread(target=work, name=f"train-{lora_name}", daemon=True)
+        losses: list[dict[str, float]] = []
+        samples: list[tuple[str, str]] = []
+        status = f"Starting training of **{lora_name}**…"
+        worker.start()
+        try:
+            yield status, _loss_table(losses), samples, gr.skip()
+            while True:
+                report = reports.get()
+                if report is None:
+                    break
+                status = self._status(lora_name, report)
+                if report.stage == "training" and report.loss is not None:
+                    losses.append({"step": report.step, "loss": float(report.loss)})
+                    progress((report.step, report.total), desc="Training", unit="steps")
+                else:
+                    progress(None, desc=STAGE_WORDS.get(report.stage, report.stage))
+                if report.latest_sample and all(str(report.latest_sample) != path for path, _ in samples):
+                    samples.append((str(report.latest_sample), _sample_caption(Path(report.latest_sample))))
+                if reports.empty():  # under a burst of reports, only show the newest
+                    yield status, _loss_table(losses), samples, gr.skip()
+        finally:
+            cancel.set()  # the page went away (generator closed) or we are done: stop the worker either way
+            worker.join()
+            with self._cancels_lock:
+                self._cancels.pop(session, None)
+        if "error" in outcome:
+            error = outcome["error"]
+            if isinstance(error, FaceswapError):
+                raise error
+            raise gr.Error(f"training failed: {type(error).__name__}: {error}") from error
+        result = outcome["result"]
+        if result.cancelled:
+            kept = result.checkpoints[-1].name if result.checkpoints else None
+            final = f"Cancelled after {result.steps_done} steps." + (
+                f" Checkpoint **{lora_name}/{kept}** was kept and is in the Swap tab's picker." if kept else ""
+            )
+            select = f"{lora_name}/{kept}" if kept else current_lora
+        else:
+            final = (
+                f"✅ **{lora_name}** is ready ({result.steps_done} steps, {len(result.checkpoints)} checkpoints). "
+                "It is selected in the Swap tab; its checkpoints are in the picker too."
+            )
+            select = lora_name
+        yield final, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
+
+    def _status(self, name: str, report: Any) -> str:
+        stage = STAGE_WORDS.get(report.stage, report.stage)
+        if report.stage != "training":
+            return f"{stage}…"
+        text = f"{stage} **{name}**: step {report.step} of {report.total}"
+        if report.loss is not None:
+            text += f", loss {report.loss:.4f}"
+        if report.eta is not None:
+            text += f", about {_duration(report.eta)} left"
+        return text
+
+    def cancel(self, request: gr.Request) -> str:
+        """Stop this page's training after the current step (the last checkpoint is kept)."""
+        with self._cancels_lock:
+            event = self._cancels.get(self._session(request))
+        if event is None:
+            return "No training is running."
+        event.set()
+        return "Stopping after the current step…"
+
+
+def _loss_table(losses: list[dict[str, float]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(losses, columns=["step", "loss"])
+
+
+def _sample_caption(path: Path) -> str:
+    match = re.search(r"(\d+)", path.stem)
+    return f"step {int(match.group(1))}" if match else path.stem
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHandlers | None = None) -> None:
+    """Lay out the Train tab in the current Blocks; ``lora_picker`` (the Swap tab's) is refreshed after training."""
+    handlers = handlers or TrainHandlers(engine)
+    defaults = TrainSettings()
+    dataset = gr.State(None)
+    gr.Markdown(
+        "**1.** Upload 5–20 photos of the person (one face each, varied angles and light). "
+        "**2.** Check the crops and edit the captions: describe everything *except* the face. "
+        "**3.** Name the LoRA and press **Train**. The samples show how the person is learnt at each checkpoint."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            with gr.Row():
+                class_word = gr.Dropdown(
+                    choices=list(CLASS_WORDS), value=DEFAULT_CLASS_WORD, label="The person is a", scale=1
+                )
+                photos = gr.File(
+                    label="Photos of the person",
+                    file_count="multiple",
+                    file_types=["image"],
+                    type="filepath",
+                    elem_id="train-photos",
+                    scale=3,
+                )
+            prepare_note = gr.Markdown(elem_id="prepare-note")
+            crops = gr.Gallery(label="Aligned crops", columns=6, height=220, allow_preview=True, elem_id="crops")
+            captions = gr.Dataframe(
+                headers=CAPTION_HEADERS,
+                datatype=["str", "str"],
+                column_count=(2, "fixed"),
+                interactive=True,
+                static_columns=[0],
+                wrap=True,
+                label="Captions (edit the right column)",
+                elem_id="captions",
+            )
+        with gr.Column(scale=2):
+            name = gr.Textbox(value=default_lora_name, label="LoRA name", elem_id="lora-name")
+            steps = gr.Slider(
+                TRAIN_STEPS.minimum,
+                TRAIN_STEPS.maximum,
+                value=TRAIN_STEPS.default,
+                step=1,
+                label="Steps",
+                info="About 800 for 10 photos; more photos, more steps",
+                elem_id="train-steps",
+            )
+            checkpoint_every = gr.Slider(
+                TRAIN_CHECKPOINT_EVERY.minimum,
+                TRAIN_CHECKPOINT_EVERY.maximum,
+                value=TRAIN_CHECKPOINT_EVERY.default,
+                step=1,
+                label="Save a checkpoint (and a sample) every N steps",
+                elem_id="checkpoint-every",
+            )
+            with gr.Accordion("Advanced", open=False):
+                rank = gr.Slider(
+                    TRAIN_RANK.minimum, TRAIN_RANK.maximum, value=defaults.rank, step=TRAIN_RANK.step, label="Rank"
+                )
+                learning_rate = gr.Number(
+                    value=defaults.learning_rate,
+                    minimum=TRAIN_LR.minimum,
+                    maximum=TRAIN_LR.maximum,
+                    label="Learning rate",
+                )
+                resolution = gr.Slider(
+                    TRAIN_RESOLUTION.minimum,
+                    TRAIN_RESOLUTION.maximum,
+                    value=defaults.resolution,
+                    step=TRAIN_RESOLUTION.step,
+                    label="Resolution (px)",
+                    info="SDXL's native size is 1024",
+                    elem_id="train-resolution",
+                )
+            with gr.Row():
+                train = gr.Button("Train", variant="primary", elem_id="train")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-train")
+            status = gr.Markdown(elem_id="train-status")
+            loss = gr.LinePlot(_loss_table([]), x="step", y="loss", title="Training loss", height=220, elem_id="loss")
+            samples = gr.Gallery(label="Samples per checkpoint", columns=4, height=220, elem_id="samples")
+
+    prepare_outputs = [crops, captions, prepare_note, dataset]
+    photos.upload(handlers.prepare, [photos, class_word], prepare_outputs, concurrency_id="faces", concurrency_limit=4)
+    photos.clear(lambda: ([], [], "", None), None, prepare_outputs, queue=False)
+    class_word.change(
+        handlers.prepare, [photos, class_word], prepare_outputs, concurrency_id="faces", concurrency_limit=4
+    )
+    train.click(
+        on_gpu(handlers.train, duration=TRAIN_GPU_SECONDS),
+        [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
+        [status, loss, samples, lora_picker],
+        api_name="train",
+        concurrency_id="gpu",
+        concurrency_limit=1,
+    )
+    cancel.click(handlers.cancel, None, status, queue=False)

@@ -1,0 +1,59 @@
+"""Run ``app.py`` as a real server on a free port for the API and browser tests (one per test module)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(base_model: Path, lora_dir: Path, log_path: Path) -> Iterator[str]:
+    """Start ``python app.py`` on the tiny model; yield its URL once it answers; stop it afterwards."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, str(REPO / "app.py"), "--base", str(base_model), "--lora-dir", str(lora_dir)]
+    command += ["--device", "cpu", "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url + "config", timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"app.py did not answer within {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}"
+                    )
+                time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

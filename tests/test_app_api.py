@@ -1,0 +1,96 @@
+"""The app's API through gradio_client, against a real ``app.py`` server on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_server import running_app
+from lora_factory import make_test_lora
+from PIL import Image
+
+SIZE = (96, 80)
+BOX = (30, 20, 70, 60)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    lora_dir = tmp_path_factory.mktemp("api-loras")
+    make_test_lora(tiny_model_dir, lora_dir / "alice", seed=1)
+    make_test_lora(tiny_model_dir, lora_dir / "bob", seed=2)
+    log = tmp_path_factory.mktemp("api-log") / "app.log"
+    with running_app(tiny_model_dir, lora_dir, log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A faceless target (an explicit mask needs no face) and a white-on-black mask file."""
+    folder = tmp_path_factory.mktemp("api-inputs")
+    pixels = np.random.default_rng(0).integers(0, 256, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
+    target = folder / "target.png"
+    Image.fromarray(pixels).save(target)
+    mask = Image.new("L", SIZE, 0)
+    mask.paste(255, BOX)
+    mask_path = folder / "mask.png"
+    mask.save(mask_path)
+    return target, mask_path
+
+
+def call_swap(url: str, target: Path, mask: Path, lora: str, seed: int = 7) -> tuple[Image.Image, dict]:
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    path, record = client.predict(
+        handle_file(str(target)),
+        handle_file(str(mask)),
+        lora,
+        1.0,
+        "a photo of a woman face",
+        0.5,
+        0.6,
+        4,
+        5.0,
+        seed,
+        0,
+        api_name="/swap",
+    )
+    with Image.open(path) as image:
+        image.load()
+        return image, record
+
+
+def test_swap_endpoint_takes_an_image_and_a_mask_file(server: str, inputs: tuple[Path, Path]) -> None:
+    target, mask = inputs
+    image, record = call_swap(server, target, mask, "")
+    assert image.size == SIZE
+    assert record["seed"] == 7 and record["mask"] == "given" and record["lora"] is None
+    original = np.asarray(Image.open(target).convert("RGB"))
+    outside = np.ones(original.shape[:2], bool)
+    outside[BOX[1] : BOX[3], BOX[0] : BOX[2]] = False
+    assert np.array_equal(np.asarray(image.convert("RGB"))[outside], original[outside])
+    assert json.loads(image.text["parameters"])["seed"] == 7  # the full PNG with its parameters
+
+
+def test_two_clients_with_different_loras_get_their_own_results(server: str, inputs: tuple[Path, Path]) -> None:
+    target, mask = inputs
+    sequential = {name: np.asarray(call_swap(server, target, mask, name)[0]) for name in ("alice", "bob")}
+    assert not np.array_equal(sequential["alice"], sequential["bob"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(call_swap, server, target, mask, name) for name in ("bob", "alice")}
+        together = {name: future.result() for name, future in futures.items()}
+    for name, (image, record) in together.items():
+        assert record["lora"] == name
+        assert np.array_equal(np.asarray(image), sequential[name])
+
+
+def test_library_errors_reach_the_client_with_their_message(server: str, inputs: tuple[Path, Path]) -> None:
+    from gradio_client.exceptions import AppError
+
+    target, mask = inputs
+    with pytest.raises(AppError, match="LoRA 'nobody' not found"):
+        call_swap(server, target, mask, "nobody")
