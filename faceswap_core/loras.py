@@ -23,7 +23,8 @@ TRAINING_FILE = "training.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/checkpoint-\d+)?$")
+LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a LoRA folder name; the trainer writes only these
+_NAME = re.compile(LORA_NAME.pattern.removesuffix("$") + r"(/checkpoint-\d+)?$")
 
 
 @dataclass
@@ -33,14 +34,6 @@ class LoraInfo:
     name: str
     path: Path
     metadata: dict = field(default_factory=dict)
-
-
-def sanitize_name(name: str) -> str:
-    """A folder-safe LoRA name: letters, digits, '.', '_' and '-' only; never a path."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._-")
-    if not cleaned:
-        raise ModelLoadError(f"LoRA name {name!r} has no usable characters; use letters, digits, '_' or '-'")
-    return cleaned[:100]
 
 
 def check_safe_weights(path: str | os.PathLike) -> None:

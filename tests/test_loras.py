@@ -11,7 +11,7 @@ import torch
 from lora_factory import make_test_lora
 
 from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
-from faceswap_core.loras import LoraRegistry, check_safe_weights, sanitize_name
+from faceswap_core.loras import LoraRegistry, check_safe_weights
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +81,3 @@ def test_check_safe_weights_never_unpickles(lora_dir: Path, monkeypatch: pytest.
         check_safe_weights(garbage)
     with pytest.raises(UnsafeWeightsError, match="only .safetensors"):
         check_safe_weights(lora_dir / "alice" / "training.json")
-
-
-def test_sanitize_name() -> None:
-    assert sanitize_name("  Anna Müller / v2 ") == "Anna_M_ller_v2"
-    assert sanitize_name("../../x") == "x"
-    with pytest.raises(ModelLoadError):
-        sanitize_name("///")

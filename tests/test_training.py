@@ -338,3 +338,14 @@ def test_raw_photos_are_prepared_first(tiny_model_dir: Path, astronaut: Image.Im
     assert caption.startswith("a photo of a man face")
     assert (result.output_dir / "dataset" / "metadata.csv").read_text().count(caption.split(",")[0]) == 1
     assert all(Path(p).is_file() for p in record["reference_photos"])
+
+
+def test_cancel_before_the_first_step_frees_the_name(tiny_model_dir: Path, face_dataset: Path, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    settings = TrainSettings(**{**FAST.__dict__, "steps": 5, "sample_every_checkpoint": False})
+    result = train_lora(
+        face_dataset, "early", base_model=str(tiny_model_dir), settings=settings, lora_dir=tmp_path, cancel=cancel
+    )
+    assert result.cancelled and result.steps_done == 0
+    assert not (tmp_path / "early").exists()  # the same name can be trained again

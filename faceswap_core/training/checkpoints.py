@@ -18,26 +18,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceswap_core.errors import SettingsError
+from faceswap_core.loras import LORA_FILE as WEIGHTS_NAME
+from faceswap_core.loras import LORA_NAME
+from faceswap_core.loras import TRAINING_FILE as TRAINING_JSON
 
 if TYPE_CHECKING:
     import torch
 
-WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
-TRAINING_JSON = "training.json"
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 CHECKPOINT_PREFIX = "checkpoint-"
 SAMPLES_DIR = "samples"
 DATASET_DIR = "dataset"
 MAX_NAME_CHARS = 100
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # what the engine's registry resolves by name
 
 
 def sanitize_name(name: str) -> str:
@@ -53,7 +52,7 @@ def sanitize_name(name: str) -> str:
         raise SettingsError(f"LoRA name {cleaned!r} contains '..'; use a plain name such as 'anna'")
     if len(cleaned) > MAX_NAME_CHARS:
         raise SettingsError(f"LoRA name {cleaned[:20]!r}... is longer than {MAX_NAME_CHARS} characters")
-    if not _NAME_RE.match(cleaned):
+    if not LORA_NAME.match(cleaned):
         raise SettingsError(f"LoRA name {cleaned!r} may only use letters, digits, '.', '-' and '_'")
     return cleaned
 

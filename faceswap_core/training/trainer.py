@@ -326,12 +326,19 @@ def train_lora(
     resume_from = _check_output(out, resume, base_model, settings)
     created_here = not out.exists()
     try:
-        return _train(data, out, base_model, settings, resume_from, progress, cancel, device)
+        result = _train(data, out, base_model, settings, resume_from, progress, cancel, device)
     except BaseException:
-        # A run that fails before its first checkpoint leaves nothing worth keeping under that name.
-        if created_here and out.is_dir() and not ckpt.list_checkpoints(out):
-            shutil.rmtree(out, ignore_errors=True)
+        _remove_if_empty(out, created_here)
         raise
+    if result.cancelled and result.steps_done == 0:
+        _remove_if_empty(out, created_here)
+    return result
+
+
+def _remove_if_empty(out: Path, created_here: bool) -> None:
+    """A run that stops before its first checkpoint leaves nothing worth keeping, and must not block the name."""
+    if created_here and out.is_dir() and not ckpt.list_checkpoints(out):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _check_output(out: Path, resume: bool, base_model: str, settings: TrainSettings) -> tuple[int, Path] | None:
