@@ -119,12 +119,12 @@ class SwapSettings:
 
 
 # --- training -----------------------------------------------------------------------------------
-TRAIN_STEPS = Range(1, 20000, 800, 50)
+TRAIN_STEPS = Range(1, 20000, 800, 1)
 TRAIN_RANK = Range(1, 256, 16, 1)
 TRAIN_LR = Range(1e-6, 1e-2, 1e-4, 1e-5)
 TRAIN_RESOLUTION = Range(64, 2048, 1024, 64)
 TRAIN_BATCH = Range(1, 64, 1, 1)
-TRAIN_CHECKPOINT_EVERY = Range(1, 20000, 100, 10)
+TRAIN_CHECKPOINT_EVERY = Range(1, 20000, 100, 1)
 SAMPLE_STEPS = Range(1, 100, 20, 1)  # denoising steps of the sample image made at each checkpoint
 DEFAULT_VQA_MODEL = "Salesforce/blip-vqa-base"  # automatic captions; weights download on first use
 

@@ -111,6 +111,18 @@ def test_face_alignment_backend_missing_says_how_to_fix(astronaut: Image.Image) 
         detect_faces(astronaut, backend="face-alignment")
 
 
+@pytest.mark.skipif(importlib.util.find_spec("face_alignment") is None, reason="face-alignment is not installed")
+def test_face_alignment_backend_finds_the_face_or_says_how_to_fix(astronaut: Image.Image) -> None:
+    """Offline its weights cannot download: one clear sentence. With cached weights: the same face as dlib."""
+    try:
+        faces = detect_faces(astronaut, backend="face-alignment")
+    except ModelLoadError as err:
+        assert "could not be loaded" in str(err) and "--backend dlib" in str(err) and "\n" not in str(err)
+        return
+    reference = find_face(astronaut)
+    assert np.median(np.linalg.norm(faces[0].landmarks - reference.landmarks, axis=1)) < 0.15 * reference.eye_distance
+
+
 def test_dlib_models_are_found_without_import_and_loaded_once() -> None:
     assert dlib_model_path("shape_predictor_68_face_landmarks.dat").is_file()
     assert dlib_model("landmarks") is dlib_model("landmarks")

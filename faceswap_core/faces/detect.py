@@ -195,21 +195,25 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def _detect_face_alignment(pixels: np.ndarray) -> list[Face]:
-    fix = (
-        "install it with 'pip install face-alignment' on a machine that can download its weights, or use --backend dlib"
-    )
     with _fa_lock:
         if "model" not in _fa_models:
             try:
                 import face_alignment
             except ImportError:
-                raise ModelLoadError(f"the face-alignment backend is not installed; {fix}") from None
+                raise ModelLoadError(
+                    "the face-alignment backend is not installed; install it with 'pip install face-alignment' "
+                    "or use --backend dlib"
+                ) from None
             try:
                 _fa_models["model"] = face_alignment.FaceAlignment(
                     face_alignment.LandmarksType.TWO_D, device="cpu", flip_input=False
                 )
             except Exception as err:  # weights download or load failures come in many types
-                raise ModelLoadError(f"the face-alignment weights could not be loaded ({err}); {fix}") from None
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise ModelLoadError(
+                    f"the face-alignment weights could not be loaded ({reason}); run it once with internet access "
+                    "so they are cached, or use --backend dlib"
+                ) from None
         model = _fa_models["model"]
     landmarks, _, boxes = model.get_landmarks_from_image(pixels, return_bboxes=True)
     faces = []

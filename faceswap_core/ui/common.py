@@ -22,6 +22,7 @@ from PIL import Image
 
 from faceswap_core.errors import FaceswapError
 from faceswap_core.images import save_png, to_rgb
+from faceswap_core.settings import Range
 
 MASK_COLOR = (0, 110, 255)  # blue stands out on every skin tone
 MASK_OPACITY = 0.5
@@ -62,6 +63,12 @@ def on_gpu(fn: Fn, *, duration: int | None = None) -> Fn:
     except ImportError:
         return fn
     return spaces.GPU(duration=duration)(fn) if duration else spaces.GPU(fn)
+
+
+def range_slider(allowed: Range, *, label: str, value: float | None = None, **kwargs: Any) -> gr.Slider:
+    """A slider over one of the settings' ranges, so the UI offers exactly what the library accepts."""
+    start = allowed.default if value is None else value
+    return gr.Slider(allowed.minimum, allowed.maximum, value=start, step=allowed.step, label=label, **kwargs)
 
 
 def editor_image(value: dict[str, Any] | None) -> Image.Image | None:

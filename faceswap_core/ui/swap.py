@@ -41,6 +41,7 @@ from faceswap_core.ui.common import (
     editor_mask,
     editor_value,
     on_gpu,
+    range_slider,
     user_errors,
 )
 
@@ -467,20 +468,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     elem_id="mask-size-from-face",
                     scale=1,
                 )
-                grow = gr.Slider(
-                    MASK_GROW_PX.minimum,
-                    MASK_GROW_PX.maximum,
-                    value=MASK_GROW_PX.default,
-                    step=MASK_GROW_PX.step,
+                grow = range_slider(
+                    MASK_GROW_PX,
                     label="Grow mask (px)",
                     info="Press Auto mask to apply",
                     scale=2,
                 )
-                feather = gr.Slider(
-                    MASK_FEATHER_PX.minimum,
-                    MASK_FEATHER_PX.maximum,
-                    value=MASK_FEATHER_PX.default,
-                    step=MASK_FEATHER_PX.step,
+                feather = range_slider(
+                    MASK_FEATHER_PX,
                     label="Feather edge (px)",
                     info="Soft edge width",
                     scale=2,
@@ -508,11 +503,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 )
                 refresh = gr.Button("↻ Refresh", size="sm", scale=1, min_width=80, elem_id="lora-refresh")
             lora_info = gr.Markdown(elem_id="lora-info")
-            lora_scale = gr.Slider(
-                LORA_SCALE.minimum,
-                LORA_SCALE.maximum,
-                value=LORA_SCALE.default,
-                step=LORA_SCALE.step,
+            lora_scale = range_slider(
+                LORA_SCALE,
                 label="LoRA strength",
             )
             prompt = gr.Textbox(
@@ -522,29 +514,21 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 lines=2,
                 elem_id="prompt",
             )
-            strength = gr.Slider(
-                STRENGTH.minimum,
-                STRENGTH.maximum,
-                value=STRENGTH.default,
-                step=STRENGTH.step,
+            strength = range_slider(
+                STRENGTH,
                 label="Strength",
                 info="How much of the old face may change: low keeps pose and light, high follows the LoRA",
                 elem_id="strength",
             )
-            padding = gr.Slider(
-                PADDING.minimum,
-                PADDING.maximum,
-                value=PADDING.default,
-                step=PADDING.step,
+            padding = range_slider(
+                PADDING,
                 label="Context around the face",
                 info="How much surrounding photo the model sees, as a fraction of the face size",
             )
             with gr.Accordion("Advanced", open=False):
                 negative = gr.Textbox(value=defaults.negative_prompt, label="Negative prompt", lines=2)
-                steps = gr.Slider(STEPS.minimum, STEPS.maximum, value=STEPS.default, step=STEPS.step, label="Steps")
-                guidance = gr.Slider(
-                    GUIDANCE.minimum, GUIDANCE.maximum, value=GUIDANCE.default, step=GUIDANCE.step, label="Guidance"
-                )
+                steps = range_slider(STEPS, label="Steps")
+                guidance = range_slider(GUIDANCE, label="Guidance")
                 with gr.Row(equal_height=True):
                     seed = gr.Number(
                         value=RANDOM_SEED,

@@ -32,7 +32,7 @@ from faceswap_core.settings import (
     TRAIN_STEPS,
     TrainSettings,
 )
-from faceswap_core.ui.common import on_gpu, user_errors
+from faceswap_core.ui.common import on_gpu, range_slider, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
 METADATA_FILE = "metadata.csv"
@@ -308,38 +308,28 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
             )
         with gr.Column(scale=2):
             name = gr.Textbox(value=default_lora_name, label="LoRA name", elem_id="lora-name")
-            steps = gr.Slider(
-                TRAIN_STEPS.minimum,
-                TRAIN_STEPS.maximum,
-                value=TRAIN_STEPS.default,
-                step=1,
+            steps = range_slider(
+                TRAIN_STEPS,
                 label="Steps",
                 info="About 800 for 10 photos; more photos, more steps",
                 elem_id="train-steps",
             )
-            checkpoint_every = gr.Slider(
-                TRAIN_CHECKPOINT_EVERY.minimum,
-                TRAIN_CHECKPOINT_EVERY.maximum,
-                value=TRAIN_CHECKPOINT_EVERY.default,
-                step=1,
+            checkpoint_every = range_slider(
+                TRAIN_CHECKPOINT_EVERY,
                 label="Save a checkpoint (and a sample) every N steps",
                 elem_id="checkpoint-every",
             )
             with gr.Accordion("Advanced", open=False):
-                rank = gr.Slider(
-                    TRAIN_RANK.minimum, TRAIN_RANK.maximum, value=defaults.rank, step=TRAIN_RANK.step, label="Rank"
-                )
+                rank = range_slider(TRAIN_RANK, value=defaults.rank, label="Rank")
                 learning_rate = gr.Number(
                     value=defaults.learning_rate,
                     minimum=TRAIN_LR.minimum,
                     maximum=TRAIN_LR.maximum,
                     label="Learning rate",
                 )
-                resolution = gr.Slider(
-                    TRAIN_RESOLUTION.minimum,
-                    TRAIN_RESOLUTION.maximum,
+                resolution = range_slider(
+                    TRAIN_RESOLUTION,
                     value=defaults.resolution,
-                    step=TRAIN_RESOLUTION.step,
                     label="Resolution (px)",
                     info="SDXL's native size is 1024",
                     elem_id="train-resolution",
