@@ -74,8 +74,10 @@ class Engine:
         vae: str | None = None,
         low_vram: bool = False,
         lora_dir: str = "lora_weights",
+        base_config: str | None = None,
     ) -> None:
         self.base_model = base_model
+        self.base_config = base_config  # diffusers folder describing a single-file base (offline use)
         self.device = device
         self.dtype = dtype
         self.vae = vae
@@ -114,7 +116,12 @@ class Engine:
 
                 try:
                     self._pipeline = load_inpaint_pipeline(
-                        self.base_model, device=self.device, dtype=self.dtype, vae=self.vae, low_vram=self.low_vram
+                        self.base_model,
+                        device=self.device,
+                        dtype=self.dtype,
+                        vae=self.vae,
+                        low_vram=self.low_vram,
+                        config=self.base_config,
                     )
                 except FaceswapError as err:
                     self.load_error = str(err)

@@ -69,18 +69,21 @@ def load_inpaint_pipeline(
     dtype: torch.dtype | None = None,
     vae: str | None = None,
     low_vram: bool = False,
+    config: str | None = None,
 ) -> StableDiffusionXLInpaintPipeline:
     """Load an SDXL inpainting pipeline from a hub id, a local diffusers folder or one .safetensors file.
 
     Works for the plain 4-channel SDXL base and for 9-channel inpainting UNets alike (the pipeline
     reads the UNet's ``in_channels``). ``vae`` overrides the VAE, e.g. the fp16-fix VAE that does not
     overflow in half precision. ``low_vram`` moves each sub-model to the GPU only while it runs.
+    ``config`` is a local diffusers SDXL folder whose configs and tokenizers describe a single-file
+    ``base``: with it nothing is fetched from the hub, so single files load offline.
     """
     import torch
 
     torch_device = device if isinstance(device, torch.device) else pick_device(device)
     torch_dtype = dtype or default_dtype(torch_device)
-    pipeline = _load_base(base, torch_dtype)
+    pipeline = _load_base(base, torch_dtype, config)
     if vae:
         pipeline.vae = _load_vae(vae, torch_dtype)
     if low_vram and torch_device.type == "cuda":
@@ -91,10 +94,12 @@ def load_inpaint_pipeline(
     return pipeline
 
 
-def _load_base(base: str, dtype: torch.dtype) -> StableDiffusionXLInpaintPipeline:
+def _load_base(base: str, dtype: torch.dtype, config: str | None) -> StableDiffusionXLInpaintPipeline:
     from diffusers import StableDiffusionXLInpaintPipeline
 
     path = Path(base).expanduser()
+    if config and path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+        raise ModelLoadError(f"{config}: --config only applies to a single .safetensors --base, not to {base}")
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UnsafeWeightsError(
             f"{base}: {path.suffix} checkpoints are pickles that can run code when loaded; "
@@ -106,7 +111,10 @@ def _load_base(base: str, dtype: torch.dtype) -> StableDiffusionXLInpaintPipelin
         from faceswap_core.loras import check_safe_weights
 
         check_safe_weights(path)
-        return _guarded(base, lambda: StableDiffusionXLInpaintPipeline.from_single_file(str(path), dtype=dtype))
+        options = _single_file_config(config) if config else {}
+        return _guarded(
+            base, lambda: StableDiffusionXLInpaintPipeline.from_single_file(str(path), dtype=dtype, **options)
+        )
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(
@@ -117,6 +125,17 @@ def _load_base(base: str, dtype: torch.dtype) -> StableDiffusionXLInpaintPipelin
     if _looks_like_path(base):
         raise ModelLoadError(f"{base}: no such folder or file; check the path given with --base")
     return _guarded(base, lambda: _from_hub(base, dtype))
+
+
+def _single_file_config(config: str) -> dict[str, Any]:
+    """A local folder supplies every config and tokenizer, so diffusers must not try the hub at all."""
+    folder = Path(config).expanduser()
+    if not (folder / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"{config}: --config must be a diffusers SDXL folder with model_index.json "
+            f"(e.g. `hf download {DEFAULT_BASE_MODEL} --exclude '*.safetensors' --local-dir DIR`)"
+        )
+    return {"config": str(folder), "local_files_only": True}
 
 
 def _from_hub(repo_id: str, dtype: torch.dtype) -> StableDiffusionXLInpaintPipeline:
@@ -189,8 +208,9 @@ def _explain(name: str, err: BaseException, what: str) -> str:
     if any(word in text for word in ("offline", "connect", "resolve", "cannot find the requested files", "cache")):
         if single_file:
             return (
-                f"{name}: a single checkpoint file needs SDXL's config and tokenizer files from the hub once; run "
-                f"`hf download {DEFAULT_BASE_MODEL} --exclude '*.safetensors'` while online, or pass a diffusers folder"
+                f"{name}: a single checkpoint file needs SDXL's configs and tokenizers, which cannot be downloaded "
+                "now; pass a diffusers SDXL folder with --config (app: --base-config), or run "
+                f"`hf download {DEFAULT_BASE_MODEL} --exclude '*.safetensors'` once while online"
             )
         if _looks_like_path(name):
             return f"{what} {name} is incomplete (files are missing); pass a complete diffusers folder with --base"
@@ -279,7 +299,7 @@ def build_tiny_pipeline(
         addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 2),
         projection_class_embeddings_input_dim=80,  # 6 size/crop ids x 8 + the 32-d pooled text embedding
-        cross_attention_dim=64,  # both text encoders' hidden states concatenated (32 + 32)
+        cross_attention_dim=72,  # both text encoders' hidden states concatenated (32 + 40)
     )
     torch.manual_seed(seed)
     vae = AutoencoderKL(
@@ -303,24 +323,25 @@ def build_tiny_pipeline(
         interpolation_type="linear",
         use_karras_sigmas=False,
     )
-    text_config = CLIPTextConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        hidden_size=32,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        num_attention_heads=4,
-        num_hidden_layers=5,
-        vocab_size=max(1000, vocab_size),
-        max_position_embeddings=77,
-        hidden_act="gelu",
-        projection_dim=32,
-    )
+    text_config = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "layer_norm_eps": 1e-05,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 5,
+        "vocab_size": max(1000, vocab_size),
+        "max_position_embeddings": 77,
+        "hidden_act": "gelu",
+        "projection_dim": 32,
+    }
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(text_config)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
     torch.manual_seed(seed + 1)
-    text_encoder_2 = CLIPTextModelWithProjection(text_config)
+    # Wider than the first, as in SDXL (768 vs 1280): single-file loading tells the two apart by width.
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**{**text_config, "hidden_size": 40}))
     return StableDiffusionXLInpaintPipeline(
         vae=vae,
         text_encoder=text_encoder,

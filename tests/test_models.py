@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from single_file_factory import save_single_file_checkpoint
 
 from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
 from faceswap_core.models import load_inpaint_pipeline, native_resolution, pick_device, tiny_vocabulary
@@ -112,27 +114,6 @@ def test_offline_hub_id_says_what_to_do(tmp_path: Path) -> None:
     assert "hf download nobody/no-such-model" in last
 
 
-def test_single_safetensors_file_goes_to_from_single_file(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Routing only: a real SDXL checkpoint cannot be made offline (diffusers fetches SDXL's configs for it)."""
-    from diffusers import StableDiffusionXLInpaintPipeline
-    from safetensors.torch import save_file
-
-    checkpoint = tmp_path / "my-sdxl-model.safetensors"
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1)}, checkpoint)
-    calls = []
-
-    def fake_from_single_file(path: str, **kwargs: object) -> StableDiffusionXLInpaintPipeline:
-        calls.append((path, kwargs))
-        return StableDiffusionXLInpaintPipeline.from_pretrained(tiny_model_dir)
-
-    monkeypatch.setattr(StableDiffusionXLInpaintPipeline, "from_single_file", fake_from_single_file)
-    pipeline = load_inpaint_pipeline(str(checkpoint), device="cpu")
-    assert calls == [(str(checkpoint), {"dtype": torch.float32})]
-    assert native_resolution(pipeline) == 64
-
-
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
@@ -154,3 +135,140 @@ def test_hub_failures_become_one_sentence_with_a_fix(
     with pytest.raises(ModelLoadError) as info:
         load_inpaint_pipeline("owner/model", device="cpu")
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+# --- single-file checkpoints (original LDM key layout), loaded offline with a local config folder ---------------
+
+
+@pytest.fixture(scope="module")
+def single_file(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny 4-channel model as one original-format checkpoint, as model sites ship SDXL."""
+    return save_single_file_checkpoint(tiny_model_dir, tmp_path_factory.mktemp("single") / "tiny-sdxl.safetensors")
+
+
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    """An empty hub cache with downloads off: whatever loads here loads without the network."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def _assert_same_picture(first: np.ndarray, second: np.ndarray) -> None:
+    """Equal weights, but float sums may round differently (memory alignment picks the BLAS kernel): 1-2 levels."""
+    assert first.shape == second.shape
+    assert np.abs(first.astype(int) - second.astype(int)).max() <= 2
+
+
+def _inpaint(pipeline: object) -> np.ndarray:
+    size = native_resolution(pipeline)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8))
+    mask = Image.new("L", (size, size), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    generator = torch.Generator("cpu").manual_seed(0)
+    out = pipeline(prompt="a photo", image=image, mask_image=mask, num_inference_steps=3, generator=generator)
+    return np.asarray(out.images[0])
+
+
+@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_inpaint_model_dir"])
+def test_single_file_with_config_loads_the_same_weights(
+    model: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from diffusers import StableDiffusionXLInpaintPipeline
+    from safetensors import safe_open
+
+    model_dir: Path = request.getfixturevalue(model)
+    checkpoint = save_single_file_checkpoint(model_dir, tmp_path / "model.safetensors")
+    reference = StableDiffusionXLInpaintPipeline.from_pretrained(model_dir)
+    with safe_open(checkpoint, "pt") as weights:  # the layout of downloaded SDXL files, not diffusers'
+        keys = set(weights.keys())
+        conv_in = weights.get_tensor("model.diffusion_model.input_blocks.0.0.weight")
+    assert conv_in.shape[1] == reference.unet.config.in_channels
+    assert "first_stage_model.encoder.mid.attn_1.q.weight" in keys
+    assert "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight" in keys
+    assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in keys
+    assert not any(key.startswith(("unet.", "vae.", "text_encoder")) for key in keys)
+
+    pipeline = load_inpaint_pipeline(str(checkpoint), config=str(model_dir), device="cpu")
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        expected, loaded = getattr(reference, name).state_dict(), getattr(pipeline, name).state_dict()
+        assert loaded.keys() == expected.keys(), name
+        assert all(torch.allclose(loaded[key], expected[key]) for key in expected), name
+    reference.set_progress_bar_config(disable=True)
+    _assert_same_picture(_inpaint(pipeline), _inpaint(reference))
+
+
+def test_engine_single_file_swaps_like_the_folder(single_file: Path, tiny_model_dir: Path) -> None:
+    from faceswap_core.engine import Engine
+    from faceswap_core.settings import SwapSettings
+
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (80, 96, 3), dtype=np.uint8))
+    mask = Image.new("L", image.size, 0)
+    mask.paste(255, (30, 20, 70, 60))
+    settings = SwapSettings(steps=4, seed=5)
+    from_file = Engine(str(single_file), device="cpu", base_config=str(tiny_model_dir))
+    from_folder = Engine(str(tiny_model_dir), device="cpu")
+    first = from_file.swap(image, mask=mask, settings=settings)
+    second = from_folder.swap(image, mask=mask, settings=settings)
+    _assert_same_picture(np.asarray(first.image), np.asarray(second.image))
+    assert first.record["seed"] == second.record["seed"] == 5
+    assert first.record["base_model"] == str(single_file)
+
+
+def test_config_must_be_a_diffusers_folder_for_a_single_file(
+    single_file: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelLoadError, match="--config must be a diffusers SDXL folder"):
+        load_inpaint_pipeline(str(single_file), config=str(tmp_path), device="cpu")
+    with pytest.raises(ModelLoadError, match="only applies to a single .safetensors"):
+        load_inpaint_pipeline(str(tiny_model_dir), config=str(tiny_model_dir), device="cpu")
+
+
+def test_cli_swap_single_file_offline_needs_config(single_file: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Offline, a single file loads with a --config folder of configs only; without it the error says --config."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (72, 88, 3), dtype=np.uint8)).save(photo)
+    mask = tmp_path / "mask.png"
+    box = Image.new("L", (88, 72), 0)
+    box.paste(255, (20, 16, 60, 56))
+    box.save(mask)
+    out = tmp_path / "out.png"
+    command = [sys.executable, "-m", "faceswap_core", "swap", str(photo), "-o", str(out), "--mask", str(mask)]
+    command += ["--base", str(single_file), "--device", "cpu", "--steps", "3", "--seed", "1"]
+    env = _offline_env(tmp_path)
+
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "--config" in run.stderr and not out.exists()
+
+    configs = tmp_path / "configs"  # what `hf download REPO --exclude '*.safetensors'` leaves: no weights
+    shutil.copytree(tiny_model_dir, configs, ignore=shutil.ignore_patterns("*.safetensors"))
+    run = subprocess.run([*command, "--config", str(configs)], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    with Image.open(out) as result:
+        assert result.size == (88, 72)
+
+
+def test_training_loads_a_single_file_base_with_its_config(
+    single_file: Path, tiny_model_dir: Path, tmp_path: Path, astronaut: Image.Image
+) -> None:
+    from faceswap_core.settings import TrainSettings
+    from faceswap_core.training import train_lora
+
+    data = tmp_path / "dataset"
+    data.mkdir()
+    astronaut.crop((130, 20, 330, 220)).resize((64, 64)).save(data / "face.png")
+    (data / "metadata.csv").write_text('file_name,text\nface.png,"a photo of a woman face"\n')
+    settings = TrainSettings(steps=2, rank=4, resolution=64, checkpoint_every=2, sample_every_checkpoint=False)
+    result = train_lora(
+        data,
+        "from-single-file",
+        base_model=str(single_file),
+        base_config=str(tiny_model_dir),
+        settings=settings,
+        lora_dir=tmp_path / "loras",
+        device="cpu",
+    )
+    assert result.steps_done == 2 and result.final_weights is not None and result.final_weights.is_file()

@@ -75,6 +75,13 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
     assert parse_config([], {"GRADIO_SERVER_NAME": "0.0.0.0"}).host == "0.0.0.0"  # what Spaces set
 
 
+def test_base_config_for_a_single_file_base_from_flag_or_environment() -> None:
+    assert parse_config([], {}).base_config is None
+    env = {"FACESWAP_BASE_MODEL": "/models/sdxl.safetensors", "FACESWAP_BASE_CONFIG": "/models/sdxl-configs"}
+    assert parse_config([], env).base_config == "/models/sdxl-configs"
+    assert parse_config(["--base-config", "/other"], env).base_config == "/other"
+
+
 @pytest.mark.parametrize("env", [{"FACESWAP_PORT": "http"}, {"FACESWAP_SHARE": "maybe"}])
 def test_bad_environment_values_are_one_line_errors(env: dict[str, str]) -> None:
     with pytest.raises(SystemExit, match="FACESWAP_"):

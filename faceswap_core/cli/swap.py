@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
         metavar="MODEL",
         help=f"hub id, diffusers folder or single .safetensors SDXL checkpoint (default {DEFAULT_BASE_MODEL})",
     )
+    parser.add_argument(
+        "--config",
+        metavar="DIR",
+        help="diffusers folder with the configs for a single-file --base, for offline use",
+    )
     parser.add_argument("--vae", metavar="VAE", help="VAE override, e.g. madebyollin/sdxl-vae-fp16-fix for fp16")
     parser.add_argument("--lora", metavar="NAME_OR_PATH", help="LoRA name in --lora-dir, or a .safetensors path")
     parser.add_argument(
@@ -121,7 +126,14 @@ def run(args: argparse.Namespace) -> int:
     )
     settings.validate()
     mask = None if args.mask == "auto" else Path(args.mask)
-    engine = Engine(args.base, device=args.device, vae=args.vae, low_vram=args.low_vram, lora_dir=str(args.lora_dir))
+    engine = Engine(
+        args.base,
+        device=args.device,
+        vae=args.vae,
+        low_vram=args.low_vram,
+        lora_dir=str(args.lora_dir),
+        base_config=args.config,
+    )
     if args.lora:
         engine.loras.resolve(args.lora)  # a missing or unsafe LoRA fails before the model loads
     progress = _print_progress if sys.stderr.isatty() else None

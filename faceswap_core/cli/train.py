@@ -57,6 +57,11 @@ def register(subparsers: Any) -> None:
         help=f"hub id, diffusers folder or single .safetensors SDXL checkpoint (default {DEFAULT_BASE_MODEL})",
     )
     parser.add_argument(
+        "--config",
+        metavar="DIR",
+        help="diffusers folder with the configs for a single-file --base, for offline use",
+    )
+    parser.add_argument(
         "--lora-dir",
         type=Path,
         default=Path(os.environ.get(LORA_DIR_ENV, "lora_weights")),
@@ -203,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
             progress=show,
             cancel=cancel,
             device=args.device,
+            base_config=args.config,
         )
     finally:
         if in_main_thread:

@@ -148,9 +148,12 @@ def prediction_target(scheduler: Any, latents: torch.Tensor, noise: torch.Tensor
 class _Run:
     """The state of one training call; split from :func:`train_lora` so each phase reads on its own."""
 
-    def __init__(self, out: Path, base_model: str, settings: TrainSettings, device: torch.device) -> None:
+    def __init__(
+        self, out: Path, base_model: str, settings: TrainSettings, device: torch.device, base_config: str | None
+    ) -> None:
         self.out = out
         self.base_model = base_model
+        self.base_config = base_config
         self.settings = settings
         self.device = device
         self.precision = pick_precision(device, settings.mixed_precision)
@@ -163,7 +166,9 @@ class _Run:
     def load(self) -> Any:
         from faceswap_core.models import load_inpaint_pipeline
 
-        pipeline = load_inpaint_pipeline(self.base_model, device="cpu", dtype=self.precision.weight_dtype)
+        pipeline = load_inpaint_pipeline(
+            self.base_model, device="cpu", dtype=self.precision.weight_dtype, config=self.base_config
+        )
         channels = pipeline.unet.config.in_channels
         if channels not in (4, 9):
             raise ModelLoadError(
@@ -311,13 +316,15 @@ def train_lora(
     progress: Callable[[TrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
     device: str | None = "auto",
+    base_config: str | None = None,
 ) -> TrainResult:
     """Train a LoRA of the person in ``data`` and write it to ``lora_dir/output`` (or the folder ``output``).
 
     ``data`` is a prepared dataset folder (images + metadata.csv), a folder of raw photos, or a list
     of photos (prepared into ``OUTPUT/dataset`` first). ``output`` is a name (sanitised; an existing
     one is an error unless ``resume``) or a folder given as a ``Path`` / absolute path. ``cancel``
-    stops before the next step and saves a checkpoint of the last finished one.
+    stops before the next step and saves a checkpoint of the last finished one. ``base_config`` is the
+    diffusers folder describing a single-file ``base_model``, so it loads offline.
     """
     settings.validate()
     if settings.train_text_encoder:
@@ -326,7 +333,7 @@ def train_lora(
     resume_from = _check_output(out, resume, base_model, settings)
     created_here = not out.exists()
     try:
-        result = _train(data, out, base_model, settings, resume_from, progress, cancel, device)
+        result = _train(data, out, base_model, settings, resume_from, progress, cancel, device, base_config)
     except BaseException:
         _remove_if_empty(out, created_here)
         raise
@@ -365,6 +372,7 @@ def _train(
     progress: Callable[[TrainProgress], None] | None,
     cancel: threading.Event | None,
     device_name: str | None,
+    base_config: str | None,
 ) -> TrainResult:
     import torch
 
@@ -379,7 +387,7 @@ def _train(
             progress(TrainProgress(step=step, total=total, stage=stage, **values))
 
     device = pick_device(device_name)
-    run = _Run(out, base_model, settings, device)
+    run = _Run(out, base_model, settings, device, base_config)
     run.prepare_target()
     start_step = resume_from[0] if resume_from else 0
     report("preparing", start_step, settings.steps)

@@ -24,6 +24,7 @@ class AppConfig:
     """Everything ``app.py`` needs to build the engine and serve the page."""
 
     base_model: str = DEFAULT_BASE_MODEL
+    base_config: str | None = None  # diffusers folder with the configs of a single-file base (offline)
     lora_dir: str = "lora_weights"
     device: str = "auto"
     low_vram: bool = False
@@ -61,6 +62,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="MODEL",
         help="base model: hub id, local folder or single .safetensors file [FACESWAP_BASE_MODEL] "
         "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--base-config",
+        default=environ.get("FACESWAP_BASE_CONFIG") or None,
+        metavar="DIR",
+        help="diffusers folder with the configs for a single-file --base, for offline use [FACESWAP_BASE_CONFIG]",
     )
     parser.add_argument(
         "--lora-dir",
@@ -109,6 +116,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     return AppConfig(
         base_model=args.base,
+        base_config=args.base_config,
         lora_dir=args.lora_dir,
         device=args.device,
         low_vram=args.low_vram,

@@ -178,6 +178,7 @@ class TrainHandlers:
                         progress=reports.put,
                         cancel=cancel,
                         device=self.engine.device,
+                        base_config=self.engine.base_config,
                     )
             except BaseException as err:  # handed to the event thread, which reports it
                 outcome["error"] = err
