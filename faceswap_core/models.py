@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
+from faceswap_core.loras import PICKLE_SUFFIXES, check_safe_weights
 from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from diffusers import StableDiffusionXLInpaintPipeline
 
 SINGLE_FILE_SUFFIXES = (".safetensors",)
-PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SDXL_NATIVE_RESOLUTION = 1024
 
 
@@ -108,8 +108,6 @@ def _load_base(base: str, dtype: torch.dtype, config: str | None) -> StableDiffu
     if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
         if not path.is_file():
             raise ModelLoadError(f"{base}: no such checkpoint file; check the path given with --base")
-        from faceswap_core.loras import check_safe_weights
-
         check_safe_weights(path)
         options = _single_file_config(config) if config else {}
         return _guarded(
@@ -158,8 +156,6 @@ def _load_vae(vae: str, dtype: torch.dtype) -> Any:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UnsafeWeightsError(f"{vae}: {path.suffix} files are pickles that can run code; use a .safetensors VAE")
     if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-        from faceswap_core.loras import check_safe_weights
-
         if not path.is_file():
             raise ModelLoadError(f"{vae}: no such VAE file; check the path given with --vae")
         check_safe_weights(path)
