@@ -31,6 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from bare_pipeline import bare_inpaint
     from diffusers.utils import logging as diffusers_logging
     from PIL import Image
     from skimage import data
@@ -50,22 +51,9 @@ def main() -> None:
         engine = Engine(str(save_tiny_model(Path(folder) / "tiny")), device="cpu")
         pipeline = engine.load()
         prepared = engine.prepare(photo, mask=mask, settings=settings)
-        size = prepared.crop.width
 
         def bare() -> None:
-            with torch.inference_mode():
-                pipeline(
-                    prompt=settings.prompt,
-                    negative_prompt=settings.negative_prompt,
-                    image=prepared.crop,
-                    mask_image=prepared.crop_mask,
-                    height=size,
-                    width=size,
-                    strength=settings.strength,
-                    num_inference_steps=settings.steps,
-                    guidance_scale=settings.guidance,
-                    generator=torch.Generator("cpu").manual_seed(0),
-                )
+            bare_inpaint(pipeline, prepared, settings)
 
         def swap() -> None:
             engine.swap(photo, mask=mask, settings=settings)
@@ -84,7 +72,8 @@ def main() -> None:
 
     best = {name: min(values) for name, values in timings.items()}
     paired = statistics.median(e / b for e, b in zip(timings["engine"], timings["bare"], strict=True))
-    print(f"tiny model, {photo.width}x{photo.height}, {size}px crop, {args.steps} steps, strength {args.strength:g}")
+    crop = prepared.crop.width
+    print(f"tiny model, {photo.width}x{photo.height}, {crop}px crop, {args.steps} steps, strength {args.strength:g}")
     for name, values in timings.items():
         print(f"  {name:14s} best {best[name] * 1000:8.1f} ms   median {statistics.median(values) * 1000:8.1f} ms")
     print(f"overhead ratio engine/bare: {best['engine'] / best['bare']:.3f} best-of-{args.repeats}, ", end="")

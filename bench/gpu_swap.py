@@ -143,6 +143,7 @@ def main() -> int:
         print("gpu_swap: no CUDA GPU visible; this benchmark needs one (nothing was measured)")
         return 0
 
+    from bare_pipeline import bare_inpaint
     from diffusers.utils import logging as diffusers_logging
     from PIL import Image
     from skimage import data
@@ -165,22 +166,9 @@ def main() -> int:
     mask = face_mask(photo.size, find_face(photo))
     settings = SwapSettings(steps=args.steps, strength=args.strength, seed=0, color_match=True)
     prepared = engine.prepare(photo, mask=mask, settings=settings)
-    size = prepared.crop.width
 
     def bare() -> None:
-        with torch.inference_mode():
-            pipeline(
-                prompt=settings.prompt,
-                negative_prompt=settings.negative_prompt,
-                image=prepared.crop,
-                mask_image=prepared.crop_mask,
-                height=size,
-                width=size,
-                strength=settings.strength,
-                num_inference_steps=settings.steps,
-                guidance_scale=settings.guidance,
-                generator=torch.Generator("cpu").manual_seed(0),
-            )
+        bare_inpaint(pipeline, prepared, settings)
 
     def swap() -> None:
         engine.swap(photo, mask=mask, settings=settings)
@@ -200,7 +188,8 @@ def main() -> int:
         engine.release_gpu()
 
     mode = "low-VRAM offload" if args.low_vram else "all on GPU"
-    print(f"SDXL fp16 ({mode}), {size}px crop of a 1024px photo, {args.steps} steps, strength {args.strength:g}")
+    crop = prepared.crop.width
+    print(f"SDXL fp16 ({mode}), {crop}px crop of a 1024px photo, {args.steps} steps, strength {args.strength:g}")
     for name, (times, peak) in results.items():
         print(f"  {name:14s} median {statistics.median(times):6.2f} s   peak VRAM {peak / 2**30:5.2f} GiB")
     ratio = statistics.median(results["engine swap"][0]) / statistics.median(results["bare pipeline"][0])
