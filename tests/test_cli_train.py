@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,21 @@ def test_missing_dataset_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "nope" in done.stderr and "no such dataset" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_offline_hub_model_is_one_line_and_exit_2(dataset: Path, tmp_path: Path) -> None:
+    """Library logging (hub retries, load bars, warnings) must not add lines to the one-line error."""
+    done = subprocess.run(
+        [sys.executable, "-m", "faceswap_core", "train", str(dataset), "-o", "anna", "--lora-dir", str(tmp_path)]
+        + ["--base", "nobody/no-such-sdxl", *TINY],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "hf download nobody/no-such-sdxl" in done.stderr
 
 
 @pytest.mark.parametrize("name", ["../up", ".hidden", "bad name"])

@@ -104,11 +104,11 @@ def _float_list(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceswap_core.cli import quiet_libraries
     from faceswap_core.engine import Engine
     from faceswap_core.images import save_png
 
-    _quiet_libraries()
-
+    quiet_libraries()
     if args.output.suffix.lower() != ".png":
         raise SettingsError(f"{args.output}: the output must be a .png file (the parameters are stored in it)")
     settings = SwapSettings(
@@ -163,17 +163,6 @@ def run(args: argparse.Namespace) -> int:
         ranking.append(entry)
     print(json.dumps({"output": str(args.output), "ranking": ranking}))
     return 0
-
-
-def _quiet_libraries() -> None:
-    """diffusers/transformers log hub retries and load bars on stderr; the command promises one line on errors."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
 
 
 def _print_progress(step: int, total: int) -> None:

@@ -25,8 +25,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceswap_core.cli import quiet_libraries
     from faceswap_core.models import save_tiny_model
 
+    quiet_libraries()
     out = save_tiny_model(args.out_dir, inpaint_unet=args.inpaint_unet, seed=args.seed)
     print(out)
     return 0

@@ -143,8 +143,10 @@ def output_target(value: str) -> str | Path:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from faceswap_core.cli import quiet_libraries
     from faceswap_core.training import TrainProgress, train_lora
 
+    quiet_libraries()
     settings = TrainSettings(
         steps=args.steps,
         rank=args.rank,
