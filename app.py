@@ -20,13 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from faceswap_core.engine import Engine
     from faceswap_core.ui.demo import CSS, THEME, create_demo
 
-    engine = Engine(
-        config.base_model,
-        device=config.device,
-        low_vram=config.low_vram,
-        lora_dir=config.lora_dir,
-        base_config=config.base_config,
-    )
+    engine = Engine(config.model, lora_dir=config.lora_dir)
     demo = create_demo(engine)
     demo.queue(default_concurrency_limit=1).launch(
         server_name=config.host, server_port=config.port, share=config.share, theme=THEME, css=CSS

@@ -40,7 +40,7 @@ def main() -> None:
     from faceswap_core.faces.detect import find_face
     from faceswap_core.faces.masks import face_mask
     from faceswap_core.models import save_tiny_model
-    from faceswap_core.settings import SwapSettings
+    from faceswap_core.settings import ModelSpec, SwapSettings
 
     diffusers_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
@@ -48,7 +48,7 @@ def main() -> None:
     mask = face_mask(photo.size, find_face(photo))
     settings = SwapSettings(steps=args.steps, strength=args.strength, seed=0)
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(str(save_tiny_model(Path(folder) / "tiny")), device="cpu")
+        engine = Engine(ModelSpec(str(save_tiny_model(Path(folder) / "tiny")), device="cpu"))
         pipeline = engine.load()
         prepared = engine.prepare(photo, mask=mask, settings=settings)
 

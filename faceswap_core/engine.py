@@ -9,25 +9,27 @@ the paste-back are CPU work and run outside the lock.
 from __future__ import annotations
 
 import gc
+import os
 import secrets
 import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from faceswap_core import __version__
-from faceswap_core.blend import Box, crop_square, match_colors, paste_back, square_crop_box
-from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, NoFaceError
+from faceswap_core.blend import match_colors, paste_back
+from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, NoFaceError, SettingsError
 from faceswap_core.images import ImageInput, load_image
 from faceswap_core.loras import LoraInfo, LoraRegistry
-from faceswap_core.settings import DEFAULT_BASE_MODEL, MAX_SEED, SEARCH_STRENGTHS, MaskSettings, SwapSettings, as_dict
+from faceswap_core.regions import Region, cut, face_region, mask_region, split_mask
+from faceswap_core.settings import MAX_FACES, MAX_SEED, SEARCH_STRENGTHS, MaskSettings, ModelSpec, SwapSettings, as_dict
 
 if TYPE_CHECKING:
     import torch
@@ -40,26 +42,60 @@ MAX_CACHED_ADAPTERS = 8  # loaded LoRAs kept on the model; the least recently us
 
 @dataclass
 class SwapResult:
-    """A swapped image at full size, with the record needed to reproduce it."""
+    """A swapped image at full size, with the record needed to reproduce it face by face."""
 
     image: Image.Image
     record: dict[str, Any]
     identity_distance: float | None = None
-    mask: Image.Image | None = None  # the full-size mask that was used (255 = replaced)
+    mask: Image.Image | None = None  # the full-size union of the masks that were used (255 = replaced)
+
+
+@dataclass(frozen=True)
+class FaceTarget:
+    """One face to repaint and how: which detected face (or none, when a mask alone says where) and its settings.
+
+    ``face`` is an index among the detected faces, largest first. With ``mask`` (full-size, 255 =
+    replace) the mask decides where; ``face`` then only names the face it covers (record, scoring).
+    """
+
+    settings: SwapSettings = SwapSettings()
+    face: int | None = 0
+    mask: ImageInput | None = None
+
+
+class Contribution(Protocol):
+    """Something beside the LoRAs that steers a pipeline call: an image prompt, a few-step scheduler...
+
+    ``applied`` runs under the GPU lock around one call: it may set state on the pipeline (restoring
+    it on exit) and yields the extra call arguments; ``record`` says what it did, for the PNG record.
+    """
+
+    def applied(self, pipeline: Any) -> AbstractContextManager[dict[str, Any]]: ...
+
+    def record(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What conditions one face's pipeline call: the active LoRAs with their weights, and contributions."""
+
+    adapters: tuple[tuple[LoraInfo, float], ...] = ()
+    contributions: tuple[Contribution, ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"adapters": [{"lora": info.name, "weight": weight} for info, weight in self.adapters]}
+        for contribution in self.contributions:
+            entry.update(contribution.record())
+        return entry
 
 
 @dataclass
 class PreparedSwap:
-    """The CPU-side inputs of a swap: found once, reused by every candidate of a search."""
+    """The CPU-side inputs of a swap: the photo and its regions, found once and reused by every candidate."""
 
     image: Image.Image
-    mask: Image.Image
-    face: Face | None
-    crop_box: Box
-    mask_source: str
+    regions: list[Region]
     prepare_s: float
-    crop: Image.Image = field(repr=False)
-    crop_mask: Image.Image = field(repr=False)
 
 
 class Engine:
@@ -67,21 +103,14 @@ class Engine:
 
     def __init__(
         self,
-        base_model: str = DEFAULT_BASE_MODEL,
+        model: ModelSpec | str = ModelSpec(),
         *,
-        device: str | None = "auto",
         dtype: torch.dtype | None = None,
-        vae: str | None = None,
-        low_vram: bool = False,
-        lora_dir: str = "lora_weights",
-        base_config: str | None = None,
+        lora_dir: str | os.PathLike = "lora_weights",
     ) -> None:
-        self.base_model = base_model
-        self.base_config = base_config  # diffusers folder describing a single-file base (offline use)
-        self.device = device
+        self.model = ModelSpec(base=model) if isinstance(model, str) else model
+        self.model.validate()
         self.dtype = dtype
-        self.vae = vae
-        self.low_vram = low_vram
         self.loras = LoraRegistry(lora_dir)
         self.lock = threading.RLock()
         self.load_error: str | None = None
@@ -89,9 +118,13 @@ class Engine:
         self._adapters: OrderedDict[tuple[str, int, int], str] = OrderedDict()  # (file, mtime, size) -> name
         self._adapter_count = 0
 
+    @property
+    def base_model(self) -> str:
+        return self.model.base
+
     @classmethod
     def from_pipeline(
-        cls, pipeline: Any, *, base_model: str = "in-memory pipeline", lora_dir: str = "lora_weights"
+        cls, pipeline: Any, *, base_model: str = "in-memory pipeline", lora_dir: str | os.PathLike = "lora_weights"
     ) -> Engine:
         """An engine around a pipeline built in memory (benchmarks with random full-size weights, tests)."""
         engine = cls(base_model, lora_dir=lora_dir)
@@ -115,14 +148,7 @@ class Engine:
                 from faceswap_core.models import load_inpaint_pipeline
 
                 try:
-                    self._pipeline = load_inpaint_pipeline(
-                        self.base_model,
-                        device=self.device,
-                        dtype=self.dtype,
-                        vae=self.vae,
-                        low_vram=self.low_vram,
-                        config=self.base_config,
-                    )
+                    self._pipeline = load_inpaint_pipeline(self.model, dtype=self.dtype)
                 except FaceswapError as err:
                     self.load_error = str(err)
                     self.release_gpu()
@@ -130,7 +156,7 @@ class Engine:
                 except Exception as err:  # e.g. out of GPU memory while moving the weights: still one line
                     self.release_gpu()
                     first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-                    self.load_error = f"base model {self.base_model} could not be loaded: {first}"
+                    self.load_error = f"base model {self.model.base} could not be loaded: {first}"
                     raise ModelLoadError(self.load_error) from err
                 self.load_error = None
             return self._pipeline
@@ -162,7 +188,7 @@ class Engine:
         with self.lock:
             pipeline = self._pipeline
             device = getattr(pipeline, "device", None)
-            park = pipeline is not None and not self.low_vram and device is not None and device.type != "cpu"
+            park = pipeline is not None and not self.model.low_vram and device is not None and device.type != "cpu"
             if park:
                 pipeline.to("cpu")
             self.release_gpu()
@@ -176,87 +202,145 @@ class Engine:
     def prepare(
         self,
         image: ImageInput,
+        targets: Sequence[FaceTarget],
         *,
-        mask: ImageInput | None = None,
-        settings: SwapSettings,
+        shared_mask: ImageInput | None = None,
         mask_settings: MaskSettings | None = None,
-        resolution: int | None = None,
     ) -> PreparedSwap:
-        """Load the image, find the face and mask, and cut the square crop the model will see."""
-        from faceswap_core.faces.masks import face_mask, mask_box, normalize_mask
+        """Load the image, find the faces the targets name, and make one region per target (in order).
+
+        ``shared_mask`` is one painted mask for all targets (what the editor gives): it is split among
+        their faces, each painted pixel going to the nearest chosen face (:func:`split_mask`).
+        """
+        from faceswap_core.faces.masks import normalize_mask
 
         started = time.perf_counter()
-        settings.validate()
+        if not targets:
+            raise SettingsError("choose at least one face to replace")
+        if len(targets) > MAX_FACES:
+            raise SettingsError(f"at most {MAX_FACES} faces can be replaced in one photo, got {len(targets)}")
+        for target in targets:
+            target.settings.validate()
+            if target.face is not None and target.face < 0:
+                raise SettingsError(f"face index must be 0 or more, got {target.face}")
+        if shared_mask is not None and len(targets) > 1 and any(t.face is None for t in targets):
+            raise SettingsError("a mask shared by several faces needs a face index for each of them")
         picture = load_image(image, name="target image")
-        face = None
-        if mask is None:
-            from faceswap_core.faces.detect import find_face
+        faces: list[Face] = []
+        if any(target.face is not None for target in targets):
+            from faceswap_core.faces.detect import detect_faces
 
-            grow_feather = mask_settings or MaskSettings()
-            grow_feather.validate()
-            face = find_face(picture, settings.face_index)
-            full_mask = face_mask(picture.size, face, grow=grow_feather.grow, feather=grow_feather.feather)
-            source = "auto"
-        else:
-            full_mask = normalize_mask(mask, picture.size)
-            source = "given"
-        box = square_crop_box(mask_box(full_mask), settings.padding, picture.size)
-        size = resolution or self.native_resolution
-        crop = crop_square(picture, box).resize((size, size), Image.LANCZOS)
-        crop_mask = crop_square(full_mask, box, fill_mode="constant").resize((size, size), Image.BILINEAR)
-        return PreparedSwap(
-            picture, full_mask, face, box, source, time.perf_counter() - started, crop=crop, crop_mask=crop_mask
-        )
+            faces = detect_faces(picture, name="target image")
+        masks: list[Image.Image | None] = [
+            None if target.mask is None else normalize_mask(target.mask, picture.size) for target in targets
+        ]
+        if shared_mask is not None:
+            painted = normalize_mask(shared_mask, picture.size)
+            if len(targets) == 1:
+                masks = [painted]
+            else:
+                chosen = [_nth_face(faces, target.face or 0, given_mask=False) for target in targets]
+                masks = list(split_mask(painted, [face for face in chosen if face is not None]))
+        regions = []
+        for target, mask in zip(targets, masks, strict=True):
+            face = None if target.face is None else _nth_face(faces, target.face, given_mask=mask is not None)
+            padding = target.settings.padding
+            if mask is None:
+                assert face is not None  # _nth_face raises when an automatic mask has no face
+                regions.append(
+                    face_region(
+                        picture.size, face, face_index=target.face, padding=padding, mask_settings=mask_settings
+                    )
+                )
+            else:
+                index = target.face if face is not None else None
+                regions.append(mask_region(mask, padding=padding, face=face, face_index=index))
+        return PreparedSwap(picture, regions, time.perf_counter() - started)
 
     # --- swapping -------------------------------------------------------------------------------
     def swap(
         self,
-        image: ImageInput | PreparedSwap,
+        image: ImageInput,
+        targets: Sequence[FaceTarget] | None = None,
         *,
-        mask: ImageInput | None = None,
         settings: SwapSettings = SwapSettings(),
+        face: int | None = None,
+        mask: ImageInput | None = None,
         mask_settings: MaskSettings | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> SwapResult:
-        """Replace the face: crop, inpaint at native resolution, colour-match, paste back through the mask.
+        """Repaint each target's face in turn, each on the result of the one before.
 
-        ``image`` may be a :class:`PreparedSwap` from :meth:`prepare` to skip detection (as search does).
+        Each face is cropped and upscaled to the model's native resolution on its own, inpainted with
+        its own conditioning, colour-matched and blended back through its mask; every pixel outside
+        the union of the masks is returned exactly as it came in. With ``targets``, ``mask`` is one
+        painted mask shared among their faces. Without, one face: ``face`` (index, largest first;
+        default the largest) with ``settings``, or the region ``mask`` covers.
         """
         started = time.perf_counter()
-        settings.validate()
+        shared_mask = mask
+        if targets is None:
+            targets, shared_mask = [_single_target(settings, face, mask)], None
+        prepared = self.prepare(image, targets, shared_mask=shared_mask, mask_settings=mask_settings)
+        result = self.repaint(prepared, [target.settings for target in targets], progress=progress, cancel=cancel)
+        result.record["timings"]["total_s"] = round(time.perf_counter() - started, 4)
+        return result
+
+    def repaint(
+        self,
+        prepared: PreparedSwap,
+        settings: Sequence[SwapSettings],
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> SwapResult:
+        """Inpaint the prepared regions with one settings each; the GPU part of :meth:`swap`."""
+        started = time.perf_counter()
+        settings = [_with_seed(chosen) for chosen in settings]
         pipeline = self.pipeline
-        prepared = (
-            image
-            if isinstance(image, PreparedSwap)
-            else self.prepare(image, mask=mask, settings=settings, mask_settings=mask_settings)
-        )
-        lora = self.loras.resolve(settings.lora) if settings.lora else None
-        seed = secrets.randbelow(MAX_SEED + 1) if settings.seed is None else settings.seed
-        generated, timings = self._inpaint(pipeline, prepared, settings, seed, lora, progress, cancel)
-        blend_started = time.perf_counter()
-        if settings.color_match:
-            generated = Image.fromarray(
-                match_colors(np.asarray(generated), np.asarray(prepared.crop), np.asarray(prepared.crop_mask))
-            )
-        result = paste_back(prepared.image, generated, prepared.mask, prepared.crop_box)
-        timings["prepare_s"] = prepared.prepare_s
-        timings["blend_s"] = time.perf_counter() - blend_started
-        timings["total_s"] = time.perf_counter() - started
-        record = self._record(prepared, replace(settings, seed=seed), lora, timings)
-        return SwapResult(result, record, None, prepared.mask)
+        size = self.native_resolution
+        conditionings = [self.conditioning(chosen) for chosen in settings]  # a bad LoRA fails before any work
+        counts = [max(1, int(chosen.steps * chosen.strength)) for chosen in settings]
+        current, done, faces = prepared.image, 0, []
+        totals = {"inference_s": 0.0, "lora_s": 0.0, "blend_s": 0.0}
+        for region, chosen, conditioning, count in zip(prepared.regions, settings, conditionings, counts, strict=True):
+            report = None if progress is None else _offset_progress(progress, done, sum(counts))
+            crop, crop_mask = cut(current, region, size)
+            generated, timings = self._inpaint(pipeline, crop, crop_mask, chosen, conditioning, report, cancel)
+            blend_started = time.perf_counter()
+            if chosen.color_match:
+                generated = Image.fromarray(
+                    match_colors(np.asarray(generated), np.asarray(crop), np.asarray(crop_mask))
+                )
+            current = paste_back(current, generated, region.mask, region.box)
+            timings["blend_s"] = time.perf_counter() - blend_started
+            for name, value in timings.items():
+                totals[name] += value
+            faces.append(_face_record(region, chosen, conditioning))
+            done += count
+        totals["prepare_s"] = prepared.prepare_s
+        totals["total_s"] = prepared.prepare_s + time.perf_counter() - started
+        record = self._record(prepared, faces, size, totals)
+        return SwapResult(current, record, None, _union(region.mask for region in prepared.regions))
+
+    def conditioning(self, settings: SwapSettings) -> Conditioning:
+        """What steers the pipeline for ``settings``: the person's LoRA at its weight (none without one)."""
+        if not settings.lora:
+            return Conditioning()
+        return Conditioning(adapters=((self.loras.resolve(settings.lora), settings.lora_scale),))
 
     def _inpaint(
         self,
         pipeline: Any,
-        prepared: PreparedSwap,
+        crop: Image.Image,
+        crop_mask: Image.Image,
         settings: SwapSettings,
-        seed: int,
-        lora: LoraInfo | None,
+        conditioning: Conditioning,
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> tuple[Image.Image, dict[str, float]]:
-        """The GPU part, under the lock: set this request's LoRA state, then run the pipeline on the crop."""
+        """The GPU part, under the lock: set this face's conditioning, then run the pipeline on its crop."""
         import torch
 
         def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -266,30 +350,32 @@ class Engine:
                 progress(step + 1, pipe.num_timesteps)
             return tensors
 
-        size = prepared.crop.width
+        call = {
+            "prompt": settings.prompt,
+            "negative_prompt": settings.negative_prompt or None,
+            "image": crop,
+            "mask_image": crop_mask,
+            "height": crop.height,
+            "width": crop.width,
+            "strength": settings.strength,
+            "num_inference_steps": settings.steps,
+            "guidance_scale": settings.guidance,
+            "generator": torch.Generator(device="cpu").manual_seed(settings.seed or 0),
+            "callback_on_step_end": on_step_end,
+        }
         with self.lock:
             if cancel is not None and cancel.is_set():
                 raise CancelledError("the swap was cancelled")
             waited = time.perf_counter()
-            self._use_lora(pipeline, lora, settings.lora_scale)
+            self._use_adapters(pipeline, conditioning.adapters)
             lora_s = time.perf_counter() - waited
             try:
-                with torch.inference_mode():
-                    output = pipeline(
-                        prompt=settings.prompt,
-                        negative_prompt=settings.negative_prompt or None,
-                        image=prepared.crop,
-                        mask_image=prepared.crop_mask,
-                        height=size,
-                        width=size,
-                        strength=settings.strength,
-                        num_inference_steps=settings.steps,
-                        guidance_scale=settings.guidance,
-                        generator=torch.Generator(device="cpu").manual_seed(seed),
-                        callback_on_step_end=on_step_end,
-                    )
+                with ExitStack() as stack, torch.inference_mode():
+                    for contribution in conditioning.contributions:
+                        call.update(stack.enter_context(contribution.applied(pipeline)))
+                    output = pipeline(**call)
             except Exception as err:  # cancelled, out of memory or a bug: free what the run held first
-                if self.low_vram:
+                if self.model.low_vram:
                     pipeline.maybe_free_model_hooks()
                 self.release_gpu()
                 if isinstance(err, torch.cuda.OutOfMemoryError):
@@ -300,24 +386,27 @@ class Engine:
             inference_s = time.perf_counter() - waited - lora_s
         return output.images[0], {"lora_s": lora_s, "inference_s": inference_s}
 
-    def _use_lora(self, pipeline: Any, lora: LoraInfo | None, scale: float) -> None:
-        """Make exactly ``lora`` (or none) active on the pipeline; adapters stay loaded, cached by file."""
-        if lora is None:
+    def _use_adapters(self, pipeline: Any, adapters: Sequence[tuple[LoraInfo, float]]) -> None:
+        """Make exactly ``adapters`` active with their weights; loaded ones stay on the model, cached by file."""
+        if not adapters:
             if self._adapters:
                 pipeline.disable_lora()
             return
-        stat = lora.path.stat()
-        key = (str(lora.path.resolve()), stat.st_mtime_ns, stat.st_size)
-        adapter = self._adapters.get(key)
-        if adapter is None:
-            adapter = self._load_adapter(pipeline, lora)
-            self._adapters[key] = adapter
-            while len(self._adapters) > MAX_CACHED_ADAPTERS:
-                _, oldest = self._adapters.popitem(last=False)
-                pipeline.delete_adapters(oldest)
-        self._adapters.move_to_end(key)
+        names, weights = [], []
+        for lora, weight in adapters:
+            stat = lora.path.stat()
+            key = (str(lora.path.resolve()), stat.st_mtime_ns, stat.st_size)
+            adapter = self._adapters.get(key)
+            if adapter is None:
+                adapter = self._adapters[key] = self._load_adapter(pipeline, lora)
+            self._adapters.move_to_end(key)
+            names.append(adapter)
+            weights.append(weight)
+        while len(self._adapters) > max(MAX_CACHED_ADAPTERS, len(names)):
+            _, oldest = self._adapters.popitem(last=False)
+            pipeline.delete_adapters(oldest)
         pipeline.enable_lora()
-        pipeline.set_adapters([adapter], adapter_weights=[scale])
+        pipeline.set_adapters(names, adapter_weights=weights)
 
     def _load_adapter(self, pipeline: Any, lora: LoraInfo) -> str:
         from faceswap_core.loras import check_safe_weights
@@ -342,21 +431,15 @@ class Engine:
         return adapter
 
     def _record(
-        self, prepared: PreparedSwap, settings: SwapSettings, lora: LoraInfo | None, timings: dict[str, float]
+        self, prepared: PreparedSwap, faces: list[dict[str, Any]], resolution: int, timings: dict[str, float]
     ) -> dict[str, Any]:
         pipeline = self._pipeline
         return {
-            "seed": settings.seed,
-            "settings": as_dict(settings),
-            "base_model": self.base_model,
-            "vae": self.vae,
-            "lora": lora.name if lora else None,
-            "lora_path": str(lora.path) if lora else None,
-            "lora_scale": settings.lora_scale if lora else None,
-            "mask": prepared.mask_source,
+            "faces": faces,
+            "base_model": self.model.base,
+            "vae": self.model.vae,
             "image_size": list(prepared.image.size),
-            "crop_box": list(prepared.crop_box),
-            "resolution": prepared.crop.width,
+            "resolution": resolution,
             "device": str(getattr(pipeline, "device", "")),
             "dtype": str(getattr(pipeline, "dtype", "")).removeprefix("torch."),
             "timings": {name: round(value, 4) for name, value in timings.items()},
@@ -368,8 +451,9 @@ class Engine:
         self,
         image: ImageInput,
         *,
-        mask: ImageInput | None = None,
         settings: SwapSettings = SwapSettings(),
+        face: int | None = None,
+        mask: ImageInput | None = None,
         strengths: Sequence[float] | None = SEARCH_STRENGTHS,
         seeds: Sequence[int] | None = None,
         references: Sequence[ImageInput] | None = None,
@@ -377,7 +461,7 @@ class Engine:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> list[SwapResult]:
-        """Try every strength x seed; rank by identity distance to ``references`` (best first) when given.
+        """Try every strength x seed on one face; rank by identity distance to ``references`` (best first).
 
         Without references the candidates keep their input order. One seed is shared by all strengths
         when none is given, so the candidates differ only in strength.
@@ -386,7 +470,7 @@ class Engine:
         if seeds:
             seed_list: list[int] = list(seeds)
         else:
-            seed_list = [secrets.randbelow(MAX_SEED + 1) if settings.seed is None else settings.seed]
+            seed_list = [_with_seed(settings).seed or 0]
         candidates = [replace(settings, strength=float(s), seed=int(seed)) for seed in seed_list for s in strength_list]
         for candidate in candidates:
             candidate.validate()
@@ -395,17 +479,18 @@ class Engine:
             from faceswap_core.faces.identity import IdentityScorer
 
             scorer = IdentityScorer(references)
-        prepared = self.prepare(image, mask=mask, settings=settings, mask_settings=mask_settings)
-        face = prepared.face if prepared.face is not None else _face_under_mask(prepared)
-        steps = [max(1, int(c.steps * c.strength)) for c in candidates]
-        total, done = sum(steps), 0
+        prepared = self.prepare(image, [_single_target(settings, face, mask)], mask_settings=mask_settings)
+        region = prepared.regions[0]
+        scored_face = region.face if region.face is not None else _face_under_mask(prepared.image, region.mask)
+        counts = [max(1, int(c.steps * c.strength)) for c in candidates]
+        total, done = sum(counts), 0
         results: list[SwapResult] = []
-        for candidate, count in zip(candidates, steps, strict=True):
+        for candidate, count in zip(candidates, counts, strict=True):
             report = None if progress is None else _offset_progress(progress, done, total)
-            result = self.swap(prepared, settings=candidate, progress=report, cancel=cancel)
+            result = self.repaint(prepared, [candidate], progress=report, cancel=cancel)
             done += count
             if scorer is not None:
-                result.identity_distance = _score(scorer, result.image, face)
+                result.identity_distance = _score(scorer, result.image, scored_face)
                 result.record["identity_distance"] = result.identity_distance
             results.append(result)
         if scorer is not None:
@@ -415,19 +500,63 @@ class Engine:
         return results
 
 
+def _single_target(settings: SwapSettings, face: int | None, mask: ImageInput | None) -> FaceTarget:
+    """One face: the given index, else the largest face when there is no mask, else wherever the mask is."""
+    return FaceTarget(settings, face if face is not None else (0 if mask is None else None), mask)
+
+
+def _with_seed(settings: SwapSettings) -> SwapSettings:
+    """The settings with a fixed seed: a random one when none is set, so the record can reproduce it."""
+    return settings if settings.seed is not None else replace(settings, seed=secrets.randbelow(MAX_SEED + 1))
+
+
+def _nth_face(faces: list[Face], index: int, *, given_mask: bool) -> Face | None:
+    """The ``index``-th largest face; a clear error naming how many there are (none needed with a mask)."""
+    if index < len(faces):
+        return faces[index]
+    if given_mask:
+        return None
+    if not faces:
+        raise NoFaceError(
+            "target image: no face found; paint over the face to replace by hand (or pass a mask) instead"
+        )
+    found = "1 face" if len(faces) == 1 else f"{len(faces)} faces"
+    raise NoFaceError(f"target image: there is no face {index}; {found} found (indices 0-{len(faces) - 1})")
+
+
+def _face_record(region: Region, settings: SwapSettings, conditioning: Conditioning) -> dict[str, Any]:
+    """One repainted face in the record: where (face, mask, crop box), with what (settings, adapters)."""
+    return {
+        "face": region.face_index,
+        "mask": region.mask_source,
+        "crop_box": list(region.box),
+        **as_dict(settings),
+        **conditioning.record(),
+    }
+
+
+def _union(masks: Iterable[Image.Image]) -> Image.Image:
+    merged: np.ndarray | None = None
+    for mask in masks:
+        values = np.asarray(mask)
+        merged = values.copy() if merged is None else np.maximum(merged, values)
+    assert merged is not None
+    return Image.fromarray(merged, mode="L")
+
+
 def _offset_progress(progress: Progress, done: int, total: int) -> Progress:
-    """Report a candidate's steps as steps of the whole search."""
+    """Report one call's steps as steps of the whole job (several faces, several candidates)."""
     return lambda step, _count: progress(min(done + step, total), total)
 
 
-def _face_under_mask(prepared: PreparedSwap) -> Face | None:
+def _face_under_mask(image: Image.Image, mask: Image.Image) -> Face | None:
     """With a hand-drawn mask, the face to score is the one the mask covers most."""
     from faceswap_core.faces.detect import detect_faces
     from faceswap_core.faces.masks import mask_box
 
-    x0, y0, x1, y1 = mask_box(prepared.mask)
+    x0, y0, x1, y1 = mask_box(mask)
     best, best_overlap = None, 0.0
-    for face in detect_faces(prepared.image):
+    for face in detect_faces(image):
         fx0, fy0, fx1, fy1 = face.box
         overlap = max(0.0, min(x1, fx1) - max(x0, fx0)) * max(0.0, min(y1, fy1) - max(y0, fy0))
         if overlap > best_overlap:

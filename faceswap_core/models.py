@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
 from faceswap_core.loras import PICKLE_SUFFIXES, check_safe_weights
-from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES
+from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES, ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -62,31 +62,22 @@ def native_resolution(pipeline: Any) -> int:
     return int(sample_size) * int(pipeline.vae_scale_factor)
 
 
-def load_inpaint_pipeline(
-    base: str,
-    *,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
-    vae: str | None = None,
-    low_vram: bool = False,
-    config: str | None = None,
-) -> StableDiffusionXLInpaintPipeline:
+def load_inpaint_pipeline(model: ModelSpec, *, dtype: torch.dtype | None = None) -> StableDiffusionXLInpaintPipeline:
     """Load an SDXL inpainting pipeline from a hub id, a local diffusers folder or one .safetensors file.
 
     Works for the plain 4-channel SDXL base and for 9-channel inpainting UNets alike (the pipeline
-    reads the UNet's ``in_channels``). ``vae`` overrides the VAE, e.g. the fp16-fix VAE that does not
-    overflow in half precision. ``low_vram`` moves each sub-model to the GPU only while it runs.
-    ``config`` is a local diffusers SDXL folder whose configs and tokenizers describe a single-file
-    ``base``: with it nothing is fetched from the hub, so single files load offline.
+    reads the UNet's ``in_channels``). ``model.vae`` overrides the VAE, e.g. the fp16-fix VAE that
+    does not overflow in half precision. ``model.low_vram`` moves each sub-model to the GPU only
+    while it runs. ``model.base_config`` is a local diffusers SDXL folder whose configs and
+    tokenizers describe a single-file base: with it nothing is fetched from the hub, so single files
+    load offline.
     """
-    import torch
-
-    torch_device = device if isinstance(device, torch.device) else pick_device(device)
+    torch_device = pick_device(model.device)
     torch_dtype = dtype or default_dtype(torch_device)
-    pipeline = _load_base(base, torch_dtype, config)
-    if vae:
-        pipeline.vae = _load_vae(vae, torch_dtype)
-    if low_vram and torch_device.type == "cuda":
+    pipeline = _load_base(model.base, torch_dtype, model.base_config)
+    if model.vae:
+        pipeline.vae = _load_vae(model.vae, torch_dtype)
+    if model.low_vram and torch_device.type == "cuda":
         pipeline.enable_model_cpu_offload(device=torch_device)
     else:
         pipeline.to(torch_device)
@@ -99,7 +90,7 @@ def _load_base(base: str, dtype: torch.dtype, config: str | None) -> StableDiffu
 
     path = Path(base).expanduser()
     if config and path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
-        raise ModelLoadError(f"{config}: --config only applies to a single .safetensors --base, not to {base}")
+        raise ModelLoadError(f"{config}: --base-config only applies to a single .safetensors --base, not to {base}")
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UnsafeWeightsError(
             f"{base}: {path.suffix} checkpoints are pickles that can run code when loaded; "
@@ -130,7 +121,7 @@ def _single_file_config(config: str) -> dict[str, Any]:
     folder = Path(config).expanduser()
     if not (folder / "model_index.json").is_file():
         raise ModelLoadError(
-            f"{config}: --config must be a diffusers SDXL folder with model_index.json "
+            f"{config}: --base-config must be a diffusers SDXL folder with model_index.json "
             f"(e.g. `hf download {DEFAULT_BASE_MODEL} --exclude '*.safetensors' --local-dir DIR`)"
         )
     return {"config": str(folder), "local_files_only": True}
@@ -205,7 +196,7 @@ def _explain(name: str, err: BaseException, what: str) -> str:
         if single_file:
             return (
                 f"{name}: a single checkpoint file needs SDXL's configs and tokenizers, which cannot be downloaded "
-                "now; pass a diffusers SDXL folder with --config (app: --base-config), or run "
+                "now; pass a diffusers SDXL folder with --base-config, or run "
                 f"`hf download {DEFAULT_BASE_MODEL} --exclude '*.safetensors'` once while online"
             )
         if _looks_like_path(name):

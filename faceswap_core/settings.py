@@ -68,7 +68,25 @@ STEPS = Range(1, 150, 30, 1)
 GUIDANCE = Range(0.0, 20.0, 7.0, 0.5)
 LORA_SCALE = Range(0.0, 2.0, 1.0, 0.05)
 SEARCH_STRENGTHS = (0.3, 0.4, 0.5, 0.6)
+MAX_FACES = 32  # faces repainted in one request: a crowd photo, not an unbounded job
 MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which base model to run and how: the one set of names the app, the CLI commands and the engine share."""
+
+    base: str = DEFAULT_BASE_MODEL  # hub id, local diffusers folder or single .safetensors checkpoint
+    base_config: str | None = None  # diffusers folder with the configs of a single-file base (offline use)
+    vae: str | None = None  # VAE override, e.g. FP16_FIX_VAE
+    device: str = "auto"
+    low_vram: bool = False  # model CPU offload for 8-12 GB cards
+
+    def validate(self) -> None:
+        if not self.base.strip():
+            raise SettingsError("the base model must not be empty")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise SettingsError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -98,7 +116,6 @@ class SwapSettings:
     seed: int | None = None  # None: a random seed, recorded in the result
     lora: str | None = None  # registry name or path; None: no LoRA
     lora_scale: float = LORA_SCALE.default
-    face_index: int = 0
     color_match: bool = True
 
     def validate(self) -> None:
@@ -109,8 +126,6 @@ class SwapSettings:
         LORA_SCALE.check("lora scale", self.lora_scale)
         if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
             raise SettingsError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
-        if self.face_index < 0:
-            raise SettingsError(f"face index must be 0 or more, got {self.face_index}")
         if self.steps * self.strength < 1:
             raise SettingsError(
                 "steps x strength must be at least 1 so that one denoising step runs, "

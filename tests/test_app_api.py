@@ -68,7 +68,7 @@ def test_swap_endpoint_takes_an_image_and_a_mask_file(server: str, inputs: tuple
     target, mask = inputs
     image, record = call_swap(server, target, mask, "")
     assert image.size == SIZE
-    assert record["seed"] == 7 and record["mask"] == "given" and record["lora"] is None
+    assert record["faces"][0]["seed"] == 7 and record["faces"][0]["mask"] == "given" and record["faces"][0]["lora"] is None
     original = np.asarray(Image.open(target).convert("RGB"))
     outside = np.ones(original.shape[:2], bool)
     outside[BOX[1] : BOX[3], BOX[0] : BOX[2]] = False
@@ -84,7 +84,7 @@ def test_two_clients_with_different_loras_get_their_own_results(server: str, inp
         futures = {name: pool.submit(call_swap, server, target, mask, name) for name in ("bob", "alice")}
         together = {name: future.result() for name, future in futures.items()}
     for name, (image, record) in together.items():
-        assert record["lora"] == name
+        assert record["faces"][0]["lora"] == name
         assert np.array_equal(np.asarray(image), sequential[name])
 
 

@@ -157,8 +157,8 @@ def test_upload_auto_mask_paint_generate_and_download(page: Any, astronaut: Imag
         with Image.open(saved) as result:
             assert result.size == astronaut.size
             record = json.loads(result.text["parameters"])
-        assert record["mask"] == "given"
-        assert record["crop_box"][3] >= 480  # the painted stroke, not only the face, was masked
+        assert record["faces"][0]["mask"] == "given"
+        assert record["faces"][0]["crop_box"][3] >= 480  # the painted stroke, not only the face, was masked
         page.screenshot(path=str(ARTIFACTS / "swap-result.png"), full_page=True)
 
 

@@ -45,10 +45,11 @@ def test_swap_writes_image_with_parameters(
     with Image.open(out) as result:
         assert result.size == (303, 301)
     parameters = json.loads(png_metadata(out)["parameters"])
-    assert parameters["seed"] == 3 and parameters["settings"]["strength"] == 0.6
-    assert parameters["base_model"] == str(tiny_model_dir) and parameters["mask"] == "given"
+    [face] = parameters["faces"]
+    assert face["seed"] == 3 and face["strength"] == 0.6
+    assert parameters["base_model"] == str(tiny_model_dir) and face["mask"] == "given" and face["face"] is None
     printed = json.loads(capsys.readouterr().out)
-    assert printed["output"] == str(out) and printed["seed"] == 3
+    assert printed["output"] == str(out) and printed["faces"][0]["seed"] == 3
 
 
 def test_strengths_write_ranked_candidates(
@@ -63,7 +64,7 @@ def test_strengths_write_ranked_candidates(
     assert [entry["strength"] for entry in ranking] == [0.3, 0.6]
     assert (tmp_path / "best-0-s0.3.png").is_file() and (tmp_path / "best-1-s0.6.png").is_file()
     best = json.loads(png_metadata(out)["parameters"])
-    assert best["lora"] == "alice" and best["lora_scale"] == 0.8 and best["rank"] == 0
+    assert best["faces"][0]["lora"] == "alice" and best["faces"][0]["lora_scale"] == 0.8 and best["rank"] == 0
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(tmp_path / "best-0-s0.3.png")))
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from faceswap_core.engine import Engine, SwapResult
 from faceswap_core.errors import CancelledError, ModelLoadError, UnsafeWeightsError
 from faceswap_core.images import load_image
-from faceswap_core.settings import SwapSettings
+from faceswap_core.settings import ModelSpec, SwapSettings
 
 FAST = SwapSettings(steps=8, seed=7)
 
@@ -28,7 +28,7 @@ def lora_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path, lora_dir: Path) -> Engine:
-    return Engine(str(tiny_model_dir), device="cpu", lora_dir=str(lora_dir))
+    return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=str(lora_dir))
 
 
 def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -56,9 +56,10 @@ def test_auto_mask_swap_keeps_every_pixel_outside_the_mask(engine: Engine, astro
     result = engine.swap(astronaut, settings=FAST)
     _assert_outside_mask_unchanged(astronaut, result)
     record = result.record
-    assert record["seed"] == 7 and record["mask"] == "auto" and record["resolution"] == 64
-    assert record["settings"]["steps"] == 8 and record["base_model"] == engine.base_model
-    assert record["image_size"] == [512, 512] and record["lora"] is None
+    [face] = record["faces"]
+    assert face["seed"] == 7 and face["mask"] == "auto" and face["face"] == 0 and record["resolution"] == 64
+    assert face["steps"] == 8 and record["base_model"] == engine.base_model
+    assert record["image_size"] == [512, 512] and face["lora"] is None and face["adapters"] == []
     assert {"prepare_s", "inference_s", "blend_s", "total_s"} <= record["timings"].keys()
 
 
@@ -74,7 +75,7 @@ def test_given_mask_odd_sizes(engine: Engine, size: tuple[int, int], box: tuple[
     image = _noise(*size)
     result = engine.swap(image, mask=_box_mask(size, box), settings=FAST)
     _assert_outside_mask_unchanged(image, result)
-    x0, y0, x1, y1 = result.record["crop_box"]
+    x0, y0, x1, y1 = result.record["faces"][0]["crop_box"]
     assert x1 - x0 == y1 - y0 and x0 <= box[0] and y0 <= box[1] and x1 >= box[2] and y1 >= box[3]
 
 
@@ -100,7 +101,7 @@ def test_same_seed_same_result_and_random_seed_is_recorded(engine: Engine) -> No
     other = engine.swap(image, mask=mask, settings=SwapSettings(steps=8, seed=8))
     assert not np.array_equal(_pixels(first), _pixels(other))
     random = engine.swap(image, mask=mask, settings=SwapSettings(steps=8))
-    replay = engine.swap(image, mask=mask, settings=SwapSettings(steps=8, seed=random.record["seed"]))
+    replay = engine.swap(image, mask=mask, settings=SwapSettings(steps=8, seed=random.record["faces"][0]["seed"]))
     assert np.array_equal(_pixels(random), _pixels(replay))
 
 
@@ -180,7 +181,7 @@ def test_progress_and_cancel(engine: Engine) -> None:
 def test_search_keeps_order_without_references(engine: Engine) -> None:
     image, mask = _noise(64, 64), _box_mask((64, 64), (16, 16, 48, 48))
     results = engine.search(image, mask=mask, settings=FAST, strengths=[0.6, 0.3], seeds=[1, 2])
-    assert [(r.record["seed"], r.record["settings"]["strength"]) for r in results] == [
+    assert [(r.record["faces"][0]["seed"], r.record["faces"][0]["strength"]) for r in results] == [
         (1, 0.6),
         (1, 0.3),
         (2, 0.6),
@@ -208,14 +209,14 @@ def test_search_ranks_by_real_identity_distance(
 
 
 def test_nine_channel_inpainting_unet(tiny_inpaint_model_dir: Path) -> None:
-    engine = Engine(str(tiny_inpaint_model_dir), device="cpu")
+    engine = Engine(ModelSpec(str(tiny_inpaint_model_dir), device="cpu"))
     image = _noise(120, 90)
     result = engine.swap(image, mask=_box_mask((120, 90), (40, 20, 90, 70)), settings=SwapSettings(steps=4, seed=1))
     _assert_outside_mask_unchanged(image, result)
 
 
 def test_load_error_is_kept_for_the_ui(tmp_path: Path) -> None:
-    engine = Engine(str(tmp_path / "no-model"), device="cpu")
+    engine = Engine(ModelSpec(str(tmp_path / "no-model"), device="cpu"))
     assert not engine.loaded and engine.load_error is None
     with pytest.raises(ModelLoadError):
         engine.load()

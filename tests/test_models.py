@@ -17,6 +17,7 @@ from single_file_factory import save_single_file_checkpoint
 
 from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
 from faceswap_core.models import load_inpaint_pipeline, native_resolution, pick_device, tiny_vocabulary
+from faceswap_core.settings import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def test_tiny_vocabulary_covers_every_byte() -> None:
 
 
 def test_tiny_model_20_step_inpaint_is_fast(tiny_model_dir: Path) -> None:
-    pipeline = load_inpaint_pipeline(str(tiny_model_dir), device="cpu")
+    pipeline = load_inpaint_pipeline(ModelSpec(str(tiny_model_dir), device="cpu"))
     size = native_resolution(pipeline)
     assert size == 64 and pipeline.dtype == torch.float32
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8))
@@ -55,7 +56,7 @@ def test_tiny_model_20_step_inpaint_is_fast(tiny_model_dir: Path) -> None:
 
 
 def test_load_folder_with_vae_override(tiny_model_dir: Path) -> None:
-    pipeline = load_inpaint_pipeline(str(tiny_model_dir), device="cpu", vae=str(tiny_model_dir / "vae"))
+    pipeline = load_inpaint_pipeline(ModelSpec(str(tiny_model_dir), device="cpu", vae=str(tiny_model_dir / "vae")))
     assert pipeline.device.type == "cpu"
     assert pipeline.vae.config.latent_channels == 4
 
@@ -72,11 +73,11 @@ def test_pick_device() -> None:
 
 def test_missing_or_incomplete_folder(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="no such folder"):
-        load_inpaint_pipeline(str(tmp_path / "missing" / "model"), device="cpu")
+        load_inpaint_pipeline(ModelSpec(str(tmp_path / "missing" / "model"), device="cpu"))
     with pytest.raises(ModelLoadError, match="model_index.json"):
-        load_inpaint_pipeline(str(tmp_path), device="cpu")
+        load_inpaint_pipeline(ModelSpec(str(tmp_path), device="cpu"))
     with pytest.raises(ModelLoadError, match="no such checkpoint"):
-        load_inpaint_pipeline(str(tmp_path / "absent.safetensors"), device="cpu")
+        load_inpaint_pipeline(ModelSpec(str(tmp_path / "absent.safetensors"), device="cpu"))
 
 
 def test_pickle_checkpoints_are_refused_unopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,18 +85,18 @@ def test_pickle_checkpoints_are_refused_unopened(tmp_path: Path, monkeypatch: py
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"\x80\x02}q\x00.")
     with pytest.raises(UnsafeWeightsError, match="pickle"):
-        load_inpaint_pipeline(str(ckpt), device="cpu")
+        load_inpaint_pipeline(ModelSpec(str(ckpt), device="cpu"))
     renamed = tmp_path / "model.safetensors"
     renamed.write_bytes(b"\x80\x02}q\x00." * 4)
     with pytest.raises(UnsafeWeightsError, match="pickle"):
-        load_inpaint_pipeline(str(renamed), device="cpu")
+        load_inpaint_pipeline(ModelSpec(str(renamed), device="cpu"))
 
 
 def test_single_file_that_is_not_an_sdxl_checkpoint(tiny_model_dir: Path) -> None:
     """A real safetensors file that is not an SDXL checkpoint fails with one line, not a traceback."""
     weights = next((tiny_model_dir / "vae").glob("*.safetensors"))
     with pytest.raises(ModelLoadError) as info:
-        load_inpaint_pipeline(str(weights), device="cpu")
+        load_inpaint_pipeline(ModelSpec(str(weights), device="cpu"))
     assert "\n" not in str(info.value) and str(weights) in str(info.value)
 
 
@@ -106,7 +107,10 @@ def test_offline_hub_id_says_what_to_do(tmp_path: Path) -> None:
         "HF_HOME": str(tmp_path / "hf"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
-    code = "from faceswap_core.models import load_inpaint_pipeline; load_inpaint_pipeline('nobody/no-such-model')"
+    code = (
+        "from faceswap_core.models import load_inpaint_pipeline; from faceswap_core.settings import ModelSpec; "
+        "load_inpaint_pipeline(ModelSpec('nobody/no-such-model'))"
+    )
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
@@ -133,7 +137,7 @@ def test_hub_failures_become_one_sentence_with_a_fix(
 
     monkeypatch.setattr(StableDiffusionXLInpaintPipeline, "from_pretrained", failing)
     with pytest.raises(ModelLoadError) as info:
-        load_inpaint_pipeline("owner/model", device="cpu")
+        load_inpaint_pipeline(ModelSpec("owner/model", device="cpu"))
     assert expected in str(info.value) and "\n" not in str(info.value)
 
 
@@ -191,7 +195,7 @@ def test_single_file_with_config_loads_the_same_weights(
     assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in keys
     assert not any(key.startswith(("unet.", "vae.", "text_encoder")) for key in keys)
 
-    pipeline = load_inpaint_pipeline(str(checkpoint), config=str(model_dir), device="cpu")
+    pipeline = load_inpaint_pipeline(ModelSpec(str(checkpoint), base_config=str(model_dir), device="cpu"))
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         expected, loaded = getattr(reference, name).state_dict(), getattr(pipeline, name).state_dict()
         assert loaded.keys() == expected.keys(), name
@@ -208,26 +212,26 @@ def test_engine_single_file_swaps_like_the_folder(single_file: Path, tiny_model_
     mask = Image.new("L", image.size, 0)
     mask.paste(255, (30, 20, 70, 60))
     settings = SwapSettings(steps=4, seed=5)
-    from_file = Engine(str(single_file), device="cpu", base_config=str(tiny_model_dir))
-    from_folder = Engine(str(tiny_model_dir), device="cpu")
+    from_file = Engine(ModelSpec(str(single_file), device="cpu", base_config=str(tiny_model_dir)))
+    from_folder = Engine(ModelSpec(str(tiny_model_dir), device="cpu"))
     first = from_file.swap(image, mask=mask, settings=settings)
     second = from_folder.swap(image, mask=mask, settings=settings)
     _assert_same_picture(np.asarray(first.image), np.asarray(second.image))
-    assert first.record["seed"] == second.record["seed"] == 5
+    assert first.record["faces"][0]["seed"] == second.record["faces"][0]["seed"] == 5
     assert first.record["base_model"] == str(single_file)
 
 
 def test_config_must_be_a_diffusers_folder_for_a_single_file(
     single_file: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ModelLoadError, match="--config must be a diffusers SDXL folder"):
-        load_inpaint_pipeline(str(single_file), config=str(tmp_path), device="cpu")
+    with pytest.raises(ModelLoadError, match="--base-config must be a diffusers SDXL folder"):
+        load_inpaint_pipeline(ModelSpec(str(single_file), base_config=str(tmp_path), device="cpu"))
     with pytest.raises(ModelLoadError, match="only applies to a single .safetensors"):
-        load_inpaint_pipeline(str(tiny_model_dir), config=str(tiny_model_dir), device="cpu")
+        load_inpaint_pipeline(ModelSpec(str(tiny_model_dir), base_config=str(tiny_model_dir), device="cpu"))
 
 
 def test_cli_swap_single_file_offline_needs_config(single_file: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
-    """Offline, a single file loads with a --config folder of configs only; without it the error says --config."""
+    """Offline, a single file loads with a --base-config folder of configs only; without it the error says so."""
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (72, 88, 3), dtype=np.uint8)).save(photo)
     mask = tmp_path / "mask.png"
@@ -241,11 +245,13 @@ def test_cli_swap_single_file_offline_needs_config(single_file: Path, tiny_model
 
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2, run.stderr
-    assert run.stderr.count("\n") == 1 and "--config" in run.stderr and not out.exists()
+    assert run.stderr.count("\n") == 1 and "--base-config" in run.stderr and not out.exists()
 
     configs = tmp_path / "configs"  # what `hf download REPO --exclude '*.safetensors'` leaves: no weights
     shutil.copytree(tiny_model_dir, configs, ignore=shutil.ignore_patterns("*.safetensors"))
-    run = subprocess.run([*command, "--config", str(configs)], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [*command, "--base-config", str(configs)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     with Image.open(out) as result:
         assert result.size == (88, 72)

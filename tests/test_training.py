@@ -13,7 +13,7 @@ from PIL import Image
 from vqa_factory import save_tiny_blip_vqa
 
 from faceswap_core.errors import DatasetError, SettingsError
-from faceswap_core.settings import TrainSettings
+from faceswap_core.settings import ModelSpec, TrainSettings
 from faceswap_core.training import TrainProgress, TrainResult, train_lora
 from faceswap_core.training.checkpoints import STATE_JSON, STATE_TENSORS, resolve_output_dir, sanitize_name
 
@@ -96,7 +96,7 @@ def _fixed_batch_loss(pipeline, dataset: Path) -> float:
 def _load(model_dir: Path):
     from faceswap_core.models import load_inpaint_pipeline
 
-    return load_inpaint_pipeline(str(model_dir), device="cpu")
+    return load_inpaint_pipeline(ModelSpec(str(model_dir), device="cpu"))
 
 
 def _generate(pipeline) -> np.ndarray:
@@ -170,7 +170,7 @@ def test_trained_lora_is_listed_and_used_by_the_engine(trained: TrainResult, tin
     engine_module = pytest.importorskip("faceswap_core.engine")
     from faceswap_core.settings import SwapSettings
 
-    engine = engine_module.Engine(str(tiny_model_dir), device="cpu", lora_dir=str(trained.output_dir.parent))
+    engine = engine_module.Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=str(trained.output_dir.parent))
     names = engine.loras.names()
     assert names[0] == "anna" and "anna/checkpoint-10" in names
     info = engine.loras.resolve("anna")

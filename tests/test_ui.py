@@ -18,7 +18,7 @@ from faceswap_core.errors import NoFaceError
 from faceswap_core.faces.detect import find_face
 from faceswap_core.faces.masks import face_mask
 from faceswap_core.images import png_metadata
-from faceswap_core.settings import SEARCH_STRENGTHS, STEPS, SwapSettings
+from faceswap_core.settings import SEARCH_STRENGTHS, STEPS, ModelSpec, SwapSettings
 from faceswap_core.ui.common import editor_mask, editor_value, mask_layer, on_gpu, user_errors
 from faceswap_core.ui.config import DEFAULT_PORT, parse_config
 from faceswap_core.ui.demo import ModelLoader, create_demo
@@ -32,7 +32,7 @@ FAST = {"steps": 4, "guidance": 5.0, "seed": 3}
 def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     lora_dir = tmp_path_factory.mktemp("ui-loras")
     make_test_lora(tiny_model_dir, lora_dir / "alice", seed=1)
-    return Engine(str(tiny_model_dir), device="cpu", lora_dir=str(lora_dir))
+    return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=str(lora_dir))
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +69,17 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
         "FACESWAP_HOST": "0.0.0.0",
     }
     config = parse_config([], env)
-    assert (config.base_model, config.port, config.low_vram, config.host) == ("/models/a", 9000, True, "0.0.0.0")
+    assert (config.model.base, config.port, config.model.low_vram, config.host) == ("/models/a", 9000, True, "0.0.0.0")
     config = parse_config(["--base", "/models/b", "--port", "7000", "--lora-dir", "x", "--share"], env)
-    assert (config.base_model, config.port, config.lora_dir, config.share) == ("/models/b", 7000, "x", True)
+    assert (config.model.base, config.port, config.lora_dir, config.share) == ("/models/b", 7000, "x", True)
     assert parse_config([], {"GRADIO_SERVER_NAME": "0.0.0.0"}).host == "0.0.0.0"  # what Spaces set
 
 
 def test_base_config_for_a_single_file_base_from_flag_or_environment() -> None:
-    assert parse_config([], {}).base_config is None
+    assert parse_config([], {}).model.base_config is None
     env = {"FACESWAP_BASE_MODEL": "/models/sdxl.safetensors", "FACESWAP_BASE_CONFIG": "/models/sdxl-configs"}
-    assert parse_config([], env).base_config == "/models/sdxl-configs"
-    assert parse_config(["--base-config", "/other"], env).base_config == "/other"
+    assert parse_config([], env).model.base_config == "/models/sdxl-configs"
+    assert parse_config(["--base-config", "/other"], env).model.base_config == "/other"
 
 
 @pytest.mark.parametrize("env", [{"FACESWAP_PORT": "http"}, {"FACESWAP_SHARE": "maybe"}])
@@ -156,7 +156,7 @@ def test_generate_returns_before_after_and_a_full_size_png_with_parameters(
     mask.paste(255, (200, 80, 320, 240))
     (before, after), download, record = generate(swap, editor_value(astronaut, mask))
     assert before.size == after.size == astronaut.size
-    assert record["seed"] == 3 and record["mask"] == "given"
+    assert record["faces"][0]["seed"] == 3 and record["faces"][0]["mask"] == "given"
     saved = Path(download.value["path"])
     assert Image.open(saved).size == astronaut.size
     assert json.loads(png_metadata(saved)["parameters"])["seed"] == 3
@@ -166,8 +166,8 @@ def test_generate_returns_before_after_and_a_full_size_png_with_parameters(
 
 def test_generate_without_paint_uses_the_automatic_mask(swap: SwapHandlers, astronaut: Image.Image) -> None:
     (_, after), _, record = generate(swap, {"background": astronaut, "layers": []}, seed=-1)
-    assert record["mask"] == "auto" and after.size == astronaut.size
-    assert isinstance(record["seed"], int)  # a random seed, recorded
+    assert record["faces"][0]["mask"] == "auto" and after.size == astronaut.size
+    assert isinstance(record["faces"][0]["seed"], int)  # a random seed, recorded
 
 
 def test_library_errors_become_gr_error_with_the_same_message(swap: SwapHandlers, astronaut: Image.Image) -> None:
@@ -298,7 +298,7 @@ def test_train_refuses_edited_captions_that_name_unknown_files(
 
 # --- the page -----------------------------------------------------------------------------------
 def test_a_missing_base_model_is_explained_and_mask_tools_still_work(tmp_path: Path, astronaut: Image.Image) -> None:
-    broken = Engine(str(tmp_path / "no-such-model"), device="cpu", lora_dir=str(tmp_path))
+    broken = Engine(ModelSpec(str(tmp_path / "no-such-model"), device="cpu"), lora_dir=str(tmp_path))
     loader = ModelLoader(broken)
     loader._load()
     assert loader.done and "could not be loaded" in loader.message() and "--base" in loader.message()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from faceswap_core.errors import SettingsError
+from faceswap_core.cli.model_args import model_parent, model_spec
+from faceswap_core.engine import FaceTarget
+from faceswap_core.errors import NoFaceError, SettingsError
 from faceswap_core.settings import (
-    DEFAULT_BASE_MODEL,
-    DEVICES,
     GUIDANCE,
     LORA_SCALE,
     PADDING,
@@ -21,49 +21,43 @@ from faceswap_core.settings import (
     SwapSettings,
 )
 
-LORA_DIR_ENV = "FACESWAP_LORA_DIR"
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "swap",
-        help="replace the face in a photo (SDXL inpainting + optional LoRA)",
+        parents=[model_parent()],
+        help="replace the faces in a photo (SDXL inpainting + optional LoRA per face)",
         description=(
-            "Inpaint the face of TARGET at the model's native resolution and blend it back through the mask; "
-            "pixels outside the mask stay exactly as they were. With --strengths, every strength is tried: "
+            "Inpaint faces of TARGET at the model's native resolution and blend them back through their masks; "
+            "pixels outside the masks stay exactly as they were. Several --face options repaint several faces, "
+            "one after another, each with its own LoRA. With --strengths (one face), every strength is tried: "
             "OUT.png is the best and OUT-<rank>-s<strength>.png the candidates, ranked by identity distance "
             "to the --reference photos when given. The parameters are stored in the PNG text metadata."
         ),
     )
     parser.add_argument("target", type=Path, metavar="TARGET", help="photo whose face is replaced")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png", help="where to write the result")
-    parser.add_argument(
-        "--base",
-        default=DEFAULT_BASE_MODEL,
-        metavar="MODEL",
-        help=f"hub id, diffusers folder or single .safetensors SDXL checkpoint (default {DEFAULT_BASE_MODEL})",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="DIR",
-        help="diffusers folder with the configs for a single-file --base, for offline use",
-    )
     parser.add_argument("--vae", metavar="VAE", help="VAE override, e.g. madebyollin/sdxl-vae-fp16-fix for fp16")
+    parser.add_argument("--low-vram", action="store_true", help="offload sub-models to the CPU (8-12 GB GPUs)")
     parser.add_argument("--lora", metavar="NAME_OR_PATH", help="LoRA name in --lora-dir, or a .safetensors path")
     parser.add_argument(
         "--lora-scale", type=float, default=LORA_SCALE.default, metavar="F", help=_default("LoRA weight", LORA_SCALE)
     )
     parser.add_argument(
-        "--lora-dir",
-        type=Path,
-        default=Path(os.environ.get(LORA_DIR_ENV, "lora_weights")),
-        metavar="DIR",
-        help=f"folder of LoRAs (default ${LORA_DIR_ENV} or lora_weights)",
+        "--mask",
+        default="auto",
+        metavar="auto|MASK.png",
+        help="automatic face masks, or one mask image (white = replace) shared by the chosen faces",
     )
     parser.add_argument(
-        "--mask", default="auto", metavar="auto|MASK.png", help="automatic face mask, or a mask image (white = replace)"
+        "--face",
+        dest="faces",
+        action="append",
+        type=face_spec,
+        metavar="SPEC",
+        help="a face to replace, repeatable: INDEX (0 = largest), INDEX:LORA, all or all:LORA; "
+        "a face without :LORA uses --lora (default: the largest face, or wherever --mask paints)",
     )
-    parser.add_argument("--face", type=int, default=0, metavar="N", help="which face, 0 = largest (default 0)")
     parser.add_argument("--prompt", default=SwapSettings.prompt, metavar="TEXT", help="default: %(default)r")
     parser.add_argument("--negative-prompt", default=SwapSettings.negative_prompt, metavar="TEXT")
     parser.add_argument(
@@ -84,9 +78,22 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, metavar="N", help="random seed (default: random, stored in the PNG)")
     parser.add_argument("--no-color-match", action="store_true", help="keep the generated colours as they are")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="default: auto (cuda, mps, then cpu)")
-    parser.add_argument("--low-vram", action="store_true", help="offload sub-models to the CPU (8-12 GB GPUs)")
     parser.set_defaults(func=run)
+
+
+def face_spec(text: str) -> tuple[int | None, str | None]:
+    """``INDEX``, ``INDEX:LORA``, ``all`` or ``all:LORA`` -> (index or None for all, LoRA or None)."""
+    which, _, lora = text.partition(":")
+    which = which.strip().lower()
+    if which == "all":
+        index = None
+    elif which.isdigit():
+        index = int(which)
+    else:
+        raise argparse.ArgumentTypeError(f"expected INDEX, INDEX:LORA, all or all:LORA, got {text!r}")
+    if _ and not lora.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a LoRA name after the colon")
+    return index, lora.strip() or None
 
 
 def _default(what: str, allowed: Any) -> str:
@@ -121,31 +128,28 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         lora=args.lora,
         lora_scale=args.lora_scale,
-        face_index=args.face,
         color_match=not args.no_color_match,
     )
     settings.validate()
     mask = None if args.mask == "auto" else Path(args.mask)
-    engine = Engine(
-        args.base,
-        device=args.device,
-        vae=args.vae,
-        low_vram=args.low_vram,
-        lora_dir=str(args.lora_dir),
-        base_config=args.config,
-    )
-    if args.lora:
-        engine.loras.resolve(args.lora)  # a missing or unsafe LoRA fails before the model loads
+    engine = Engine(model_spec(args), lora_dir=args.lora_dir)
+    targets = face_targets(args.faces, settings, args.target, mask)
+    for lora in {target.settings.lora for target in targets} - {None}:
+        engine.loras.resolve(lora)  # a missing or unsafe LoRA fails before the model loads
     progress = _print_progress if sys.stderr.isatty() else None
     if not args.strengths and not args.reference:
-        result = engine.swap(args.target, mask=mask, settings=settings, progress=progress)
+        result = engine.swap(args.target, targets, mask=mask, progress=progress)
         save_png(result.image, args.output, {"parameters": json.dumps(result.record)})
         print(json.dumps({"output": str(args.output), **result.record}))
         return 0
+    if len(targets) != 1:
+        raise SettingsError("--strengths and --reference try one face at a time; choose one --face")
+    [target] = targets
     results = engine.search(
         args.target,
+        settings=target.settings,
+        face=target.face,
         mask=mask,
-        settings=settings,
         strengths=args.strengths or [settings.strength],
         references=args.reference,
         progress=progress,
@@ -153,16 +157,45 @@ def run(args: argparse.Namespace) -> int:
     save_png(results[0].image, args.output, {"parameters": json.dumps(results[0].record)})
     ranking = []
     for rank, result in enumerate(results):
-        strength = result.record["settings"]["strength"]
-        entry = {"rank": rank, "strength": strength, "seed": result.record["seed"]}
+        [face] = result.record["faces"]
+        entry = {"rank": rank, "strength": face["strength"], "seed": face["seed"]}
         entry["identity_distance"] = result.identity_distance
         if args.strengths:  # candidates are kept so the user can pick another than the best
-            path = args.output.with_name(f"{args.output.stem}-{rank}-s{strength:g}.png")
+            path = args.output.with_name(f"{args.output.stem}-{rank}-s{face['strength']:g}.png")
             save_png(result.image, path, {"parameters": json.dumps(result.record)})
             entry["file"] = str(path)
         ranking.append(entry)
     print(json.dumps({"output": str(args.output), "ranking": ranking}))
     return 0
+
+
+def face_targets(
+    specs: list[tuple[int | None, str | None]] | None, settings: SwapSettings, target: Path, mask: Path | None
+) -> list[FaceTarget]:
+    """One :class:`FaceTarget` per ``--face``, in the order given; ``all`` adds every face not named on its own.
+
+    So ``--face 0:alice --face all:bob`` gives face 0 to alice and every other face to bob.
+    """
+    if not specs:
+        return [FaceTarget(settings, None if mask is not None else 0)]
+    targets: list[FaceTarget] = []
+    named = [index for index, _ in specs if index is not None]
+    for index in named:
+        if named.count(index) > 1:
+            raise SettingsError(f"face {index} is chosen more than once with --face")
+    for index, lora in specs:
+        if index is not None:
+            targets.append(FaceTarget(replace(settings, lora=lora) if lora else settings, index))
+    everyone = [lora for index, lora in specs if index is None]
+    if everyone:
+        from faceswap_core.faces.detect import detect_faces
+
+        count = len(detect_faces(target, name="target image"))
+        if count == 0:
+            raise NoFaceError("target image: no face found for --face all; paint a mask and pass it with --mask")
+        chosen = replace(settings, lora=everyone[-1]) if everyone[-1] else settings
+        targets.extend(FaceTarget(chosen, index) for index in range(count) if index not in named)
+    return targets
 
 
 def _print_progress(step: int, total: int) -> None:

@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.settings import (
     CLASS_WORDS,
-    DEFAULT_BASE_MODEL,
     DEFAULT_CLASS_WORD,
     DEFAULT_VQA_MODEL,
     SAMPLE_STEPS,
@@ -25,13 +25,13 @@ from faceswap_core.settings import (
     TrainSettings,
 )
 
-LORA_DIR_ENV = "FACESWAP_LORA_DIR"
 INTERRUPTED = 130
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
+        parents=[model_parent()],
         help="train a LoRA of a person on 5-20 photos (SDXL, peft)",
         description=(
             "Train a LoRA on the UNet attention layers from a dataset folder written by 'prepare' (images + "
@@ -49,24 +49,6 @@ def register(subparsers: Any) -> None:
         required=True,
         metavar="NAME_OR_DIR",
         help="LoRA name (a folder in --lora-dir), or a folder path (anything with a slash)",
-    )
-    parser.add_argument(
-        "--base",
-        default=DEFAULT_BASE_MODEL,
-        metavar="MODEL",
-        help=f"hub id, diffusers folder or single .safetensors SDXL checkpoint (default {DEFAULT_BASE_MODEL})",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="DIR",
-        help="diffusers folder with the configs for a single-file --base, for offline use",
-    )
-    parser.add_argument(
-        "--lora-dir",
-        type=Path,
-        default=Path(os.environ.get(LORA_DIR_ENV, "lora_weights")),
-        metavar="DIR",
-        help=f"folder of LoRAs (default ${LORA_DIR_ENV} or lora_weights)",
     )
     number = {"type": int, "metavar": "N"}
     parser.add_argument("--steps", default=TrainSettings.steps, **number, help=_help("training steps", TRAIN_STEPS))
@@ -125,7 +107,6 @@ def register(subparsers: Any) -> None:
         **number,
         help=_help("sample denoising steps", SAMPLE_STEPS),
     )
-    parser.add_argument("--device", default="auto", help="auto (default), cuda, mps or cpu")
     parser.set_defaults(func=run)
 
 
@@ -198,19 +179,20 @@ def run(args: argparse.Namespace) -> int:
 
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be caught
     previous_handler = signal.signal(signal.SIGINT, interrupt) if in_main_thread else None
+    model = model_spec(args)
     data = args.data[0] if len(args.data) == 1 else args.data
     try:
         result = train_lora(
             data,
             output_target(args.output),
-            base_model=args.base,
+            base_model=model.base,
             settings=settings,
             lora_dir=args.lora_dir,
             resume=args.resume,
             progress=show,
             cancel=cancel,
-            device=args.device,
-            base_config=args.config,
+            device=model.device,
+            base_config=model.base_config,
         )
     finally:
         if in_main_thread:

@@ -165,10 +165,10 @@ class _Run:
     # --- setup ---------------------------------------------------------------------------------
     def load(self) -> Any:
         from faceswap_core.models import load_inpaint_pipeline
+        from faceswap_core.settings import ModelSpec
 
-        pipeline = load_inpaint_pipeline(
-            self.base_model, device="cpu", dtype=self.precision.weight_dtype, config=self.base_config
-        )
+        model = ModelSpec(self.base_model, base_config=self.base_config, device="cpu")
+        pipeline = load_inpaint_pipeline(model, dtype=self.precision.weight_dtype)
         channels = pipeline.unet.config.in_channels
         if channels not in (4, 9):
             raise ModelLoadError(
@@ -204,19 +204,13 @@ class _Run:
         self.target = None
         if not (self.settings.sample_every_checkpoint and self.settings.sample_target):
             return
-        from PIL import Image
-
-        from faceswap_core.blend import crop_square, square_crop_box
         from faceswap_core.faces.detect import find_face
-        from faceswap_core.faces.masks import face_mask, mask_box
         from faceswap_core.images import load_image
+        from faceswap_core.regions import cut, face_region
 
         picture = load_image(self.settings.sample_target, name=self.settings.sample_target)
-        mask = face_mask(picture.size, find_face(picture))
-        box = square_crop_box(mask_box(mask), PADDING.default, picture.size)
-        size = (self.settings.resolution, self.settings.resolution)
-        crop = crop_square(picture, box).resize(size, Image.LANCZOS)
-        self.target = (crop, crop_square(mask, box, fill_mode="constant").resize(size, Image.BILINEAR))
+        region = face_region(picture.size, find_face(picture), face_index=0, padding=PADDING.default)
+        self.target = cut(picture, region, self.settings.resolution)
 
     def sample_prompt(self) -> str:
         from faceswap_core.captions import template_caption

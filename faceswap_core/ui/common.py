@@ -121,6 +121,6 @@ class ResultFiles:
 
     def save(self, image: Image.Image, record: dict[str, Any], stem: str = "faceswap") -> Path:
         """Save the full-size result with its parameters in the PNG text (as the command line does)."""
-        seed = record.get("seed")
+        seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
         return save_png(image, self.folder / name, {"parameters": json.dumps(record)})

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES
+from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES, ModelSpec
 
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
@@ -23,11 +23,8 @@ FALSE_WORDS = ("", "0", "false", "no", "off")
 class AppConfig:
     """Everything ``app.py`` needs to build the engine and serve the page."""
 
-    base_model: str = DEFAULT_BASE_MODEL
-    base_config: str | None = None  # diffusers folder with the configs of a single-file base (offline)
+    model: ModelSpec = ModelSpec()
     lora_dir: str = "lora_weights"
-    device: str = "auto"
-    low_vram: bool = False
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     share: bool = False
@@ -114,12 +111,10 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     args = build_parser(env).parse_args(argv)
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
+    model = ModelSpec(base=args.base, base_config=args.base_config, device=args.device, low_vram=args.low_vram)
     return AppConfig(
-        base_model=args.base,
-        base_config=args.base_config,
+        model=model,
         lora_dir=args.lora_dir,
-        device=args.device,
-        low_vram=args.low_vram,
         host=args.host,
         port=args.port,
         share=args.share,

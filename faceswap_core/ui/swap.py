@@ -214,7 +214,6 @@ class SwapHandlers:
         steps: float,
         guidance: float,
         seed: float | None,
-        face_index: int | None,
         color_match: bool = True,
     ) -> SwapSettings:
         settings = SwapSettings(
@@ -227,7 +226,6 @@ class SwapHandlers:
             seed=_seed(seed),
             lora=lora or None,
             lora_scale=float(lora_scale),
-            face_index=int(face_index or 0),
             color_match=bool(color_match),
         )
         settings.validate()
@@ -272,10 +270,11 @@ class SwapHandlers:
         """One swap with the painted mask (or the automatic one when nothing is painted)."""
         image, mask, mask_settings = self._target(value, size_from_face, grow, feather)
         settings = self._settings(
-            lora, lora_scale, prompt, negative, strength, padding, steps, guidance, seed, face_index, color_match
+            lora, lora_scale, prompt, negative, strength, padding, steps, guidance, seed, color_match
         )
         result = self.engine.swap(
             image,
+            face=None if mask is not None else int(face_index or 0),
             mask=mask,
             settings=settings,
             mask_settings=mask_settings,
@@ -314,11 +313,12 @@ class SwapHandlers:
         image, mask, mask_settings = self._target(value, size_from_face, grow, feather)
         strengths = parse_strengths(strengths_text)
         settings = self._settings(
-            lora, lora_scale, prompt, negative, strengths[0], padding, steps, guidance, seed, face_index, color_match
+            lora, lora_scale, prompt, negative, strengths[0], padding, steps, guidance, seed, color_match
         )
         photos, source = self.reference_photos(references, lora)
         results = self.engine.search(
             image,
+            face=None if mask is not None else int(face_index or 0),
             mask=mask,
             settings=settings,
             strengths=strengths,
@@ -388,10 +388,14 @@ class SwapHandlers:
         if not image:
             raise gr.Error("no target image was sent")
         settings = self._settings(
-            lora, lora_scale, prompt, DEFAULT_NEGATIVE_PROMPT, strength, padding, steps, guidance, seed, face_index
+            lora, lora_scale, prompt, DEFAULT_NEGATIVE_PROMPT, strength, padding, steps, guidance, seed
         )
         result = self.engine.swap(
-            image, mask=mask or None, settings=settings, progress=_progress_callback(progress, "Generating")
+            image,
+            face=None if mask else int(face_index or 0),
+            mask=mask or None,
+            settings=settings,
+            progress=_progress_callback(progress, "Generating"),
         )
         return str(self.files.save(result.image, result.record)), result.record
 
@@ -413,7 +417,7 @@ def parse_strengths(text: str) -> list[float]:
 
 
 def candidate_caption(result: SwapResult) -> str:
-    strength = result.record["settings"]["strength"]
+    strength = result.record["faces"][0]["strength"]
     if result.identity_distance is None:
         return f"strength {strength:.2f}" + (" · no face found" if "identity_distance" in result.record else "")
     return f"strength {strength:.2f} · distance {result.identity_distance:.3f}"

@@ -177,8 +177,8 @@ class TrainHandlers:
                         lora_dir=self.engine.loras.folder,
                         progress=reports.put,
                         cancel=cancel,
-                        device=self.engine.device,
-                        base_config=self.engine.base_config,
+                        device=self.engine.model.device,
+                        base_config=self.engine.model.base_config,
                     )
             except BaseException as err:  # handed to the event thread, which reports it
                 outcome["error"] = err

@@ -1,0 +1,54 @@
+"""The base-model flags every model-loading command shares, so each option has one name everywhere.
+
+``swap`` and ``train`` take these from one parent parser (the app reads the same names, with
+environment variables behind them): ``--base``, ``--base-config``, ``--device``, ``--lora-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES, ModelSpec
+
+LORA_DIR_ENV = "FACESWAP_LORA_DIR"
+
+
+def model_parent() -> argparse.ArgumentParser:
+    """A parent parser (``parents=[model_parent()]``) with the base-model and LoRA-folder flags."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("base model")
+    group.add_argument(
+        "--base",
+        default=DEFAULT_BASE_MODEL,
+        metavar="MODEL",
+        help=f"hub id, diffusers folder or single .safetensors SDXL checkpoint (default {DEFAULT_BASE_MODEL})",
+    )
+    group.add_argument(
+        "--base-config",
+        metavar="DIR",
+        help="diffusers folder with the configs and tokenizers of a single-file --base, for offline use",
+    )
+    group.add_argument("--device", choices=DEVICES, default="auto", help="default: auto (cuda, mps, then cpu)")
+    group.add_argument(
+        "--lora-dir",
+        type=Path,
+        default=Path(os.environ.get(LORA_DIR_ENV, "lora_weights")),
+        metavar="DIR",
+        help=f"folder of LoRAs (default ${LORA_DIR_ENV} or lora_weights)",
+    )
+    return parser
+
+
+def model_spec(args: argparse.Namespace) -> ModelSpec:
+    """The :class:`ModelSpec` of parsed flags (``--vae`` and ``--low-vram`` where the command has them)."""
+    spec = ModelSpec(
+        base=args.base,
+        base_config=args.base_config,
+        vae=getattr(args, "vae", None),
+        device=args.device,
+        low_vram=getattr(args, "low_vram", False),
+    )
+    spec.validate()
+    return spec
