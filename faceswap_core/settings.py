@@ -27,6 +27,7 @@ class Range:
 
 # --- images -------------------------------------------------------------------------------------
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
+EDITOR_MAX_SIDE = 2048  # the browser's editor works on a copy this size; the original stays on the server
 MIN_IMAGE_SIDE = 32
 
 # --- faces and masks ----------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def test_swap_endpoint_takes_an_image_and_a_mask_file(server: str, inputs: tuple
     target, mask = inputs
     image, record = call_swap(server, target, mask, "")
     assert image.size == SIZE
-    assert record["faces"][0]["seed"] == 7 and record["faces"][0]["mask"] == "given" and record["faces"][0]["lora"] is None
+    [face] = record["faces"]
+    assert face["seed"] == 7 and face["mask"] == "given" and face["lora"] is None
     original = np.asarray(Image.open(target).convert("RGB"))
     outside = np.ones(original.shape[:2], bool)
     outside[BOX[1] : BOX[3], BOX[0] : BOX[2]] = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -14,18 +13,14 @@ from lora_factory import make_test_lora
 from PIL import Image
 
 from faceswap_core.engine import Engine
-from faceswap_core.errors import NoFaceError
 from faceswap_core.faces.detect import find_face
 from faceswap_core.faces.masks import face_mask
-from faceswap_core.images import png_metadata
-from faceswap_core.settings import SEARCH_STRENGTHS, STEPS, ModelSpec, SwapSettings
-from faceswap_core.ui.common import editor_mask, editor_value, mask_layer, on_gpu, user_errors
+from faceswap_core.settings import ModelSpec
+from faceswap_core.ui.common import editor_mask, editor_value, mask_layer, on_gpu
 from faceswap_core.ui.config import DEFAULT_PORT, parse_config
 from faceswap_core.ui.demo import ModelLoader, create_demo
-from faceswap_core.ui.swap import NO_LORA, SwapHandlers, lora_choices, parse_strengths, refresh_lora_picker
+from faceswap_core.ui.swap import NO_LORA, SwapHandlers
 from faceswap_core.ui.train import TrainHandlers
-
-FAST = {"steps": 4, "guidance": 5.0, "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +35,6 @@ def swap(engine: Engine) -> SwapHandlers:
     return SwapHandlers(engine)
 
 
-def generate(swap: SwapHandlers, value: dict, **changes: object) -> tuple:
-    args = {
-        "face_index": 0,
-        "size_from_face": True,
-        "grow": 4,
-        "feather": 6,
-        "lora": NO_LORA,
-        "lora_scale": 1.0,
-        "prompt": "a photo of a woman face",
-        "negative": "",
-        "strength": 0.5,
-        "padding": 0.6,
-        "color_match": True,
-        **FAST,
-        **changes,
-    }
-    return swap.generate(value, **args)
-
-
-# --- configuration ------------------------------------------------------------------------------
 def test_flags_win_over_environment_which_wins_over_defaults() -> None:
     assert parse_config([], {}).port == DEFAULT_PORT
     env = {
@@ -107,145 +82,6 @@ def test_brush_strokes_at_half_opacity_count_as_fully_masked() -> None:
     assert mask[3, 3] == 255 and mask[0, 0] == 0
 
 
-def test_find_faces_hides_thumbnails_for_one_face(swap: SwapHandlers, astronaut: Image.Image) -> None:
-    choice, gallery, note = swap.find_faces({"background": astronaut.convert("RGBA"), "layers": []})
-    assert choice.choices == [("Face 1 (largest)", 0)]
-    assert gallery.visible is False
-    assert "1 face found" in note
-
-
-def test_several_faces_give_thumbnails_to_choose_from(swap: SwapHandlers, astronaut: Image.Image) -> None:
-    pair = Image.new("RGB", (astronaut.width * 2, astronaut.height))
-    pair.paste(astronaut, (0, 0))
-    pair.paste(astronaut.resize((400, 400)), (astronaut.width + 50, 50))
-    choice, gallery, note = swap.find_faces({"background": pair, "layers": []})
-    assert [value for _, value in choice.choices] == [0, 1]
-    assert gallery.visible is True and len(gallery.value) == 2
-    second, choice, *_ = swap.auto_mask({"background": pair, "layers": []}, 1, True, 4, 6)
-    assert choice.value == 1
-    x0, _, x1, _ = editor_mask(second).getbbox()
-    assert x0 > astronaut.width  # the mask covers the chosen (smaller, right-hand) face
-
-
-def test_no_face_explains_what_to_do(swap: SwapHandlers) -> None:
-    blank = Image.new("RGB", (200, 160), (120, 130, 140))
-    *_, note = swap.find_faces({"background": blank, "layers": []})
-    assert "Paint over the area" in note
-    with pytest.raises(gr.Error, match="no face found"):
-        swap.auto_mask({"background": blank, "layers": []}, 0, True, 4, 6)
-    with pytest.raises(gr.Error, match="Upload a target photo"):
-        swap.auto_mask(None, 0, True, 4, 6)
-
-
-def test_auto_mask_fills_the_layer_with_the_landmark_mask(swap: SwapHandlers, astronaut: Image.Image) -> None:
-    start = {"background": astronaut.convert("RGBA"), "layers": [], "composite": None}
-    value, _, _, grow, feather, note = swap.auto_mask(start, 0, False, 10, 5)
-    expected = np.asarray(face_mask(astronaut.size, find_face(astronaut), grow=10, feather=5), dtype=int)
-    assert value["background"].size == astronaut.size and (grow, feather) == (10, 5)
-    assert np.abs(np.asarray(editor_mask(value), dtype=int) - expected).max() <= 1
-    assert "1 face found" in note
-    _, _, _, grow, feather, _ = swap.auto_mask(start, 0, True, 10, 5)
-    assert (grow, feather) == SwapHandlers.auto_mask_sizes(find_face(astronaut)) and grow > 0 and feather > 0
-
-
-# --- generating ---------------------------------------------------------------------------------
-def test_generate_returns_before_after_and_a_full_size_png_with_parameters(
-    swap: SwapHandlers, astronaut: Image.Image
-) -> None:
-    mask = Image.new("L", astronaut.size, 0)
-    mask.paste(255, (200, 80, 320, 240))
-    (before, after), download, record = generate(swap, editor_value(astronaut, mask))
-    assert before.size == after.size == astronaut.size
-    assert record["faces"][0]["seed"] == 3 and record["faces"][0]["mask"] == "given"
-    saved = Path(download.value["path"])
-    assert Image.open(saved).size == astronaut.size
-    assert json.loads(png_metadata(saved)["parameters"])["seed"] == 3
-    outside = np.asarray(mask) == 0
-    assert np.array_equal(np.asarray(after)[outside], np.asarray(astronaut)[outside])
-
-
-def test_generate_without_paint_uses_the_automatic_mask(swap: SwapHandlers, astronaut: Image.Image) -> None:
-    (_, after), _, record = generate(swap, {"background": astronaut, "layers": []}, seed=-1)
-    assert record["faces"][0]["mask"] == "auto" and after.size == astronaut.size
-    assert isinstance(record["faces"][0]["seed"], int)  # a random seed, recorded
-
-
-def test_library_errors_become_gr_error_with_the_same_message(swap: SwapHandlers, astronaut: Image.Image) -> None:
-    with pytest.raises(gr.Error, match="steps x strength must be at least 1"):
-        generate(swap, {"background": astronaut, "layers": []}, steps=STEPS.minimum, strength=0.5)
-    with pytest.raises(gr.Error, match="LoRA 'nobody' not found"):
-        generate(swap, {"background": astronaut, "layers": []}, lora="nobody")
-    with pytest.raises(gr.Error, match="Upload a target photo"):
-        generate(swap, None)
-
-    @user_errors
-    def fails() -> None:
-        raise NoFaceError("photo.jpg: no face found")
-
-    with pytest.raises(gr.Error) as caught:
-        fails()
-    assert caught.value.message == "photo.jpg: no face found"
-
-
-def test_try_strengths_ranks_candidates_by_identity_distance(
-    swap: SwapHandlers, astronaut: Image.Image, tmp_path: Path
-) -> None:
-    reference = tmp_path / "me.png"
-    astronaut.save(reference)
-    common = {
-        "face_index": 0,
-        "size_from_face": True,
-        "grow": 4,
-        "feather": 6,
-        "lora": NO_LORA,
-        "lora_scale": 1.0,
-        "prompt": "",
-        "negative": "",
-    }
-    gallery, candidates, note, (before, best), download, record = swap.try_strengths(
-        {"background": astronaut, "layers": []},
-        **common,
-        padding=0.6,
-        color_match=True,
-        strengths_text="0.3, 0.6",
-        references=[str(reference)],
-        **FAST,
-    )
-    assert len(gallery) == len(candidates) == 2
-    distances = [c["record"]["identity_distance"] for c in candidates]
-    assert all(d is not None for d in distances) and distances == sorted(distances)
-    assert "strength" in gallery[0][1] and "distance" in gallery[0][1]
-    assert "Ranked" in note and record["rank"] == 0 and best.size == astronaut.size
-    picked = swap.show_candidate({"background": astronaut}, candidates, SimpleNamespace(index=1))
-    assert picked[2] == candidates[1]["record"]
-
-
-def test_strength_list_parsing() -> None:
-    assert parse_strengths("0.3, 0.45 0.6") == [0.3, 0.45, 0.6]
-    assert parse_strengths("  ") == list(SEARCH_STRENGTHS)
-    with pytest.raises(Exception, match="not a number"):
-        parse_strengths("0.3, lots")
-
-
-# --- LoRAs --------------------------------------------------------------------------------------
-def test_lora_picker_lists_none_first_and_sees_new_loras(engine: Engine, tiny_model_dir: Path) -> None:
-    assert lora_choices(engine)[0][1] == NO_LORA and ("alice", "alice") in lora_choices(engine)
-    make_test_lora(tiny_model_dir, engine.loras.folder / "carol", seed=3)
-    picker = refresh_lora_picker(engine, "alice", select="carol")
-    assert ("carol", "carol") in picker.choices and picker.value == "carol"
-    assert refresh_lora_picker(engine, "gone").value == NO_LORA
-
-
-def test_describe_lora_follows_the_class_word(swap: SwapHandlers, engine: Engine) -> None:
-    folder = engine.loras.folder / "dave"
-    make_test_lora(engine.base_model, folder, seed=4)
-    (folder / "training.json").write_text(json.dumps({"class_word": "man", "base_model": "other/model"}))
-    text, prompt = swap.describe_lora("dave", SwapSettings().prompt)
-    assert "a man" in text and "other/model" in text and prompt == "a photo of a man face"
-    assert swap.describe_lora("dave", "my own prompt")[1] == "my own prompt"
-
-
-# --- training -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def photos(astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     folder = tmp_path_factory.mktemp("photos")
@@ -306,10 +142,11 @@ def test_a_missing_base_model_is_explained_and_mask_tools_still_work(tmp_path: P
     demo = create_demo(broken, load_model=False)
     assert isinstance(demo, gr.Blocks)
     handlers = SwapHandlers(broken)
-    value = handlers.auto_mask({"background": astronaut, "layers": []}, 0, True, 4, 6)[0]
-    assert editor_mask(value) is not None
+    _, value, *_ = handlers.load_from_editor({"background": astronaut, "layers": []}, NO_LORA, 0.5, "")
+    assert editor_mask(value) is not None  # the automatic mask is painted without the model
+    fields = {"editor": editor_value(astronaut, editor_mask(value)), "person": NO_LORA, "strength": 0.5}
     with pytest.raises(gr.Error, match="no-such-model"):
-        generate(handlers, value)
+        handlers.generate({**fields, "steps": 4, "seed": 1})
 
 
 def test_cancel_stops_training_and_says_so(engine: Engine, photos: list[str], tmp_path: Path) -> None:
@@ -322,19 +159,6 @@ def test_cancel_stops_training_and_says_so(engine: Engine, photos: list[str], tm
     status, *_ = list(run)[-1]
     assert status.startswith("Cancelled after")
     assert handlers.cancel(session) == "No training is running."
-
-
-def test_strength_ranking_falls_back_to_the_loras_training_photos(
-    swap: SwapHandlers, engine: Engine, astronaut: Image.Image
-) -> None:
-    folder = engine.loras.folder / "erin"
-    make_test_lora(engine.base_model, folder, seed=5)
-    photo = folder / "photo.png"
-    astronaut.save(photo)
-    (folder / "training.json").write_text(json.dumps({"reference_photos": [str(photo), str(folder / "gone.png")]}))
-    assert swap.reference_photos(None, "erin") == ([str(photo)], "training photos of the LoRA")
-    assert swap.reference_photos(["/x/up.jpg"], "erin") == (["/x/up.jpg"], "uploaded reference photos")
-    assert swap.reference_photos(None, NO_LORA) == ([], "")
 
 
 def test_gpu_functions_are_wrapped_for_zerogpu_only_when_spaces_is_there(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -119,6 +119,12 @@ class ResultFiles:
         self.folder = Path(tempfile.mkdtemp(prefix="faceswap-results-"))
         self._numbers = itertools.count(1)  # next() on a count is atomic: safe across request threads
 
+    def save_display(self, image: Image.Image) -> Path:
+        """The editor's copy of a photo as a JPEG file: small to send, and cached by the browser."""
+        path = self.folder / f"photo-{next(self._numbers):04d}.jpg"
+        image.convert("RGB").save(path, format="JPEG", quality=92)
+        return path
+
     def save(self, image: Image.Image, record: dict[str, Any], stem: str = "faceswap") -> Path:
         """Save the full-size result with its parameters in the PNG text (as the command line does)."""
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None

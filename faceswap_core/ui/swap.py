@@ -1,30 +1,38 @@
-"""The Swap tab: mark the face on the target photo, pick the person's LoRA, generate, compare, download.
+"""The Swap tab: upload a photo, give each face a person, touch up the mask, generate, compare, download.
 
-The handlers live on :class:`SwapHandlers` (plain Python in, plain values out) so tests can call them
-without a browser; :func:`create_swap_tab` only lays out components and wires events. GPU work
-(generate, try strengths, the API) shares the queue's "gpu" concurrency group with training, limit 1.
+The editor works on a display-sized copy of the photo (faces numbered on it) while the full-size
+original stays on the server in the session's state, so a 24 MP phone photo is moved and decoded
+once, and the result is still full size and pixel-exact outside the mask. The handlers live on
+:class:`SwapHandlers` (plain values in and out, settings passed by field name) so tests call them
+without a browser; :func:`create_swap_tab` lays out the components and wires the events.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from faceswap_core.captions import template_caption
-from faceswap_core.engine import Engine, SwapResult
+from faceswap_core.engine import Engine, FaceTarget, SwapResult
 from faceswap_core.errors import FaceswapError, SettingsError
+from faceswap_core.faces.detect import Face, detect_faces
+from faceswap_core.faces.masks import face_mask
+from faceswap_core.images import load_image
 from faceswap_core.settings import (
     CLASS_WORDS,
-    DEFAULT_NEGATIVE_PROMPT,
+    EDITOR_MAX_SIDE,
     GUIDANCE,
     LORA_SCALE,
-    MASK_FEATHER_FRACTION,
     MASK_FEATHER_PX,
-    MASK_GROW_FRACTION,
     MASK_GROW_PX,
     MAX_SEED,
     PADDING,
@@ -45,43 +53,86 @@ from faceswap_core.ui.common import (
     user_errors,
 )
 
-NO_LORA = ""  # the picker's value for "base model only"
-NO_FACE_NOTE = "Paint over the area to replace with the brush, then press **Generate**."
-MASK_NOTE = "Press **Auto mask** to cover it, then touch up with the brush and eraser."
+KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
+NO_LORA = ""  # the person picker's value for "repaint with the base model only"
 RANDOM_SEED = -1
-THUMBNAIL_SIZE = 128
+MAX_CANDIDATES = 8  # strengths tried at once: as many as a person can compare side by side
+CANDIDATE_SIZE = 256
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
+NO_FACE_NOTE = "No face found: paint over the area to replace with the brush, then press Generate."
+EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the brush and eraser."
 
 
-def lora_choices(engine: Engine) -> list[tuple[str, str]]:
-    """The picker's entries: "none" first, then every LoRA and checkpoint the registry finds now."""
-    return [("None (base model only)", NO_LORA)] + [(name, name) for name in engine.loras.names()]
+@dataclass
+class FaceChoice:
+    """What one face becomes: a person (LoRA name, or "" for the base model), a strength and a prompt."""
+
+    person: str = NO_LORA
+    strength: float = STRENGTH.default
+    prompt: str = ""
+
+
+@dataclass
+class TargetPhoto:
+    """The session's photo: the full-size original, the editor's numbered copy, its faces and their people."""
+
+    original: Image.Image
+    display: Path  # the numbered display copy the editor shows (a file, so the browser caches it)
+    scale: float  # display size / original size
+    faces: list[Face]  # found on the original, largest first
+    choices: dict[int, FaceChoice] = field(default_factory=dict)  # face index -> choice; absent = keep
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        return round(self.original.width * self.scale), round(self.original.height * self.scale)
+
+
+def person_choices(engine: Engine, *, with_keep: bool = True) -> list[tuple[str, str]]:
+    """The picker's entries: keep, base model only, then every LoRA and checkpoint the registry finds now."""
+    keep = [("Keep this face (no change)", KEEP)] if with_keep else []
+    return [*keep, ("No LoRA (base model only)", NO_LORA)] + [(name, name) for name in engine.loras.names()]
 
 
 def refresh_lora_picker(engine: Engine, current: str | None = NO_LORA, select: str | None = None) -> dict[str, Any]:
     """Re-read the LoRA folder (new training shows up without a restart); keep the choice if it still exists."""
-    choices = lora_choices(engine)
+    choices = person_choices(engine)
     values = {value for _, value in choices}
     wanted = select if select in values else current if current in values else NO_LORA
     return gr.Dropdown(choices=choices, value=wanted)
 
 
-def _seed(value: float | None) -> int | None:
+def _finite(value: Any, name: str) -> float:
+    """A number sent by the page or any API client: refuse None, text, NaN and infinities with one clear line."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise SettingsError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _seed(value: Any) -> int | None:
     """The seed box: -1 (or empty) means a new random seed each time."""
-    if value is None or int(value) < 0:
+    if value is None or value == "":
         return None
-    if int(value) > MAX_SEED:
-        raise SettingsError(f"seed must be between 0 and {MAX_SEED}, got {int(value)}")
-    return int(value)
+    seed = _finite(value, "seed")
+    if seed < 0:
+        return None
+    if seed > MAX_SEED or seed != int(seed):
+        raise SettingsError(f"seed must be a whole number between 0 and {MAX_SEED}, got {value!r}")
+    return int(seed)
 
 
-def _face_thumbnail(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-    x0, y0, x1, y1 = box
-    margin = 0.3 * max(x1 - x0, y1 - y0)
-    crop = image.crop((int(x0 - margin), int(y0 - margin), int(x1 + margin), int(y1 + margin)))
-    crop.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-    return crop
+def _text(value: Any, name: str, limit: int = 1000) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SettingsError(f"{name} must be text, got {type(value).__name__}")
+    if len(value) > limit:
+        raise SettingsError(f"{name} is {len(value)} characters long; at most {limit} are accepted")
+    return value.strip()
 
 
 def _progress_callback(progress: gr.Progress | None, what: str) -> Any:
@@ -90,98 +141,209 @@ def _progress_callback(progress: gr.Progress | None, what: str) -> Any:
     return lambda step, total: progress((step, total), desc=what, unit="steps")
 
 
+def numbered(image: Image.Image, faces: list[Face]) -> Image.Image:
+    """The photo with each face's number in a badge above its top-left corner, sized to the face."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    for number, face in enumerate(faces, start=1):
+        x0, y0, _, _ = face.box
+        size = int(min(max(face.width * 0.28, 14), 64))
+        font = ImageFont.load_default(size=size)
+        left, top = max(0, x0 - size * 0.3), max(0, y0 - size * 1.3)
+        box = (left, top, left + size * (0.9 + 0.55 * (number >= 10)), top + size * 1.2)
+        draw.rounded_rectangle(box, radius=size // 4, fill=(255, 140, 0), outline=(255, 255, 255), width=2)
+        draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), str(number), fill="white", font=font, anchor="mm")
+    return out
+
+
 class SwapHandlers:
-    """What the Swap tab's buttons do, in terms of the engine and the face toolkit."""
+    """What the Swap tab's controls do, in terms of the engine and the face toolkit."""
 
     def __init__(self, engine: Engine, files: ResultFiles | None = None) -> None:
         self.engine = engine
         self.files = files or ResultFiles()
 
-    # --- the mask -------------------------------------------------------------------------------
-    @staticmethod
-    def _face_choices(image: Image.Image | None, faces: list[Any], index: int) -> tuple[Any, Any]:
-        """The face picker and, when there are several faces, their thumbnails."""
-        if image is None or not faces:
-            return gr.Dropdown(choices=[("Largest face", 0)], value=0), gr.Gallery(value=None, visible=False)
-        labels = [(f"Face {i + 1}" + (" (largest)" if i == 0 else ""), i) for i in range(len(faces))]
-        thumbnails = [(_face_thumbnail(image, face.box), label) for face, (label, _) in zip(faces, labels, strict=True)]
-        return (
-            gr.Dropdown(choices=labels, value=index),
-            gr.Gallery(value=thumbnails, visible=len(faces) > 1, selected_index=None),
-        )
+    # --- the photo ------------------------------------------------------------------------------
+    @user_errors
+    def load_photo(self, path: str | None, person: str | None, strength: float, prompt: str) -> tuple[Any, ...]:
+        """A photo from the upload button: checked from its header, kept full size, shown numbered."""
+        if not path:
+            raise gr.Error("Choose a photo to upload.")
+        return self._show_photo(load_image(path, name="target photo"), person, strength, prompt)
 
     @user_errors
-    def find_faces(self, value: dict[str, Any] | None) -> tuple[Any, Any, str]:
-        """For a chosen example: list the faces (thumbnails when there are several) and say what to do next."""
-        from faceswap_core.faces.detect import detect_faces
-
+    def load_from_editor(self, value: dict[str, Any] | None, person: str | None, strength: float, prompt: str) -> tuple:
+        """A photo dropped or pasted into the editor itself (or an example): the same as an upload."""
         image = editor_image(value)
         if image is None:
-            return *self._face_choices(None, [], 0), ""
+            raise gr.Error("That file could not be opened as a photo; upload a JPEG, PNG or WebP image.")
+        return self._show_photo(image, person, strength, prompt)
+
+    def _show_photo(self, image: Image.Image, person: str | None, strength: float, prompt: str) -> tuple[Any, ...]:
+        """State, editor value, face picker, note: the largest face gets the chosen person and its mask."""
         faces = detect_faces(image, name="target photo")
-        if not faces:
-            return *self._face_choices(image, [], 0), NO_FACE_NOTE
-        count = "1 face found." if len(faces) == 1 else f"{len(faces)} faces found: click the one to replace."
-        return *self._face_choices(image, faces, 0), f"{count} {MASK_NOTE}"
+        scale = min(1.0, EDITOR_MAX_SIDE / max(image.size))
+        display = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)))
+        shown = numbered(display, [face.scaled(scale) for face in faces])
+        photo = TargetPhoto(image, self.files.save_display(shown), scale, faces)
+        if faces:
+            photo.choices[0] = FaceChoice(self._person(person), _finite(strength, "strength"), _text(prompt, "prompt"))
+            count = "1 face found" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo"
+            note = f"{count}; face 1 is masked. {EDIT_NOTE}"
+        else:
+            note = NO_FACE_NOTE
+        mask = self._auto_mask(photo, MaskSettings()) if faces else None
+        return photo, self._editor(photo, mask), self._face_picker(photo, 0), self._summary(photo), note
+
+    def _editor(self, photo: TargetPhoto, mask: Image.Image | None) -> dict[str, Any]:
+        value = editor_value(Image.new("RGB", (1, 1)), mask)
+        value["background"] = str(photo.display)
+        return value
 
     @staticmethod
-    def auto_mask_sizes(face: Any) -> tuple[int, int]:
-        """Grow and feather (px) that scale with the face, as the library's automatic mask does."""
-        width = max(face.jaw_width, face.width)
-        grow = round(MASK_GROW_FRACTION * width)
-        feather = round(MASK_FEATHER_FRACTION * width)
-        return (
-            int(min(max(grow, MASK_GROW_PX.minimum), MASK_GROW_PX.maximum)),
-            int(min(max(feather, MASK_FEATHER_PX.minimum), MASK_FEATHER_PX.maximum)),
-        )
+    def _face_picker(photo: TargetPhoto, index: int) -> Any:
+        if not photo.faces:
+            return gr.Dropdown(choices=[("No face found", 0)], value=0, interactive=False)
+        labels = [(f"Face {i + 1}" + (" (largest)" if i == 0 else ""), i) for i in range(len(photo.faces))]
+        return gr.Dropdown(choices=labels, value=index, interactive=len(photo.faces) > 1)
+
+    def _summary(self, photo: TargetPhoto) -> str:
+        if len(photo.faces) < 2:
+            return ""
+        parts = []
+        for index in range(len(photo.faces)):
+            choice = photo.choices.get(index)
+            if choice is None:
+                parts.append(f"{index + 1}: kept")
+            else:
+                parts.append(f"{index + 1}: **{choice.person or 'base model'}** ({choice.strength:g})")
+        return "Faces → " + " · ".join(parts)
+
+    def _person(self, person: str | None) -> str:
+        """A person from the picker: a name the registry lists now, never a path (public endpoint)."""
+        name = _text(person, "person", 200)
+        if name in (NO_LORA, KEEP) or name in self.engine.loras.names():
+            return name
+        raise SettingsError(f"no person called {name!r}; pick one from the list (or train one in the Train tab)")
+
+    # --- faces and masks ------------------------------------------------------------------------
+    def _auto_mask(self, photo: TargetPhoto, sizes: MaskSettings, only: int | None = None) -> Image.Image:
+        """The union of the automatic masks of the faces that get a person (or of face ``only``), display size."""
+        chosen = [only] if only is not None else sorted(photo.choices)
+        union = np.zeros(photo.display_size[::-1], dtype=np.uint8)
+        for index in chosen:
+            face = photo.faces[index].scaled(photo.scale)
+            grow = None if sizes.grow is None else sizes.grow * photo.scale
+            feather = None if sizes.feather is None else sizes.feather * photo.scale
+            np.maximum(union, np.asarray(face_mask(photo.display_size, face, grow=grow, feather=feather)), out=union)
+        return Image.fromarray(union, mode="L")
+
+    @staticmethod
+    def _mask_sizes(fields: Mapping[str, Any]) -> MaskSettings:
+        if fields.get("size_from_face", True):
+            return MaskSettings()
+        sizes = MaskSettings(grow=_finite(fields["grow"], "grow"), feather=_finite(fields["feather"], "feather"))
+        sizes.validate()
+        return sizes
 
     @user_errors
-    def auto_mask(
-        self, value: dict[str, Any] | None, face_index: int | None, size_from_face: bool, grow: float, feather: float
-    ) -> tuple[dict[str, Any], Any, Any, float, float, str]:
-        """Fill the editable layer with the landmark mask of the chosen face (detecting the faces again).
+    def auto_mask(self, fields: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Repaint the mask layer: the automatic masks of every face that gets a person (touch-ups are reset)."""
+        photo = self._photo(fields)
+        if not photo.faces:
+            raise gr.Error(NO_FACE_NOTE)
+        if not photo.choices:
+            raise gr.Error("Every face is set to 'Keep this face': choose a person for at least one face first.")
+        mask = self._auto_mask(photo, self._mask_sizes(fields))
+        return self._editor(
+            photo, mask
+        ), f"Masked faces {', '.join(str(i + 1) for i in sorted(photo.choices))}. {EDIT_NOTE}"
 
-        Returns the editor value, the face picker and thumbnails, the grow/feather used, and a note.
-        """
-        from faceswap_core.faces.detect import detect_faces
-        from faceswap_core.faces.masks import face_mask
-
-        image = editor_image(value)
-        if image is None:
-            raise gr.Error("Upload a target photo first (or click the example below).")
-        faces = detect_faces(image, name="target photo")
-        if not faces:
-            raise gr.Error(f"target photo: no face found. {NO_FACE_NOTE}")
-        index = int(face_index or 0)
-        if index >= len(faces):
-            index = 0
-        face = faces[index]
-        if size_from_face:
-            grow, feather = self.auto_mask_sizes(face)
-        MaskSettings(grow=grow, feather=feather).validate()
-        mask = face_mask(image.size, face, grow=grow, feather=feather)
-        count = "1 face found." if len(faces) == 1 else f"{len(faces)} faces found; face {index + 1} is masked."
-        return (
-            editor_value(image, mask),
-            *self._face_choices(image, faces, index),
-            grow,
-            feather,
-            f"{count} Touch up the blue mask with the brush and eraser, then press **Generate**.",
+    @user_errors
+    def choose_face(self, photo: TargetPhoto | None, index: Any) -> tuple[Any, Any, Any]:
+        """The face picker moved: show that face's person, strength and prompt (a new face starts as 'keep')."""
+        if photo is None or not photo.faces:
+            return gr.skip(), gr.skip(), gr.skip()
+        face = self._face_index(photo, index)
+        choice = photo.choices.get(face)
+        if choice is None:
+            picker = gr.Dropdown(choices=person_choices(self.engine), value=KEEP, label=f"Person for face {face + 1}")
+            return picker, gr.skip(), gr.skip()
+        picker = gr.Dropdown(
+            choices=person_choices(self.engine), value=choice.person, label=f"Person for face {face + 1}"
         )
+        return picker, choice.strength, choice.prompt
 
     @staticmethod
-    def pick_face(event: gr.SelectData) -> int:
-        return int(event.index)
+    def _face_index(photo: TargetPhoto, index: Any) -> int:
+        face = int(_finite(index if index is not None else 0, "face"))
+        if not 0 <= face < max(1, len(photo.faces)):
+            raise SettingsError(f"there is no face {face + 1}; {len(photo.faces)} face(s) were found")
+        return face
 
-    # --- the LoRA -------------------------------------------------------------------------------
-    def describe_lora(self, name: str | None, prompt: str) -> tuple[str, str]:
-        """What is known about the chosen LoRA; the default prompt follows its class word."""
-        if not name:
-            return "", prompt
+    @user_errors
+    def assign(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str]:
+        """The chosen face gets the picked person (its mask is added), or is kept (its mask is removed)."""
+        photo = self._photo(fields)
+        person = self._person(fields.get("person"))
+        if not photo.faces:
+            return photo, gr.skip(), "", gr.skip()
+        face = self._face_index(photo, fields.get("face"))
+        painted = editor_mask(fields.get("editor"))
+        layer = np.zeros(photo.display_size[::-1], np.uint8) if painted is None else np.asarray(painted).copy()
+        own = np.asarray(self._auto_mask(photo, self._mask_sizes(fields), only=face))
+        if person == KEEP:
+            photo.choices.pop(face, None)
+            layer[own > 0] = 0
+            note = f"Face {face + 1} is kept as it is."
+        else:
+            strength = _finite(fields.get("strength"), "strength")
+            photo.choices[face] = FaceChoice(person, strength, _text(fields.get("prompt"), "prompt"))
+            np.maximum(layer, own, out=layer)
+            note = f"Face {face + 1} → {person or 'base model'}. {EDIT_NOTE}"
+        mask = Image.fromarray(layer, mode="L")
+        return photo, self._editor(photo, mask), self._summary(photo), note
+
+    @user_errors
+    def update_choice(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, str]:
+        """Strength or prompt moved: they belong to the chosen face (when it gets a person)."""
+        photo = self._photo(fields)
+        face = self._face_index(photo, fields.get("face"))
+        if face in photo.choices:
+            photo.choices[face] = replace(
+                photo.choices[face],
+                strength=_finite(fields.get("strength"), "strength"),
+                prompt=_text(fields.get("prompt"), "prompt"),
+            )
+        return photo, self._summary(photo)
+
+    @user_errors
+    def same_for_everyone(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str]:
+        """Every face gets the picked person and strength; the mask covers them all."""
+        photo = self._photo(fields)
+        person = self._person(fields.get("person"))
+        if person == KEEP:
+            raise gr.Error("Pick a person (or 'No LoRA') first, then give it to every face.")
+        if not photo.faces:
+            raise gr.Error(NO_FACE_NOTE)
+        strength, prompt = _finite(fields.get("strength"), "strength"), _text(fields.get("prompt"), "prompt")
+        photo.choices = {index: FaceChoice(person, strength, prompt) for index in range(len(photo.faces))}
+        painted = editor_mask(fields.get("editor"))
+        layer = np.asarray(self._auto_mask(photo, self._mask_sizes(fields)))
+        if painted is not None:
+            layer = np.maximum(layer, np.asarray(painted))
+        mask = Image.fromarray(layer, mode="L")
+        note = f"All {len(photo.faces)} faces → {person or 'base model'}. {EDIT_NOTE}"
+        return photo, self._editor(photo, mask), self._summary(photo), note
+
+    def describe_lora(self, name: str | None) -> tuple[str, Any]:
+        """What is known about the chosen person, and the prompt it defaults to (shown as the placeholder)."""
+        if not name or name == KEEP:
+            return "", gr.Textbox(placeholder=SwapSettings().prompt)
         try:
-            info = self.engine.loras.resolve(name)
+            info = self.engine.loras.resolve(self._person(name))
         except FaceswapError as err:
-            return f"⚠️ {err}", prompt
+            return f"⚠️ {err}", gr.skip()
         meta = info.metadata
         facts = []
         if meta.get("class_word"):
@@ -194,152 +356,129 @@ class SwapHandlers:
         base = meta.get("base_model")
         warning = ""
         if base and base != self.engine.base_model:
-            warning = f" ⚠️ trained on `{base}`, not on the loaded `{self.engine.base_model}`"
+            warning = " ⚠️ trained on another base model than the one loaded"
         text = f"**{info.name}**" + (f": {', '.join(facts)}" if facts else "") + warning
-        templates = {template_caption(word) for word in CLASS_WORDS}
-        class_word = meta.get("class_word")
-        if class_word and prompt.strip() in templates | {""}:
-            prompt = template_caption(class_word)
-        return text, prompt
+        return text, gr.Textbox(placeholder=self.default_prompt(info.name))
 
     # --- generating -----------------------------------------------------------------------------
-    def _settings(
-        self,
-        lora: str | None,
-        lora_scale: float,
-        prompt: str,
-        negative: str,
-        strength: float,
-        padding: float,
-        steps: float,
-        guidance: float,
-        seed: float | None,
-        color_match: bool = True,
-    ) -> SwapSettings:
+    def _photo(self, fields: Mapping[str, Any]) -> TargetPhoto:
+        """The session's photo; an API caller without a session sends the editor's background instead."""
+        photo = fields.get("photo")
+        background = editor_image(fields.get("editor")) if photo is None else None
+        if photo is None and background is None:
+            raise gr.Error("Upload a target photo first (or click the example below).")
+        if photo is None:
+            faces = detect_faces(background, name="target photo")
+            photo = TargetPhoto(background, Path(), 1.0, faces)
+            person = self._person(fields.get("person"))
+            if faces and person != KEEP:
+                photo.choices[0] = FaceChoice(person, *self._strength_prompt(fields))
+        return photo
+
+    def default_prompt(self, person: str) -> str:
+        """The caption template of the person's class word (from its training record), else the default."""
+        if person in (NO_LORA, KEEP):
+            return SwapSettings().prompt
+        try:
+            class_word = self.engine.loras.resolve(person).metadata.get("class_word")
+        except FaceswapError:
+            class_word = None
+        return template_caption(class_word) if class_word in CLASS_WORDS else SwapSettings().prompt
+
+    def _settings(self, fields: Mapping[str, Any], choice: FaceChoice) -> SwapSettings:
+        if choice.person == KEEP:
+            raise SettingsError("'Keep this face' repaints nothing: pick a person (or 'No LoRA') to replace a face")
         settings = SwapSettings(
-            prompt=prompt.strip() or SwapSettings().prompt,
-            negative_prompt=negative.strip(),
-            strength=float(strength),
-            padding=float(padding),
-            steps=int(steps),
-            guidance=float(guidance),
-            seed=_seed(seed),
-            lora=lora or None,
-            lora_scale=float(lora_scale),
-            color_match=bool(color_match),
+            prompt=choice.prompt or self.default_prompt(choice.person),
+            negative_prompt=_text(fields.get("negative"), "negative prompt"),
+            strength=choice.strength,
+            padding=_finite(fields.get("padding", PADDING.default), "padding"),
+            steps=int(_finite(fields.get("steps", STEPS.default), "steps")),
+            guidance=_finite(fields.get("guidance", GUIDANCE.default), "guidance"),
+            seed=_seed(fields.get("seed")),
+            lora=choice.person or None,
+            lora_scale=_finite(fields.get("lora_scale", LORA_SCALE.default), "LoRA strength"),
+            color_match=bool(fields.get("color_match", True)),
         )
         settings.validate()
         return settings
 
-    def _target(
-        self, value: dict[str, Any] | None, size_from_face: bool, grow: float, feather: float
-    ) -> tuple[Image.Image, Any, Any]:
-        """The photo and the painted mask; with nothing painted, the automatic mask's grow/feather."""
-        image = editor_image(value)
-        if image is None:
-            raise gr.Error("Upload a target photo first (or click the example below).")
-        mask = editor_mask(value)
-        if mask is not None:
-            mask_settings = None
-        elif size_from_face:
-            mask_settings = MaskSettings()
-        else:
-            mask_settings = MaskSettings(grow=grow, feather=feather)
-        return image, mask, mask_settings
+    def _targets(self, fields: Mapping[str, Any], photo: TargetPhoto) -> tuple[list[FaceTarget], Image.Image]:
+        """One target per face that gets a person, and the painted mask at the original's size."""
+        painted = editor_mask(fields.get("editor"))
+        if painted is None:
+            raise gr.Error("Nothing is painted: press Auto mask, or paint over the face to replace.")
+        if painted.size != photo.display_size:
+            raise gr.Error("The mask does not match the photo; upload the photo again.")
+        mask = painted if photo.scale == 1.0 else painted.resize(photo.original.size, Image.BILINEAR)
+        if not photo.faces:
+            choice = FaceChoice(self._person(fields.get("person")), *self._strength_prompt(fields))
+            return [FaceTarget(self._settings(fields, choice), None)], mask
+        if not photo.choices:
+            raise gr.Error("Every face is set to 'Keep this face': choose a person for at least one face.")
+        targets = [FaceTarget(self._settings(fields, choice), index) for index, choice in sorted(photo.choices.items())]
+        return targets, mask
+
+    @staticmethod
+    def _strength_prompt(fields: Mapping[str, Any]) -> tuple[float, str]:
+        return _finite(fields.get("strength"), "strength"), _text(fields.get("prompt"), "prompt")
 
     @user_errors
-    def generate(
-        self,
-        value: dict[str, Any] | None,
-        face_index: int,
-        size_from_face: bool,
-        grow: float,
-        feather: float,
-        lora: str,
-        lora_scale: float,
-        prompt: str,
-        negative: str,
-        strength: float,
-        padding: float,
-        steps: float,
-        guidance: float,
-        seed: float | None,
-        color_match: bool,
-        progress: gr.Progress = gr.Progress(track_tqdm=True),
-    ) -> tuple[tuple[Image.Image, Image.Image], Any, dict[str, Any]]:
-        """One swap with the painted mask (or the automatic one when nothing is painted)."""
-        image, mask, mask_settings = self._target(value, size_from_face, grow, feather)
-        settings = self._settings(
-            lora, lora_scale, prompt, negative, strength, padding, steps, guidance, seed, color_match
-        )
-        result = self.engine.swap(
-            image,
-            face=None if mask is not None else int(face_index or 0),
-            mask=mask,
-            settings=settings,
-            mask_settings=mask_settings,
-            progress=_progress_callback(progress, "Generating"),
-        )
-        return self._show(image, result)
+    def generate(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
+        """Repaint every face that gets a person, in one request with one progress bar."""
+        photo = self._photo(fields)
+        targets, mask = self._targets(fields, photo)
+        what = "Generating" if len(targets) == 1 else f"Generating {len(targets)} faces"
+        result = self.engine.swap(photo.original, targets, mask=mask, progress=_progress_callback(progress, what))
+        slider, button, record = self._show(photo, result)
+        return slider, button, record, gr.Gallery(value=None, visible=False), [], gr.Tabs(selected="result")
 
-    def _show(self, before: Image.Image, result: SwapResult) -> tuple[tuple[Image.Image, Image.Image], Any, dict]:
+    def _show(self, photo: TargetPhoto, result: SwapResult) -> tuple[Any, Any, dict[str, Any]]:
+        """The comparison at display size (fast to send), the download at full size with its parameters."""
         path = self.files.save(result.image, result.record)
+        size = photo.display_size
+        before = photo.original.resize(size) if size != photo.original.size else photo.original
+        after = result.image.resize(size) if size != result.image.size else result.image
         width, height = result.image.size
         button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
-        return (before, result.image), button, result.record
+        return (before, after), button, result.record
 
     @user_errors
-    def try_strengths(
-        self,
-        value: dict[str, Any] | None,
-        face_index: int,
-        size_from_face: bool,
-        grow: float,
-        feather: float,
-        lora: str,
-        lora_scale: float,
-        prompt: str,
-        negative: str,
-        padding: float,
-        steps: float,
-        guidance: float,
-        seed: float | None,
-        color_match: bool,
-        strengths_text: str,
-        references: list[str] | None,
-        progress: gr.Progress = gr.Progress(track_tqdm=True),
-    ) -> tuple[list[tuple[str, str]], list[dict[str, Any]], str, Any, Any, Any]:
-        """Several strengths with one seed, ranked by identity distance to photos of the person."""
-        image, mask, mask_settings = self._target(value, size_from_face, grow, feather)
-        strengths = parse_strengths(strengths_text)
-        settings = self._settings(
-            lora, lora_scale, prompt, negative, strengths[0], padding, steps, guidance, seed, color_match
-        )
-        photos, source = self.reference_photos(references, lora)
+    def try_strengths(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
+        """Several strengths on the chosen face with one seed, ranked by likeness to photos of the person."""
+        photo = self._photo(fields)
+        targets, mask = self._targets(fields, photo)
+        face = self._face_index(photo, fields.get("face")) if photo.faces else None
+        target = next((t for t in targets if t.face == face), targets[0])
+        strengths = parse_strengths(fields.get("strengths") or "")
+        photos, source = self.reference_photos(fields.get("references"), target.settings.lora)
+        shares = [t for t in targets if t is not target]
+        if shares:  # only this face is tried: the other faces' paint is not part of its mask
+            from faceswap_core.regions import split_mask
+
+            chosen = [photo.faces[t.face] for t in targets if t.face is not None]
+            mask = split_mask(mask, chosen)[targets.index(target)]
         results = self.engine.search(
-            image,
-            face=None if mask is not None else int(face_index or 0),
+            photo.original,
+            settings=target.settings,
+            face=target.face,
             mask=mask,
-            settings=settings,
             strengths=strengths,
             references=photos or None,
-            mask_settings=mask_settings,
             progress=_progress_callback(progress, "Trying strengths"),
         )
-        candidates = []
+        candidates, gallery = [], []
         for result in results:
             path = self.files.save(result.image, result.record, stem="candidate")
-            candidates.append({"path": str(path), "record": result.record, "caption": candidate_caption(result)})
+            candidates.append({"path": str(path), "record": result.record})
+            gallery.append((face_crop(result), candidate_caption(result)))
         if photos:
-            note = f"Ranked best first by identity distance to {len(photos)} {source} (lower = more alike)."
+            note = f"Ranked best first by likeness to {len(photos)} {source}: lower distance = more alike."
         else:
-            note = (
-                "Not ranked: add photos of the person under *Reference photos* (or pick a LoRA trained here) "
-                "to sort the candidates by likeness."
-            )
-        gallery = [(c["path"], c["caption"]) for c in candidates]
-        slider, button, record = self._show(image, results[0])
-        return gallery, candidates, note, slider, button, record
+            note = "Not ranked: add photos of the person under *Reference photos* to sort the candidates by likeness."
+        slider, button, record = self._show(photo, results[0])
+        shown = gr.Gallery(value=gallery, visible=True, label=f"{len(results)} candidates, best first. {note}")
+        return slider, button, record, shown, candidates, gr.Tabs(selected="result")
 
     def reference_photos(self, uploaded: list[str] | None, lora: str | None) -> tuple[list[str], str]:
         """Uploaded photos of the person, else the LoRA's own training photos when its metadata lists them."""
@@ -352,68 +491,111 @@ class SwapHandlers:
                 listed = []
             found = [str(p) for p in listed if Path(p).is_file()]
             if found:
-                return found, "training photos of the LoRA"
+                return found, "training photos of the person"
         return [], ""
 
     def show_candidate(
-        self, value: dict[str, Any] | None, candidates: list[dict[str, Any]], event: gr.SelectData
-    ) -> tuple[Any, Any, dict[str, Any]]:
+        self, photo: TargetPhoto | None, candidates: list[dict[str, Any]], event: gr.SelectData
+    ) -> tuple:
         """Clicking a candidate makes it the result (comparison, download, parameters)."""
+        if photo is None or not isinstance(event.index, int) or not 0 <= event.index < len(candidates):
+            return gr.skip(), gr.skip(), gr.skip()
         chosen = candidates[event.index]
-        before = editor_image(value)
-        after = Image.open(chosen["path"])
-        if before is None or before.size != after.size:
-            before = after
-        button = gr.DownloadButton(f"Download full-size PNG ({after.width}×{after.height})", value=chosen["path"])
-        return (before, after), button, chosen["record"]
+        result = SwapResult(load_image(chosen["path"], name="candidate"), chosen["record"])
+        slider, _, record = self._show(photo, result)
+        label = f"Download full-size PNG ({result.image.width}×{result.image.height})"
+        return slider, gr.DownloadButton(label, value=chosen["path"], visible=True), record
 
     # --- the API --------------------------------------------------------------------------------
     @user_errors
     def api_swap(
         self,
-        image: str,
+        image: str | None,
         mask: str | None,
-        lora: str,
+        lora: str | None,
         lora_scale: float,
-        prompt: str,
+        prompt: str | None,
         strength: float,
         padding: float,
         steps: float,
         guidance: float,
         seed: float | None,
-        face_index: float | None,
+        face: float | None,
+        faces: str | None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, dict[str, Any]]:
-        """For scripts: a target image file and an optional mask file (white = replace) in, a PNG out."""
+        """For scripts: a target image file, an optional mask file (white = replace), one face or a JSON list of
+        ``{"face", "lora", "prompt", "strength"}`` (each missing key takes the call's value); a PNG out."""
         if not image:
             raise gr.Error("no target image was sent")
-        settings = self._settings(
-            lora, lora_scale, prompt, DEFAULT_NEGATIVE_PROMPT, strength, padding, steps, guidance, seed
-        )
+        fields = {"lora_scale": lora_scale, "padding": padding, "steps": steps, "guidance": guidance, "seed": seed}
+        fields["negative"] = SwapSettings().negative_prompt
+        base = FaceChoice(self._person(lora or NO_LORA), _finite(strength, "strength"), _text(prompt, "prompt"))
+        if faces and faces.strip():
+            chosen = parse_faces(_text(faces, "faces", 20_000), base)
+            targets = [
+                FaceTarget(self._settings(fields, replace(c, person=self._person(c.person))), i) for i, c in chosen
+            ]
+        else:
+            index = None if face is None or face == "" else int(_finite(face, "face"))
+            targets = [FaceTarget(self._settings(fields, base), index if index is not None or mask else 0)]
         result = self.engine.swap(
-            image,
-            face=None if mask else int(face_index or 0),
-            mask=mask or None,
-            settings=settings,
-            progress=_progress_callback(progress, "Generating"),
+            image, targets, mask=mask or None, progress=_progress_callback(progress, "Generating")
         )
         return str(self.files.save(result.image, result.record)), result.record
 
 
+def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
+    """The API's per-face list: ``[{"face": 0, "lora": "alice", "prompt": "...", "strength": 0.5}, ...]``."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SettingsError(f"faces must be a JSON list of objects ({err.msg})") from None
+    if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
+        raise SettingsError('faces must be a JSON list like [{"face": 0, "lora": "alice"}]')
+    chosen: list[tuple[int, FaceChoice]] = []
+    for item in items:
+        unknown = set(item) - {"face", "lora", "prompt", "strength"}
+        if unknown:
+            raise SettingsError(f"faces: unknown key(s) {', '.join(sorted(unknown))}")
+        index = item.get("face")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise SettingsError(f"faces: each entry needs a face index (0, 1, ...), got {index!r}")
+        if any(index == known for known, _ in chosen):
+            raise SettingsError(f"faces: face {index} is listed more than once")
+        choice = FaceChoice(
+            _text(item.get("lora", base.person), "lora", 200),
+            _finite(item.get("strength", base.strength), "strength"),
+            _text(item.get("prompt", base.prompt), "prompt"),
+        )
+        chosen.append((index, choice))
+    return chosen
+
+
 def parse_strengths(text: str) -> list[float]:
-    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength."""
-    parts = [p for p in text.replace(",", " ").split() if p]
+    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_CANDIDATES."""
+    parts = [p for p in _text(text, "strengths", 500).replace(",", " ").split() if p]
     if not parts:
         return list(SEARCH_STRENGTHS)
+    if len(parts) > MAX_CANDIDATES:
+        raise SettingsError(f"at most {MAX_CANDIDATES} strengths can be tried at once, got {len(parts)}")
     values = []
     for part in parts:
         try:
             value = float(part)
         except ValueError:
             raise SettingsError(f"strengths: {part!r} is not a number; write them like 0.3, 0.4, 0.5") from None
-        STRENGTH.check("strength", value)
+        STRENGTH.check("strength", _finite(value, "strength"))
         values.append(value)
     return values
+
+
+def face_crop(result: SwapResult) -> Image.Image:
+    """The candidate around the face it repainted (not a centre crop that may cut the face off)."""
+    x0, y0, x1, y1 = result.record["faces"][0]["crop_box"]
+    crop = result.image.crop((max(0, x0), max(0, y0), min(result.image.width, x1), min(result.image.height, y1)))
+    crop.thumbnail((CANDIDATE_SIZE, CANDIDATE_SIZE))
+    return crop
 
 
 def candidate_caption(result: SwapResult) -> str:
@@ -423,113 +605,139 @@ def candidate_caption(result: SwapResult) -> str:
     return f"strength {strength:.2f} · distance {result.identity_distance:.3f}"
 
 
+def by_name(fn: Callable[..., Any], components: Mapping[str, Any], *, progress: bool = False) -> Callable[..., Any]:
+    """An event function that takes Gradio's {component: value} dict and calls ``fn`` with {field: value}.
+
+    Inputs given as a set of components arrive as one dict, so adding a setting is one new entry in
+    ``components`` instead of a new positional argument in five places. (No ``functools.wraps``:
+    Gradio would read ``fn``'s signature through it and miss the ``gr.Progress`` below.)
+    """
+    names = {component: name for name, component in components.items()}
+
+    def rename(data: dict[Any, Any]) -> dict[str, Any]:
+        return {names[component]: value for component, value in data.items() if component in names}
+
+    def call(data: dict[Any, Any]) -> Any:
+        return fn(rename(data))
+
+    def call_with_progress(data: dict[Any, Any], progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Any:
+        return fn(rename(data), progress=progress)
+
+    chosen = call_with_progress if progress else call
+    chosen.__name__ = getattr(fn, "__name__", "handler")
+    chosen.__doc__ = fn.__doc__
+    return chosen
+
+
 def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.Dropdown:
     """Lay out the Swap tab inside the current Blocks and wire its events.
 
-    Returns the LoRA picker, which the Train tab refreshes when a new LoRA is saved.
+    Returns the person picker, which the Train tab refreshes when a new LoRA is saved.
     """
     handlers = handlers or SwapHandlers(engine)
     defaults = SwapSettings()
+    photo = gr.State(None)
+    candidate_state = gr.State([])
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            editor = gr.ImageEditor(
-                label="Target photo: the blue paint marks what gets replaced",
-                type="pil",
-                image_mode="RGBA",
-                format="png",
-                sources=("upload", "clipboard"),
-                brush=MASK_BRUSH,
-                eraser=gr.Eraser(),
-                layers=False,
-                transforms=(),
-                canvas_size=(32, 32),  # the canvas takes the photo's size; a larger start size shifts set layers
-                height=560,
-                placeholder="# Drop the photo with the face to replace\nor click to upload, or use the example below",
-                elem_id="target",
-            )
-            mask_note = gr.Markdown(
-                "Upload a photo, then press **Auto mask** to cover the face, or paint over it.", elem_id="mask-note"
-            )
-            with gr.Row():
-                auto = gr.Button("Auto mask", variant="secondary", elem_id="auto-mask", scale=1)
+        with gr.Column(scale=3, min_width=320):
+            with gr.Row(equal_height=True):
+                upload = gr.UploadButton(
+                    "📷 Upload photo", file_types=["image"], type="filepath", variant="primary", elem_id="upload"
+                )
                 face = gr.Dropdown(
-                    choices=[("Largest face", 0)], value=0, label="Face", elem_id="face-index", scale=1, min_width=120
+                    choices=[("Face 1", 0)],
+                    value=0,
+                    label="Face (numbered on the photo)",
+                    elem_id="face-index",
+                    interactive=False,
+                    min_width=160,
                 )
-            faces = gr.Gallery(
-                label="Faces found: click the one to replace",
-                visible=False,
-                columns=8,
-                height=150,
-                allow_preview=False,
-                object_fit="contain",
-                elem_id="faces",
-            )
-            with gr.Row():
+                auto = gr.Button("Auto mask", elem_id="auto-mask", min_width=100)
+            with gr.Tabs(selected="mask") as views:
+                with gr.Tab("Photo and mask", id="mask"):
+                    editor = gr.ImageEditor(
+                        label="The blue paint marks what gets replaced",
+                        type="pil",
+                        image_mode="RGBA",
+                        format="png",
+                        sources=("upload", "clipboard"),
+                        brush=MASK_BRUSH,
+                        eraser=gr.Eraser(),
+                        layers=False,
+                        transforms=(),
+                        canvas_size=(
+                            32,
+                            32,
+                        ),  # the canvas takes the photo's size; a larger start size shifts set layers
+                        height=440,
+                        placeholder="# Upload a photo\nwith the button above, drop it here, or use the example below",
+                        elem_id="target",
+                    )
+                with gr.Tab("Result", id="result"):
+                    result = gr.ImageSlider(
+                        label="Before / after: drag the handle", type="pil", height=440, elem_id="result"
+                    )
+                    candidates = gr.Gallery(
+                        visible=False,
+                        columns=4,
+                        height=180,
+                        allow_preview=False,
+                        object_fit="contain",
+                        elem_id="candidates",
+                    )
+            mask_note = gr.Markdown("Upload a photo to begin.", elem_id="mask-note")
+            with gr.Accordion("Mask size", open=False):
                 size_from_face = gr.Checkbox(
-                    value=True,
-                    label="Size the mask from the face",
-                    info="Untick to set grow and feather yourself",
-                    elem_id="mask-size-from-face",
-                    scale=1,
+                    value=True, label="Size the mask from the face", elem_id="mask-size-from-face"
                 )
-                grow = range_slider(
-                    MASK_GROW_PX,
-                    label="Grow mask (px)",
-                    info="Press Auto mask to apply",
-                    scale=2,
-                )
-                feather = range_slider(
-                    MASK_FEATHER_PX,
-                    label="Feather edge (px)",
-                    info="Soft edge width",
-                    scale=2,
-                )
+                with gr.Row():
+                    grow = range_slider(MASK_GROW_PX, label="Grow (px)", info="Then press Auto mask")
+                    feather = range_slider(MASK_FEATHER_PX, label="Feather (px)", info="Soft edge width")
             examples = [[str(ASSETS / name)] for name in EXAMPLE_PHOTOS if (ASSETS / name).is_file()]
-            if examples:
-                gr.Examples(
-                    examples,
-                    inputs=[editor],
-                    outputs=[face, faces, mask_note],
-                    fn=handlers.find_faces,
-                    run_on_click=True,
-                    label="Example photo (NASA, public domain): click it, then Auto mask and Generate",
-                )
-        with gr.Column(scale=2):
-            with gr.Row(equal_height=False):
-                lora = gr.Dropdown(
-                    choices=lora_choices(engine),
+        with gr.Column(scale=2, min_width=300):
+            with gr.Row(equal_height=True):
+                person = gr.Dropdown(
+                    choices=person_choices(engine),
                     value=NO_LORA,
-                    label="Person (LoRA)",
-                    info="Train one in the Train tab, or put weights in the LoRA folder",
+                    label="Person for face 1",
+                    info="Train one in the Train tab",
                     elem_id="lora",
-                    allow_custom_value=True,  # the choices change as LoRAs are trained; the registry checks names
                     scale=4,
                 )
-                refresh = gr.Button("↻ Refresh", size="sm", scale=1, min_width=80, elem_id="lora-refresh")
+                refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="lora-refresh")
             lora_info = gr.Markdown(elem_id="lora-info")
-            lora_scale = range_slider(
-                LORA_SCALE,
-                label="LoRA strength",
-            )
+            with gr.Row():
+                strength = range_slider(
+                    STRENGTH,
+                    label="Strength",
+                    info="Low keeps pose and light; high follows the person",
+                    elem_id="strength",
+                )
+                padding = range_slider(PADDING, label="Context", info="Photo around the face the model sees")
             prompt = gr.Textbox(
-                value=defaults.prompt,
+                value="",
                 label="Prompt",
-                info="Describe the photo, not the face: the LoRA brings the face",
-                lines=2,
+                placeholder=defaults.prompt,
+                lines=1,
+                info="Describe the photo, not the face",
                 elem_id="prompt",
             )
-            strength = range_slider(
-                STRENGTH,
-                label="Strength",
-                info="How much of the old face may change: low keeps pose and light, high follows the LoRA",
-                elem_id="strength",
-            )
-            padding = range_slider(
-                PADDING,
-                label="Context around the face",
-                info="How much surrounding photo the model sees, as a fraction of the face size",
-            )
+            everyone = gr.Button("Same person for every face", size="sm", visible=True, elem_id="same-for-all")
+            summary = gr.Markdown(elem_id="face-summary")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
+                search = gr.Button("Try strengths", elem_id="try-strengths", scale=1)
+            download = gr.DownloadButton("Download full-size PNG", visible=False, elem_id="download")
+            with gr.Accordion("Try strengths: what to try, photos to rank by", open=False, elem_id="strengths-panel"):
+                strengths = gr.Textbox(value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS), label="Strengths to try")
+                references = gr.File(
+                    label="Reference photos of the person (optional)",
+                    file_count="multiple",
+                    file_types=["image"],
+                    type="filepath",
+                )
             with gr.Accordion("Advanced", open=False):
+                lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
                 negative = gr.Textbox(value=defaults.negative_prompt, label="Negative prompt", lines=2)
                 steps = range_slider(STEPS, label="Steps")
                 guidance = range_slider(GUIDANCE, label="Guidance")
@@ -540,90 +748,146 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         minimum=RANDOM_SEED,
                         maximum=MAX_SEED,
                         label="Seed",
-                        info="-1: a new random seed each time",
+                        info="-1: random",
                         elem_id="seed",
                         scale=3,
                     )
-                    dice = gr.Button("🎲 Random", size="sm", scale=1, min_width=80)
+                    dice = gr.Button("🎲", size="sm", scale=0, min_width=40)
                 color_match = gr.Checkbox(value=defaults.color_match, label="Match the colours of the surroundings")
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
-                search = gr.Button("Try strengths", variant="secondary", elem_id="try-strengths", scale=1)
-            result = gr.ImageSlider(label="Before / after: drag the handle", type="pil", elem_id="result")
-            download = gr.DownloadButton("Download full-size PNG", visible=False, elem_id="download")
             with gr.Accordion("Parameters of this result", open=False):
                 record = gr.JSON(label="Saved in the PNG as text", elem_id="record")
-    with gr.Accordion("Try strengths: candidates ranked by likeness", open=False, elem_id="strengths-panel"):
-        gr.Markdown(
-            "Generates one candidate per strength with the same seed. With photos of the person (uploaded "
-            "here, or the training photos of a LoRA trained in this app) they are ranked best first."
-        )
-        with gr.Row():
-            strengths = gr.Textbox(
-                value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS), label="Strengths to try", scale=1
-            )
-            references = gr.File(
-                label="Reference photos of the person (optional)",
-                file_count="multiple",
-                file_types=["image"],
-                type="filepath",
-                scale=2,
-            )
-        ranking_note = gr.Markdown()
-        candidates = gr.Gallery(
-            label="Candidates (click one to use it)", columns=4, height=300, allow_preview=False, elem_id="candidates"
-        )
-        candidate_state = gr.State([])
 
-    mask_inputs = [editor, face, size_from_face, grow, feather]
-    mask_outputs = [editor, face, faces, grow, feather, mask_note]
-    # Progress hidden: after a handler sets the editor's layers, Gradio 6.31's editor keeps a stale
-    # "queue"/"processing" overlay over the canvas, hiding the mask the user should touch up.
-    auto_mask = {"concurrency_id": "faces", "concurrency_limit": 4, "show_progress": "hidden"}
-    auto.click(handlers.auto_mask, mask_inputs, mask_outputs, **auto_mask)
-    faces.select(handlers.pick_face, None, face, queue=False).then(
-        handlers.auto_mask, mask_inputs, mask_outputs, **auto_mask
+    shown = [photo, editor, face, summary, mask_note]
+    if examples:
+        gr.Examples(
+            examples,
+            inputs=[editor],
+            outputs=shown,
+            fn=lambda value: handlers.load_from_editor(value, NO_LORA, STRENGTH.default, ""),
+            run_on_click=True,
+            label="Example photo (NASA, public domain): click it, then Generate",
+        )
+    editor.clear(lambda: (None, "Upload a photo to begin."), None, [photo, mask_note], queue=False)
+    upload.upload(
+        handlers.load_photo,
+        [upload, person, strength, prompt],
+        shown,
+        show_progress_on=[mask_note],
+        concurrency_id="faces",
+        concurrency_limit=4,
+    )
+    editor.upload(
+        handlers.load_from_editor,
+        [editor, person, strength, prompt],
+        shown,
+        show_progress_on=[mask_note],
+        concurrency_id="faces",
+        concurrency_limit=4,
+    )
+
+    mask_fields = {
+        "photo": photo,
+        "editor": editor,
+        "face": face,
+        "person": person,
+        "strength": strength,
+        "prompt": prompt,
+        "size_from_face": size_from_face,
+        "grow": grow,
+        "feather": feather,
+    }
+    auto.click(
+        by_name(handlers.auto_mask, mask_fields),
+        set(mask_fields.values()),
+        [editor, mask_note],
+        show_progress_on=[mask_note],
+        concurrency_id="faces",
+        concurrency_limit=4,
+    )
+    face.input(handlers.choose_face, [photo, face], [person, strength, prompt], queue=False)
+    person.input(
+        by_name(handlers.assign, mask_fields),
+        set(mask_fields.values()),
+        [photo, editor, summary, mask_note],
+        show_progress_on=[mask_note],
+        concurrency_id="faces",
+        concurrency_limit=4,
+    )
+    for control in (strength, prompt):
+        control.input(
+            by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], queue=False
+        )
+    everyone.click(
+        by_name(handlers.same_for_everyone, mask_fields),
+        set(mask_fields.values()),
+        [photo, editor, summary, mask_note],
+        show_progress_on=[mask_note],
+        concurrency_id="faces",
+        concurrency_limit=4,
     )
     for slider in (grow, feather):
         slider.input(lambda: False, None, size_from_face, queue=False)
-    refresh.click(lambda current: refresh_lora_picker(engine, current), lora, lora, queue=False)
-    lora.change(handlers.describe_lora, [lora, prompt], [lora_info, prompt], queue=False)
+    refresh.click(lambda current: refresh_lora_picker(engine, current), person, person, queue=False)
+    person.change(handlers.describe_lora, person, [lora_info, prompt], queue=False)
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False)
 
-    common = [editor, face, size_from_face, grow, feather, lora, lora_scale, prompt, negative]
-    after = [padding, steps, guidance, seed, color_match]
+    swap_fields = {
+        **mask_fields,
+        "lora_scale": lora_scale,
+        "negative": negative,
+        "padding": padding,
+        "steps": steps,
+        "guidance": guidance,
+        "seed": seed,
+        "color_match": color_match,
+        "strengths": strengths,
+        "references": references,
+    }
+    outputs = [result, download, record, candidates, candidate_state, views]
+    gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
     generate.click(
-        on_gpu(handlers.generate),
-        [*common, strength, *after],
-        [result, download, record],
+        on_gpu(by_name(handlers.generate, swap_fields, progress=True)),
+        set(swap_fields.values()),
+        outputs,
         api_name="generate",
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **gpu,
     )
     search.click(
-        on_gpu(handlers.try_strengths),
-        [*common, *after, strengths, references],
-        [candidates, candidate_state, ranking_note, result, download, record],
+        on_gpu(by_name(handlers.try_strengths, swap_fields, progress=True)),
+        set(swap_fields.values()),
+        outputs,
         api_name="try_strengths",
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **gpu,
     )
-    candidates.select(handlers.show_candidate, [editor, candidate_state], [result, download, record], queue=False)
+    candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], queue=False)
 
     # A plain endpoint for scripts (gradio_client): files in, PNG out; no canvas involved.
     with gr.Row(visible=False):
         api_image = gr.File(type="filepath", label="target image")
         api_mask = gr.File(type="filepath", label="mask (white = replace; optional)")
-        api_lora = gr.Textbox(label="LoRA name or path; empty for none")
-        api_face = gr.Number(value=0, precision=0, label="face index")
+        api_lora = gr.Textbox(label="person (LoRA name); empty for none")
+        api_face = gr.Number(value=None, precision=0, label="face index (0 = largest); empty with a mask")
+        api_faces = gr.Textbox(label='several faces: JSON [{"face": 0, "lora": "alice", "strength": 0.5}, ...]')
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
         on_gpu(handlers.api_swap),
-        [api_image, api_mask, api_lora, lora_scale, prompt, strength, padding, steps, guidance, seed, api_face],
+        [
+            api_image,
+            api_mask,
+            api_lora,
+            lora_scale,
+            prompt,
+            strength,
+            padding,
+            steps,
+            guidance,
+            seed,
+            api_face,
+            api_faces,
+        ],
         [api_out, record],
         api_name="swap",
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **gpu,
     )
-    return lora
+    return person

@@ -1,0 +1,276 @@
+"""The Swap tab's handlers called directly (no server, no browser) on the tiny model and real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pytest
+from lora_factory import make_test_lora
+from PIL import Image
+
+from faceswap_core.engine import Engine
+from faceswap_core.images import png_metadata
+from faceswap_core.settings import EDITOR_MAX_SIDE, SEARCH_STRENGTHS, ModelSpec
+from faceswap_core.ui.common import editor_mask, editor_value
+from faceswap_core.ui.swap import (
+    KEEP,
+    MAX_CANDIDATES,
+    NO_FACE_NOTE,
+    NO_LORA,
+    SwapHandlers,
+    by_name,
+    parse_faces,
+    parse_strengths,
+    person_choices,
+    refresh_lora_picker,
+)
+
+PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"
+QUICK = {"steps": 4, "guidance": 5.0, "seed": 3, "lora_scale": 1.0, "negative": "", "padding": 0.6}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    lora_dir = tmp_path_factory.mktemp("swap-tab-loras")
+    make_test_lora(tiny_model_dir, lora_dir / "alice", seed=1)
+    make_test_lora(tiny_model_dir, lora_dir / "bob", seed=2)
+    (lora_dir / "bob" / "training.json").write_text(json.dumps({"class_word": "man"}))
+    return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=lora_dir)
+
+
+@pytest.fixture(scope="module")
+def swap(engine: Engine) -> SwapHandlers:
+    return SwapHandlers(engine)
+
+
+@pytest.fixture(scope="module")
+def two_people() -> Path:
+    path = PEOPLE / "two_people.jpg"
+    if not path.is_file():
+        pytest.skip("shared photos of two people not present")
+    return path
+
+
+def loaded(swap: SwapHandlers, path: Path | str, person: str = "alice") -> dict[str, Any]:
+    """The fields after uploading ``path`` with ``person`` picked, as the page would send them next."""
+    photo, value, picker, summary, note = swap.load_photo(str(path), person, 0.5, "")
+    fields = {"photo": photo, "editor": value, "face": 0, "person": person, "strength": 0.5, "prompt": ""}
+    return {**fields, "size_from_face": True, "grow": 0, "feather": 0, "note": note, "picker": picker, **QUICK}
+
+
+def painted(fields: dict[str, Any]) -> np.ndarray:
+    return np.asarray(editor_mask(fields["editor"]))
+
+
+def test_upload_masks_the_largest_face_on_a_numbered_display_copy(swap: SwapHandlers, tmp_path: Path) -> None:
+    from skimage import data
+
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    fields = loaded(swap, path)
+    photo = fields["photo"]
+    assert "1 face found" in fields["note"] and photo.original.size == (512, 512) and photo.scale == 1.0
+    shown = Image.open(fields["editor"]["background"])
+    assert shown.size == (512, 512) and not np.array_equal(np.asarray(shown.convert("RGB")), np.asarray(photo.original))
+    face = photo.faces[0]
+    mask = painted(fields)
+    cx, cy = (round(v) for v in face.center)
+    assert mask[cy, cx] == 255 and mask[0, 0] == 0 and photo.choices[0].person == "alice"
+
+
+def test_a_big_photo_is_edited_small_and_swapped_full_size(swap: SwapHandlers, tmp_path: Path) -> None:
+    from skimage import data
+
+    big = Image.new("RGB", (6000, 4000), (90, 100, 110))  # 24 MP, as a phone takes
+    big.paste(Image.fromarray(data.astronaut()).resize((4000, 4000), Image.BILINEAR), (1000, 0))
+    path = tmp_path / "phone.jpg"
+    big.save(path, quality=90)
+    original = np.asarray(Image.open(path).convert("RGB"))
+    fields = loaded(swap, path)
+    photo = fields["photo"]
+    assert max(photo.display_size) == EDITOR_MAX_SIDE and photo.original.size == (6000, 4000)
+    assert Image.open(fields["editor"]["background"]).size == photo.display_size
+    (before, after), download, record, *_ = swap.generate(fields)
+    assert before.size == after.size == photo.display_size  # the comparison is sent at display size
+    full = Image.open(download.value["path"])
+    assert full.size == (6000, 4000)  # the download is the full-size result
+    mask = np.asarray(editor_mask(fields["editor"]).resize((6000, 4000), Image.BILINEAR))
+    outside = mask == 0
+    assert np.array_equal(np.asarray(full.convert("RGB"))[outside], original[outside])
+    assert record["faces"][0]["face"] == 0 and record["image_size"] == [6000, 4000]
+
+
+def test_each_face_gets_its_own_person_and_the_paint_follows(swap: SwapHandlers, two_people: Path) -> None:
+    fields = loaded(swap, two_people)
+    photo = fields["photo"]
+    assert len(photo.faces) == 2 and fields["picker"].choices == [("Face 1 (largest)", 0), ("Face 2", 1)]
+    second = photo.faces[1]
+    cx, cy = (round(v) for v in second.center)
+    assert painted(fields)[cy, cx] == 0  # only face 1 starts masked
+
+    # Choosing face 2 shows it as kept; picking bob for it paints it too.
+    person, _, _ = swap.choose_face(photo, 1)
+    assert person.value == KEEP and person.label == "Person for face 2"
+    photo, value, summary, _ = swap.assign({**fields, "face": 1, "person": "bob", "strength": 0.6})
+    fields["editor"] = value
+    assert painted(fields)[cy, cx] == 255 and "2: **bob** (0.6)" in summary and "1: **alice** (0.5)" in summary
+
+    # Face 1 kept: its paint goes, and what is painted is exactly what gets replaced.
+    photo, value, summary, _ = swap.assign({**fields, "face": 0, "person": KEEP})
+    fields["editor"] = value
+    first = photo.faces[0]
+    fx, fy = (round(v) for v in first.center)
+    assert painted(fields)[fy, fx] == 0 and "1: kept" in summary
+    (_, after), download, record, *_ = swap.generate(fields)
+    assert [(f["face"], f["lora"], f["strength"], f["mask"]) for f in record["faces"]] == [(1, "bob", 0.6, "given")]
+    assert record["faces"][0]["prompt"] == "a photo of a man face"  # bob's class word
+    result = np.asarray(Image.open(download.value["path"]).convert("RGB"))
+    original = np.asarray(photo.original)
+    mask = painted(fields)
+    assert np.array_equal(result[mask == 0], original[mask == 0])
+    assert (result[mask == 255] != original[mask == 255]).any()
+
+    photo, value, summary, _ = swap.same_for_everyone({**fields, "person": "alice"})
+    assert "1: **alice**" in summary and "2: **alice**" in summary and len(photo.choices) == 2
+    assert np.asarray(editor_mask(value))[fy, fx] == 255
+
+
+def test_strength_and_prompt_belong_to_the_chosen_face(swap: SwapHandlers, two_people: Path) -> None:
+    fields = loaded(swap, two_people)
+    photo, summary = swap.update_choice({**fields, "strength": 0.35, "prompt": "smiling, studio light"})
+    assert photo.choices[0].strength == 0.35 and photo.choices[0].prompt == "smiling, studio light"
+    photo, summary = swap.update_choice({**fields, "face": 1, "strength": 0.9})
+    assert 1 not in photo.choices  # a kept face stays kept
+
+
+def test_nothing_painted_or_no_face_say_what_to_do(swap: SwapHandlers, tmp_path: Path) -> None:
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (200, 160), (120, 130, 140)).save(blank)
+    fields = loaded(swap, blank)
+    assert fields["note"] == NO_FACE_NOTE and "**" not in fields["note"]
+    with pytest.raises(gr.Error, match="Nothing is painted"):
+        swap.generate(fields)
+    with pytest.raises(gr.Error, match="No face found: paint over"):
+        swap.auto_mask(fields)
+    stroke = Image.new("L", (200, 160), 0)
+    stroke.paste(255, (60, 40, 140, 120))
+    fields["editor"] = editor_value(Image.new("RGB", (200, 160)), stroke)
+    (_, after), _, record, *_ = swap.generate(fields)
+    assert record["faces"][0]["face"] is None and record["faces"][0]["lora"] == "alice"
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("hello")
+    with pytest.raises(gr.Error, match="not an image"):
+        swap.load_photo(str(not_an_image), "alice", 0.5, "")
+    with pytest.raises(gr.Error, match="Upload a target photo"):
+        swap.generate({"editor": None, "photo": None})
+
+
+def test_hostile_values_get_one_clear_line(swap: SwapHandlers, tmp_path: Path) -> None:
+    fields = loaded(swap, PEOPLE / "obama.jpg" if (PEOPLE / "obama.jpg").is_file() else _astronaut(tmp_path))
+    for changes, message in (
+        ({"strength": float("nan")}, "strength must be a finite number"),
+        ({"steps": None}, "steps must be a number"),
+        ({"seed": 1e30}, "seed must be a whole number"),
+        ({"person": "../../etc/passwd"}, "no person called"),
+        ({"person": "/abs/path/x.safetensors"}, "no person called"),
+        ({"prompt": "x" * 5000}, "at most 1000"),
+    ):
+        with pytest.raises(gr.Error, match=message):
+            editor = editor_value(fields["photo"].original, editor_mask(fields["editor"]))
+            swap.generate({**fields, **changes, "photo": None, "editor": editor})
+    with pytest.raises(gr.Error, match=f"at most {MAX_CANDIDATES} strengths"):
+        swap.try_strengths({**fields, "strengths": "1.0 " * 60})
+
+
+def _astronaut(tmp_path: Path) -> Path:
+    from skimage import data
+
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+def test_try_strengths_shows_ranked_face_crops_where_the_result_is(swap: SwapHandlers, tmp_path: Path) -> None:
+    path = _astronaut(tmp_path)
+    portrait = Image.open(path).crop((100, 0, 400, 512))  # a portrait photo: a centre crop would cut the face
+    portrait.save(path)
+    fields = loaded(swap, path)
+    fields.update(strengths="0.3, 0.6", references=[str(path)])
+    slider, download, record, gallery, candidates, tabs = swap.try_strengths(fields)
+    assert gallery.visible and len(gallery.value) == len(candidates) == 2 and tabs.selected == "result"
+    crops = [Image.open(item["image"]["path"]) if isinstance(item, dict) else item[0] for item in gallery.value]
+    assert all(max(crop.size) <= 256 for crop in crops)
+    captions = [item[1] for item in gallery.value]
+    assert all("strength" in c and "distance" in c for c in captions) and "best first" in gallery.label
+    distances = [c["record"]["identity_distance"] for c in candidates]
+    assert distances == sorted(distances) and record["rank"] == 0
+    picked = swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=1))
+    assert picked[2] == candidates[1]["record"]
+    assert swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=99)) == (gr.skip(),) * 3
+
+
+def test_the_api_takes_one_face_or_a_list(swap: SwapHandlers, two_people: Path, tmp_path: Path) -> None:
+    common = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 2}
+    path, record = swap.api_swap(str(two_people), None, "alice", prompt="", strength=0.5, face=None, faces="", **common)
+    assert [(f["face"], f["lora"]) for f in record["faces"]] == [(0, "alice")]
+    faces = json.dumps([{"face": 1, "lora": "bob", "strength": 0.7}, {"face": 0}])
+    path, record = swap.api_swap(
+        str(two_people), None, "alice", prompt="", strength=0.5, face=None, faces=faces, **common
+    )
+    assert [(f["face"], f["lora"], f["strength"]) for f in record["faces"]] == [(1, "bob", 0.7), (0, "alice", 0.5)]
+    assert json.loads(png_metadata(path)["parameters"])["faces"][0]["lora"] == "bob"
+    with pytest.raises(gr.Error, match="no person called"):
+        swap.api_swap(str(two_people), None, "../alice", prompt="", strength=0.5, face=None, faces="", **common)
+    with pytest.raises(gr.Error, match="there is no face 4"):
+        swap.api_swap(str(two_people), None, "", prompt="", strength=0.5, face=4, faces="", **common)
+
+
+def test_face_list_and_strength_parsing() -> None:
+    assert parse_strengths("0.3, 0.45 0.6") == [0.3, 0.45, 0.6]
+    assert parse_strengths("  ") == list(SEARCH_STRENGTHS)
+    with pytest.raises(Exception, match="not a number"):
+        parse_strengths("0.3, lots")
+    base = parse_faces('[{"face": 2, "lora": "bob"}]', swap_base := _base())[0]
+    assert base[0] == 2 and base[1].person == "bob" and base[1].strength == swap_base.strength
+    for text, message in (
+        ("{", "JSON list"),
+        ('{"face": 0}', "JSON list like"),
+        ('[{"face": -1}]', "needs a face index"),
+        ('[{"face": 0}, {"face": 0}]', "more than once"),
+        ('[{"face": 0, "path": "/x"}]', "unknown key"),
+    ):
+        with pytest.raises(Exception, match=message):
+            parse_faces(text, _base())
+
+
+def _base() -> Any:
+    from faceswap_core.ui.swap import FaceChoice
+
+    return FaceChoice("alice", 0.5, "")
+
+
+def test_picker_lists_keep_base_and_every_lora(engine: Engine, swap: SwapHandlers, tiny_model_dir: Path) -> None:
+    values = [value for _, value in person_choices(engine)]
+    assert values[:2] == [KEEP, NO_LORA] and "alice" in values
+    make_test_lora(tiny_model_dir, engine.loras.folder / "carol", seed=3)
+    picker = refresh_lora_picker(engine, "alice", select="carol")
+    assert ("carol", "carol") in picker.choices and picker.value == "carol"
+    assert refresh_lora_picker(engine, "gone").value == NO_LORA
+    text, prompt = swap.describe_lora("bob")
+    assert "a man" in text and prompt.placeholder == "a photo of a man face"
+
+
+def test_settings_arrive_by_field_name() -> None:
+    first, second = gr.Textbox(), gr.Number()
+    seen = {}
+    wired = by_name(lambda fields: seen.update(fields) or "ok", {"prompt": first, "steps": second})
+    assert wired({first: "hello", second: 4}) == "ok" and seen == {"prompt": "hello", "steps": 4}
+    with_progress = by_name(lambda fields, progress: progress, {"prompt": first}, progress=True)
+    import inspect
+
+    assert isinstance(inspect.signature(with_progress).parameters["progress"].default, gr.Progress)
