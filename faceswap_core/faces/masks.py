@@ -2,10 +2,11 @@
 
 The automatic mask is the region a person would paint to replace a face: the hull of the jaw line
 and of the brows lifted a little toward the forehead, so it covers brows, eyes, nose, mouth, cheeks
-and chin but leaves hair, hats and the neck alone. Grow and feather default to fractions of the face
-width, so the same settings suit a selfie and a full-body shot. Hand-drawn masks come in many forms
-(strokes on a transparent layer, white on black, any mode); :func:`normalize_mask` turns them all into
-the same form.
+and chin but leaves hair, hats and the neck alone. By default it is not grown and only lightly
+feathered, so its 50 % line is that outline: hand-painted masks lie inside anything larger (see
+settings). Grow and feather default to fractions of the face width, so the same settings suit a
+selfie and a full-body shot. Hand-drawn masks come in many forms (strokes on a transparent layer,
+white on black, any mode); :func:`normalize_mask` turns them all into the same form.
 """
 
 from __future__ import annotations
