@@ -43,6 +43,15 @@ def face_outline(face: Face, *, brow_raise: float = MASK_BROW_RAISE) -> np.ndarr
     return hull.reshape(-1, 2).astype(np.float64)
 
 
+def mask_scale(face: Face) -> float:
+    """The face width in pixels that default grow and feather are fractions of.
+
+    The larger of the ear-to-ear jaw width and the detector's box width, so a face in profile (short
+    jaw line) still gets a feather fit for its size.
+    """
+    return max(face.jaw_width, face.width)
+
+
 def face_mask(
     size: tuple[int, int], face: Face, *, grow: float | None = None, feather: float | None = None
 ) -> Image.Image:
@@ -50,7 +59,7 @@ def face_mask(
 
     ``grow`` (negative shrinks) and ``feather`` are in pixels; ``None`` scales them with the face width.
     """
-    face_width = max(face.jaw_width, face.width)
+    face_width = mask_scale(face)
     grow = MASK_GROW_FRACTION * face_width if grow is None else float(grow)
     feather = MASK_FEATHER_FRACTION * face_width if feather is None else float(feather)
     outline = face_outline(face)
