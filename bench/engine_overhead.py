@@ -7,7 +7,9 @@ CPU, load from other processes only ever adds time. The median of the per-round 
 Face detection (automatic masks) is timed separately: it is a fixed CPU cost that the tiny model's
 sub-second inference would exaggerate.
 
-    python bench/engine_overhead.py [--steps 20] [--strength 0.5] [--repeats 9] [--threads 1]
+    python bench/engine_overhead.py [--steps 20] [--strength 0.5] [--repeats 9] [--threads 1] [--quick]
+
+``--quick`` (CI smoke run: 2 steps, 1 repeat) checks that the script runs; its numbers mean little.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ def main() -> None:
     parser.add_argument("--strength", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is steadiest on a busy box)")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 2 steps, 1 repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 2, 1
 
     import torch
     from bare_pipeline import bare_inpaint

@@ -5,7 +5,11 @@ No download: the UNet, VAE and both text encoders are built from SDXL base 1.0's
 small local one (token ids only select embedding rows, which does not change the timing).
 Without a CUDA GPU it says so and exits 0.
 
-    python bench/gpu_swap.py [--steps 30] [--strength 0.5] [--repeats 3] [--low-vram]
+    python bench/gpu_swap.py [--steps 30] [--strength 0.5] [--repeats 3] [--low-vram] [--quick]
+
+``--quick`` (CI smoke run) takes 2 steps and 1 repeat. Without CUDA it checks what a CPU can: the
+configurations below still build SDXL (on the meta device, so no memory is used, with SDXL's exact
+parameter counts), and the measurement runs end to end with the tiny random model.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ SDXL_TEXT_ENCODER_2 = {
     "projection_dim": 1280,
     "hidden_act": "gelu",
 }
+# Parameter counts of the real SDXL base 1.0 components: the configurations above must rebuild them.
+SDXL_PARAMETERS = {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480, "text_encoder_2": 694_659_840}
 SDXL_SCHEDULER = {
     "beta_start": 0.00085,
     "beta_end": 0.012,
@@ -129,69 +135,107 @@ def build_sdxl(device: Any, dtype: Any) -> Any:
     return pipeline
 
 
+def check_configs() -> bool:
+    """Build SDXL on the meta device (no memory, no weights) and compare its size with the real model's."""
+    import torch
+
+    pipeline = build_sdxl(torch.device("meta"), torch.float16)
+    found = {name: sum(p.numel() for p in getattr(pipeline, name).parameters()) for name in SDXL_PARAMETERS}
+    for name, count in found.items():
+        print(f"  {name:15s} {count / 1e6:9.1f} M parameters (SDXL base 1.0: {SDXL_PARAMETERS[name] / 1e6:.1f} M)")
+    return found == SDXL_PARAMETERS
+
+
+def measure(run: Any, device: Any, repeats: int) -> tuple[list[float], int | None]:
+    """Seconds of ``repeats`` runs after a warm-up, and the peak VRAM they allocated (None on a CPU)."""
+    import torch
+
+    cuda = device.type == "cuda"
+    run()  # warm-up: kernels, allocator
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - begin)
+    return times, torch.cuda.max_memory_allocated(device) if cuda else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--strength", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--low-vram", action="store_true", help="model CPU offload, as the engine's --low-vram")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 2 steps, 1 repeat; CPU checks without CUDA")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 2, 1
 
     import torch
+    from diffusers.utils import logging as diffusers_logging
 
-    if not torch.cuda.is_available():
-        print("gpu_swap: no CUDA GPU visible; this benchmark needs one (nothing was measured)")
+    diffusers_logging.set_verbosity_error()
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.quick:
+        print("gpu_swap: no CUDA GPU visible; this benchmark needs one (nothing measured; --quick checks the CPU part)")
         return 0
 
     from bare_pipeline import bare_inpaint
-    from diffusers.utils import logging as diffusers_logging
     from PIL import Image
     from skimage import data
 
     from faceswap_core.engine import Engine
     from faceswap_core.faces.detect import find_face
     from faceswap_core.faces.masks import face_mask
+    from faceswap_core.models import save_tiny_model
     from faceswap_core.settings import SwapSettings
 
-    diffusers_logging.set_verbosity_error()
-    device = torch.device("cuda")
-    started = time.perf_counter()
-    pipeline = build_sdxl(device, torch.float16)
-    if args.low_vram:
-        pipeline.to("cpu")
-        pipeline.enable_model_cpu_offload(device=device)
-    print(f"built random SDXL in {time.perf_counter() - started:.1f} s on {torch.cuda.get_device_name(device)}")
-    engine = Engine.from_pipeline(pipeline, base_model="random SDXL (full size, fp16)")
-    photo = Image.fromarray(data.astronaut()).resize((1024, 1024), Image.LANCZOS)
-    mask = face_mask(photo.size, find_face(photo))
-    settings = SwapSettings(steps=args.steps, strength=args.strength, seed=0, color_match=True)
-    prepared = engine.prepare(photo, mask=mask, settings=settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        if cuda:
+            device = torch.device("cuda")
+            started = time.perf_counter()
+            pipeline = build_sdxl(device, torch.float16)
+            if args.low_vram:
+                pipeline.to("cpu")
+                pipeline.enable_model_cpu_offload(device=device)
+            print(f"built random SDXL in {time.perf_counter() - started:.1f} s on {torch.cuda.get_device_name(device)}")
+            engine = Engine.from_pipeline(pipeline, base_model="random SDXL (full size, fp16)")
+            model = f"SDXL fp16 ({'low-VRAM offload' if args.low_vram else 'all on GPU'})"
+        else:
+            print("gpu_swap --quick: no CUDA GPU; checking the SDXL configurations and the measurement on the CPU")
+            if not check_configs():
+                print("gpu_swap: the configurations no longer build SDXL base 1.0", file=sys.stderr)
+                return 1
+            device = torch.device("cpu")
+            engine = Engine(str(save_tiny_model(Path(scratch) / "tiny")), device="cpu")
+            pipeline = engine.load()
+            model = "tiny random SDXL on the CPU"
+        photo = Image.fromarray(data.astronaut()).resize((1024, 1024), Image.LANCZOS)
+        mask = face_mask(photo.size, find_face(photo))
+        settings = SwapSettings(steps=args.steps, strength=args.strength, seed=0, color_match=True)
+        prepared = engine.prepare(photo, mask=mask, settings=settings)
 
-    def bare() -> None:
-        bare_inpaint(pipeline, prepared, settings)
+        def bare() -> None:
+            bare_inpaint(pipeline, prepared, settings)
 
-    def swap() -> None:
-        engine.swap(photo, mask=mask, settings=settings)
+        def swap() -> None:
+            engine.swap(photo, mask=mask, settings=settings)
 
-    results: dict[str, tuple[list[float], int]] = {}
-    for name, run in (("bare pipeline", bare), ("engine swap", swap)):
-        run()  # warm-up: kernels, allocator
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-        times = []
-        for _ in range(args.repeats):
-            begin = time.perf_counter()
-            run()
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - begin)
-        results[name] = (times, torch.cuda.max_memory_allocated(device))
-        engine.release_gpu()
+        results: dict[str, tuple[list[float], int | None]] = {}
+        for name, run in (("bare pipeline", bare), ("engine swap", swap)):
+            results[name] = measure(run, device, args.repeats)
+            engine.release_gpu()
 
-    mode = "low-VRAM offload" if args.low_vram else "all on GPU"
     crop = prepared.crop.width
-    print(f"SDXL fp16 ({mode}), {crop}px crop of a 1024px photo, {args.steps} steps, strength {args.strength:g}")
+    print(f"{model}, {crop}px crop of a 1024px photo, {args.steps} steps, strength {args.strength:g}")
     for name, (times, peak) in results.items():
-        print(f"  {name:14s} median {statistics.median(times):6.2f} s   peak VRAM {peak / 2**30:5.2f} GiB")
+        vram = f"{peak / 2**30:5.2f} GiB" if peak is not None else "n/a (CPU)"
+        print(f"  {name:14s} median {statistics.median(times):6.2f} s   peak VRAM {vram}")
     ratio = statistics.median(results["engine swap"][0]) / statistics.median(results["bare pipeline"][0])
     print(f"engine/bare time ratio: {ratio:.3f}")
     return 0

@@ -7,6 +7,10 @@ that peak memory (peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA) 
 
     python bench/train_step.py                 # tiny random model, CPU or GPU
     python bench/train_step.py --full          # full-size SDXL UNet (random weights), 1024 px, CUDA only
+    python bench/train_step.py --quick         # CI smoke run: 2 images, 2 steps (numbers are not meaningful)
+
+The setup (LoRA layers, fp32 trainable weights, optimizer, scaler) is the trainer's own
+``setup_lora_training``, so the benchmark cannot drift from what it measures.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def run_variant(variant: str, base: str, resolution: int, steps: int, warmup: in
     from faceswap_core.models import pick_device
     from faceswap_core.settings import TrainSettings
     from faceswap_core.training.dataset import DatasetItem, encode_dataset, encode_text, tokenize
-    from faceswap_core.training.trainer import UNET_TARGET_MODULES, _Run, _train_step, add_lora, make_optimizer
+    from faceswap_core.training.trainer import _Run, _train_step, setup_lora_training
 
     device = pick_device("auto")
     if device.type == "cpu":
@@ -88,7 +92,7 @@ def run_variant(variant: str, base: str, resolution: int, steps: int, warmup: in
         # run): flushing them measures the work, not the CPU's denormal handling. Same for both variants.
         torch.set_flush_denormal(True)
     settings = TrainSettings(resolution=resolution, rank=4, flip=True, sample_every_checkpoint=False)
-    run = _Run(Path(tempfile.mkdtemp()), base, settings, device)
+    run = _Run(Path(tempfile.mkdtemp()), base, settings, device, None)
     pipeline = run.load()
     folder = Path(tempfile.mkdtemp())
     rng = torch.Generator().manual_seed(0)
@@ -115,18 +119,11 @@ def run_variant(variant: str, base: str, resolution: int, steps: int, warmup: in
         pipeline.vae.to(device)
         pipeline.text_encoder.to(device)
         pipeline.text_encoder_2.to(device)
-    unet = pipeline.unet
-    add_lora(unet, settings, UNET_TARGET_MODULES)
-    unet.to(device)
-    params = [p for p in unet.parameters() if p.requires_grad]
-    for param in params:
-        param.data = param.data.float()
-    unet.train()
-    optimizer = make_optimizer(params, settings, device)
+    models = {"unet": pipeline.unet}
+    trained, optimizer, scaler = setup_lora_training(models, settings, device, run.precision)
+    unet, params = pipeline.unet, list(trained.values())
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     generator = torch.Generator().manual_seed(0)
-    models = {"unet": unet}
-    scaler = torch.amp.GradScaler("cuda") if run.precision.grad_scaler else None
     pictures = [
         torch.from_numpy(to_array(Image.open(item.image))).permute(2, 0, 1).float().div(127.5).sub(1.0)
         for item in items
@@ -190,23 +187,14 @@ def run_full(steps: int, warmup: int, gradient_checkpointing: bool) -> None:
     from diffusers import UNet2DConditionModel
 
     from faceswap_core.settings import TrainSettings
-    from faceswap_core.training.trainer import UNET_TARGET_MODULES, add_lora, make_optimizer, pick_precision
+    from faceswap_core.training.trainer import pick_precision, setup_lora_training
 
     device = torch.device("cuda")
     precision = pick_precision(device, True)
-    settings = TrainSettings()
+    settings = TrainSettings(gradient_checkpointing=gradient_checkpointing)
     unet = UNet2DConditionModel(**SDXL_UNET_CONFIG).to(dtype=precision.weight_dtype)
     unet.requires_grad_(False)
-    add_lora(unet, settings, UNET_TARGET_MODULES)
-    unet.to(device)
-    params = [p for p in unet.parameters() if p.requires_grad]
-    for param in params:
-        param.data = param.data.float()
-    if gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-    unet.train()
-    optimizer = make_optimizer(params, settings, device)
-    scaler = torch.amp.GradScaler("cuda") if precision.grad_scaler else None
+    _, optimizer, scaler = setup_lora_training({"unet": unet}, settings, device, precision)
     latents = torch.randn(1, 4, 128, 128, device=device)
     embeds = torch.randn(1, 77, 2048, device=device)
     pooled = torch.randn(1, 1280, device=device)
@@ -251,8 +239,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10, help="dataset size (encoded once by the trainer)")
     parser.add_argument("--full", action="store_true", help="full-size SDXL UNet at 1024 px (CUDA only)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="with --full")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI smoke run: 2 images, 1 warm-up + 2 steps, no separate peak-memory processes",
+    )
     parser.add_argument("--variant", choices=("trainer", "example", "both"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.warmup, args.steps = 2, 1, 2
     if args.full:
         run_full(args.steps, args.warmup, args.gradient_checkpointing)
         return
@@ -269,22 +264,27 @@ def main() -> None:
         def child(variant: str, steps: int, warmup: int) -> dict[str, Any]:
             command = [sys.executable, __file__, "--variant", variant, "--base", base, "--images", str(args.images)]
             command += ["--resolution", str(args.resolution), "--steps", str(steps), "--warmup", str(warmup)]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                sys.exit(f"train_step: the {variant} run failed:\n{done.stderr}")
             return json.loads(done.stdout.strip().splitlines()[-1])
 
         seconds = child("both", args.steps, args.warmup)["seconds_per_step"]
-        peaks = {variant: child(variant, 3, 0)["peak_mib"] for variant in ("example", "trainer")}
+        # Each variant's peak needs a process of its own (~10 s of imports each), so --quick skips it.
+        peaks = {} if args.quick else {variant: child(variant, 3, 0)["peak_mib"] for variant in ("example", "trainer")}
     print(
         f"model {args.base or 'tiny random SDXL'}, {args.resolution} px, batch 1, {args.images} images, "
-        f"median of {args.steps} interleaved steps; peak memory of each variant in its own process"
+        f"median of {args.steps} interleaved steps; "
+        + ("peak memory of each variant in its own process" if peaks else "peak memory not measured (--quick)")
     )
     for name, label in (("example", "diffusers example per-step work"), ("trainer", "this trainer (cached)")):
-        print(f"  {label:34s} {seconds[name] * 1000:8.1f} ms/step   peak {peaks[name]:8.1f} MiB")
-    memory = "CUDA max_memory_allocated" if peaks["trainer"] and _cuda() else "whole-process peak RSS"
-    print(
-        f"  ratio trainer/example: time {seconds['trainer'] / seconds['example']:.2f}, "
-        f"peak memory {peaks['trainer'] / peaks['example']:.2f} ({memory})"
-    )
+        peak = f"   peak {peaks[name]:8.1f} MiB" if peaks else ""
+        print(f"  {label:34s} {seconds[name] * 1000:8.1f} ms/step{peak}")
+    ratio = f"  ratio trainer/example: time {seconds['trainer'] / seconds['example']:.2f}"
+    if peaks:
+        memory = "CUDA max_memory_allocated" if _cuda() else "whole-process peak RSS"
+        ratio += f", peak memory {peaks['trainer'] / peaks['example']:.2f} ({memory})"
+    print(ratio)
 
 
 def _cuda() -> bool:

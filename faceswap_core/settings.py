@@ -33,9 +33,13 @@ MIN_IMAGE_SIDE = 32
 # --- faces and masks ----------------------------------------------------------------------------
 FACE_BACKENDS = ("dlib", "face-alignment")
 DEFAULT_FACE_BACKEND = "dlib"
-# Grow and feather are given in pixels; when left unset they scale with the face width.
-MASK_GROW_FRACTION = 0.04  # of face width; the landmark hull is grown by this much
-MASK_FEATHER_FRACTION = 0.06  # of face width; Gaussian edge width
+# Grow and feather are given in pixels; when left unset they scale with the face width. The default
+# mask is the landmark outline itself (brows to chin, cheek to cheek), which is what a careful person
+# paints: the old default (grow 0.04, feather 0.06) was larger than hand-painted masks all round and
+# scored IoU 0.835 against them. The feather is the least that softens the seam: its 50 % line stays on
+# the outline and it fades out about 2 x 0.02 face widths outside, before hair and neck.
+MASK_GROW_FRACTION = 0.0  # of face width; the landmark hull is grown by this much
+MASK_FEATHER_FRACTION = 0.02  # of face width; Gaussian edge width (standard deviation)
 MASK_GROW_PX = Range(-100, 200, 0, 1)  # slider range; 0 in the UI means "auto" is off and no growth
 MASK_FEATHER_PX = Range(0, 200, 0, 1)
 MASK_BROW_RAISE = 0.8  # brows are lifted by this times their height above the eyes: the mask's top edge

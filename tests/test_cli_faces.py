@@ -43,12 +43,64 @@ def _run_process(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", ["mask", "prepare", "score"])
+@pytest.mark.parametrize("command", ["faces", "mask", "prepare", "score"])
 def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main([command, "--help"])
     assert info.value.code == 0
     assert command in capsys.readouterr().out
+
+
+def _faces_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    assert cli.main(["faces", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_faces_command_describes_the_face(
+    photos: dict[str, Path], astronaut: Image.Image, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from faceswap_core.faces import find_face
+
+    result = _faces_json([str(photos["face"])], capsys)
+    assert (result["image"], result["width"], result["height"]) == (str(photos["face"]), 512, 512)
+    [face] = result["faces"]
+    expected = find_face(astronaut)
+    assert face["index"] == 0 and face["score"] == pytest.approx(expected.score, abs=1e-3)
+    assert face["box"] == pytest.approx(list(expected.box), abs=0.01)
+    assert np.allclose(face["landmarks"], expected.landmarks, atol=0.01) and len(face["landmarks"]) == 68
+    assert face["size"] == pytest.approx(max(expected.jaw_width, expected.width), abs=0.01)
+    assert _faces_json([str(photos["coffee"])], capsys)["faces"] == []  # no face is an answer, not an error
+
+
+def test_faces_command_on_two_people(capsys: pytest.CaptureFixture[str]) -> None:
+    """Indexes are the ones ``--face`` takes: largest first, each with its own landmarks."""
+    from faceswap_core.faces import find_face
+
+    photo = REPO.parent / "shared" / "data" / "people" / "two_people.jpg"
+    if not photo.is_file():
+        pytest.skip("shared people photos not present")
+    faces = _faces_json([str(photo)], capsys)["faces"]
+    assert [face["index"] for face in faces] == [0, 1]
+    areas = [(f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]) for f in faces]
+    assert areas[0] >= areas[1] * 0.999  # largest first (to the rounding of the printed boxes)
+    for face in faces:
+        x0, y0, x1, y1 = face["box"]
+        centre = np.mean(face["landmarks"], axis=0)
+        assert x0 < centre[0] < x1 and y0 < centre[1] < y1
+        assert face["box"] == pytest.approx(list(find_face(photo, face["index"]).box), abs=0.01)
+    (a0, _, a1, _), (b0, _, b1, _) = faces[0]["box"], faces[1]["box"]
+    assert a1 < b0 or b1 < a0  # two different people side by side
+
+
+def test_faces_command_errors(photos: dict[str, Path], tmp_path: Path) -> None:
+    for path in (photos["text"], tmp_path / "missing.jpg"):
+        result = _run_process("faces", str(path))
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and path.name in result.stderr and "Traceback" not in result.stderr
+    result = _run_process("faces", str(photos["face"]), "--backend", "nope")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    ok = _run_process("faces", str(photos["face"]))
+    assert ok.returncode == 0 and len(json.loads(ok.stdout)["faces"]) == 1  # stdout is nothing but the JSON
 
 
 def test_mask_command(photos: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

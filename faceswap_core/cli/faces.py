@@ -1,4 +1,5 @@
-"""Face commands: ``mask`` (automatic face mask), ``prepare`` (LoRA training crops), ``score`` (identity)."""
+"""Face commands: ``faces`` (list the faces), ``mask`` (automatic face mask), ``prepare`` (LoRA training
+crops), ``score`` (identity)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,19 @@ from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD, DEFAULT_FACE
 
 
 def register(subparsers: Any) -> None:
+    faces = subparsers.add_parser(
+        "faces",
+        help="list the faces in an image as JSON",
+        description=(
+            "Print JSON with every face found in IMAGE, largest first: its index (what --face takes), box "
+            "[x0, y0, x1, y1], detector score, 68 landmarks [x, y] in iBUG-300W order and size (face width in "
+            "pixels, what the mask's grow and feather scale with). An image without faces gives an empty list."
+        ),
+    )
+    faces.add_argument("image", type=Path, metavar="IMAGE", help="photo to search")
+    _backend_option(faces)
+    faces.set_defaults(func=run_faces)
+
     mask = subparsers.add_parser(
         "mask",
         help="write the automatic face mask of an image",
@@ -74,6 +88,32 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_FACE_BACKEND,
         help=f"face detector (default {DEFAULT_FACE_BACKEND}; face-alignment downloads its weights on first use)",
     )
+
+
+def run_faces(args: argparse.Namespace) -> int:
+    from faceswap_core.faces.detect import detect_faces
+    from faceswap_core.faces.masks import mask_scale
+    from faceswap_core.images import load_image
+
+    image = load_image(args.image, name=str(args.image))
+    faces = detect_faces(image, backend=args.backend, name=str(args.image))
+    result = {
+        "image": str(args.image),
+        "width": image.width,
+        "height": image.height,
+        "faces": [
+            {
+                "index": index,
+                "box": [round(float(v), 2) for v in face.box],
+                "score": round(float(face.score), 4),
+                "size": round(mask_scale(face), 2),
+                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks],
+            }
+            for index, face in enumerate(faces)
+        ],
+    }
+    print(json.dumps(result))
+    return 0
 
 
 def run_mask(args: argparse.Namespace) -> int:

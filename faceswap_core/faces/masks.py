@@ -2,10 +2,11 @@
 
 The automatic mask is the region a person would paint to replace a face: the hull of the jaw line
 and of the brows lifted a little toward the forehead, so it covers brows, eyes, nose, mouth, cheeks
-and chin but leaves hair, hats and the neck alone. Grow and feather default to fractions of the face
-width, so the same settings suit a selfie and a full-body shot. Hand-drawn masks come in many forms
-(strokes on a transparent layer, white on black, any mode); :func:`normalize_mask` turns them all into
-the same form.
+and chin but leaves hair, hats and the neck alone. By default it is not grown and only lightly
+feathered, so its 50 % line is that outline: hand-painted masks lie inside anything larger (see
+settings). Grow and feather default to fractions of the face width, so the same settings suit a
+selfie and a full-body shot. Hand-drawn masks come in many forms (strokes on a transparent layer,
+white on black, any mode); :func:`normalize_mask` turns them all into the same form.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def face_outline(face: Face, *, brow_raise: float = MASK_BROW_RAISE) -> np.ndarr
     return hull.reshape(-1, 2).astype(np.float64)
 
 
+def mask_scale(face: Face) -> float:
+    """The face width in pixels that default grow and feather are fractions of.
+
+    The larger of the ear-to-ear jaw width and the detector's box width, so a face in profile (short
+    jaw line) still gets a feather fit for its size.
+    """
+    return max(face.jaw_width, face.width)
+
+
 def face_mask(
     size: tuple[int, int], face: Face, *, grow: float | None = None, feather: float | None = None
 ) -> Image.Image:
@@ -49,7 +59,7 @@ def face_mask(
 
     ``grow`` (negative shrinks) and ``feather`` are in pixels; ``None`` scales them with the face width.
     """
-    face_width = max(face.jaw_width, face.width)
+    face_width = mask_scale(face)
     grow = MASK_GROW_FRACTION * face_width if grow is None else float(grow)
     feather = MASK_FEATHER_FRACTION * face_width if feather is None else float(feather)
     outline = face_outline(face)

@@ -410,30 +410,10 @@ def _train(
     sample_embeds = run.sample_embeddings(pipeline)
     _free(device)
 
-    # LoRA layers are made on the CPU (seeded CPU RNG: the same seed gives the same LoRA on any
-    # device), then everything moves to the device; the base weights are already in the weight dtype.
-    unet = pipeline.unet
-    add_lora(unet, settings, UNET_TARGET_MODULES)
-    models = {"unet": unet}
+    models = {"unet": pipeline.unet}
     if settings.train_text_encoder:
-        for name in ("text_encoder", "text_encoder_2"):
-            models[name] = getattr(pipeline, name)
-            add_lora(models[name], settings, TEXT_TARGET_MODULES)
-    for model in models.values():
-        model.to(device)
-    trained = {f"{prefix}.{n}": p for prefix, m in models.items() for n, p in m.named_parameters() if p.requires_grad}
-    for param in trained.values():
-        param.data = param.data.float()  # LoRA weights in fp32 so small updates are not lost to rounding
-    if settings.gradient_checkpointing:  # recompute activations in backward: less VRAM, ~20 % slower
-        unet.enable_gradient_checkpointing()
-        for name in ("text_encoder", "text_encoder_2"):
-            if name in models:
-                models[name].gradient_checkpointing_enable()
-    for model in models.values():
-        model.train()
-
-    optimizer = make_optimizer(list(trained.values()), settings, device)
-    scaler = torch.amp.GradScaler("cuda") if run.precision.grad_scaler else None
+        models.update(text_encoder=pipeline.text_encoder, text_encoder_2=pipeline.text_encoder_2)
+    trained, optimizer, scaler = setup_lora_training(models, settings, device, run.precision)
     generator = torch.Generator().manual_seed(settings.seed)
     losses: list[float] = []
     previous = ckpt.read_training_json(out) if resume_from else {}
@@ -526,6 +506,38 @@ def _train(
     del pipeline, models, trained, optimizer
     _free(device)
     return TrainResult(out, step, final, checkpoints, cancelled, losses, list(run.samples))
+
+
+def setup_lora_training(
+    models: dict[str, Any], settings: TrainSettings, device: torch.device, precision: Precision
+) -> tuple[dict[str, Any], Any, Any]:
+    """LoRA layers on ``models`` ("unet", plus the text encoders when trained), ready to train.
+
+    Returns the trainable parameters by name, the optimizer and the gradient scaler (``None`` unless
+    fp16). Public so benchmarks time the trainer's own setup rather than a copy that drifts from it.
+    """
+    import torch
+
+    # LoRA layers are made on the CPU (seeded CPU RNG: the same seed gives the same LoRA on any
+    # device), then everything moves to the device; the base weights are already in the weight dtype.
+    for name, model in models.items():
+        add_lora(model, settings, UNET_TARGET_MODULES if name == "unet" else TEXT_TARGET_MODULES)
+    for model in models.values():
+        model.to(device)
+    trained = {f"{prefix}.{n}": p for prefix, m in models.items() for n, p in m.named_parameters() if p.requires_grad}
+    for param in trained.values():
+        param.data = param.data.float()  # LoRA weights in fp32 so small updates are not lost to rounding
+    if settings.gradient_checkpointing:  # recompute activations in backward: less VRAM, ~20 % slower
+        for name, model in models.items():
+            if name == "unet":
+                model.enable_gradient_checkpointing()
+            else:
+                model.gradient_checkpointing_enable()
+    for model in models.values():
+        model.train()
+    optimizer = make_optimizer(list(trained.values()), settings, device)
+    scaler = torch.amp.GradScaler("cuda") if precision.grad_scaler else None
+    return trained, optimizer, scaler
 
 
 def _train_step(
