@@ -203,9 +203,9 @@ def test_try_strengths_shows_ranked_face_crops_where_the_result_is(swap: SwapHan
     fields.update(strengths="0.3, 0.6", references=[str(path)])
     slider, download, record, gallery, candidates, tabs = swap.try_strengths(fields)
     assert gallery.visible and len(gallery.value) == len(candidates) == 2 and tabs.selected == "result"
-    crops = [Image.open(item["image"]["path"]) if isinstance(item, dict) else item[0] for item in gallery.value]
-    assert all(max(crop.size) <= 256 for crop in crops)
-    captions = [item[1] for item in gallery.value]
+    crops = [Image.open(item["image"]["path"]) for item in gallery.value]
+    assert all(max(crop.size) <= 256 for crop in crops) and crops[0].size != (300, 300)
+    captions = [item["caption"] for item in gallery.value]
     assert all("strength" in c and "distance" in c for c in captions) and "best first" in gallery.label
     distances = [c["record"]["identity_distance"] for c in candidates]
     assert distances == sorted(distances) and record["rank"] == 0
