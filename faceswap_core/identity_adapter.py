@@ -26,7 +26,7 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,10 +62,11 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass(frozen=True)
 class Reference:
-    """One reference photo: its content hash and, when its set is not cached yet, the aligned face crop."""
+    """One reference photo: its content hash, the upright image and, unless its set is cached, the face crop."""
 
     name: str
     sha256: str
+    image: Image.Image = field(repr=False)
     crop: Image.Image | None = field(default=None, repr=False)
 
 
@@ -223,9 +224,6 @@ class IdentityAdapter:
         A photo without a face is a :class:`NoFaceError` naming it: a wrong reference would silently
         steer the swap towards someone else.
         """
-        from faceswap_core.faces.align import align_face
-        from faceswap_core.faces.detect import find_face
-
         if not photos:
             raise SettingsError("no reference photos were given")
         if len(photos) > MAX_IDENTITY_PHOTOS:
@@ -233,16 +231,22 @@ class IdentityAdapter:
         labels = list(names) if names is not None else [describe(photo) for photo in photos]
         images = [load_image(photo, name=label) for photo, label in zip(photos, labels, strict=True)]
         hashes = [photo_hash(photo, image) for photo, image in zip(photos, images, strict=True)]
+        refs = [Reference(*fields) for fields in zip(labels, hashes, images, strict=True)]
         if self._key(hashes) in self._cache:
-            return [Reference(label, digest) for label, digest in zip(labels, hashes, strict=True)]
-        refs = []
-        for label, image, digest in zip(labels, images, hashes, strict=True):
-            face = find_face(image, backend=self.backend, name=label)
-            crop = align_face(
-                image, face, size=REFERENCE_SIZE, eye_distance=IDENTITY_EYE_DISTANCE, eye_y=IDENTITY_EYE_Y
-            )
-            refs.append(Reference(label, digest, crop))
-        return refs
+            return refs
+        return [self._aligned(ref) for ref in refs]
+
+    def _aligned(self, ref: Reference) -> Reference:
+        from faceswap_core.faces.align import align_face
+        from faceswap_core.faces.detect import find_face
+
+        if ref.crop is not None:
+            return ref
+        face = find_face(ref.image, backend=self.backend, name=ref.name)
+        crop = align_face(
+            ref.image, face, size=REFERENCE_SIZE, eye_distance=IDENTITY_EYE_DISTANCE, eye_y=IDENTITY_EYE_Y
+        )
+        return replace(ref, crop=crop)
 
     def embeds(self, pipeline: Any, references: Sequence[Reference]) -> IdentityEmbeds:
         """The embeddings of a set of photos: from the cache, or encoded once (under the GPU lock)."""
@@ -251,11 +255,10 @@ class IdentityAdapter:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        missing = [ref.name for ref in references if ref.crop is None]
-        if missing:  # the set left the cache between references() and now
-            raise FaceswapError(f"the reference photos {', '.join(missing)} must be prepared again")
         self.load(pipeline)
-        ordered = sorted(references, key=lambda ref: ref.sha256)  # a set: the order of upload does not matter
+        # A set: the order of upload does not matter. Crops are made here only if the set left the
+        # cache between references() and now.
+        ordered = sorted((self._aligned(ref) for ref in references), key=lambda ref: ref.sha256)
         features = self._encode(pipeline, [ref.crop for ref in ordered if ref.crop is not None])
         if self.combine == "mean":
             features = features.mean(dim=0, keepdim=True)
@@ -383,6 +386,17 @@ def _unload_quietly(pipeline: Any) -> None:
 # --- tiny random adapter for tests, CI and smoke checks ------------------------------------------
 
 
+TINY_ENCODER = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "projection_dim": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": 32,
+    "patch_size": 4,
+}
+
+
 def save_tiny_ip_adapter(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     """Write a random plus-face adapter and CLIP encoder in the h94 layout, fitting the tiny SDXL model.
 
@@ -392,34 +406,44 @@ def save_tiny_ip_adapter(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     """
     import tempfile
 
+    from faceswap_core.models import build_tiny_pipeline
+
+    with tempfile.TemporaryDirectory() as scratch:
+        unet = build_tiny_pipeline(seed=seed, vocab_dir=Path(scratch)).unet
+    return save_random_ip_adapter(folder, unet, TINY_ENCODER, hidden_dims=32, heads=1, seed=seed)
+
+
+def save_random_ip_adapter(
+    folder: str | os.PathLike,
+    unet: Any,
+    encoder_config: dict[str, Any],
+    *,
+    hidden_dims: int,
+    heads: int,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """A random plus-face adapter for ``unet`` and a random CLIP vision encoder, in the h94 layout.
+
+    The tiny one above for tests; benchmarks pass the real sizes (ViT-H, 1280 wide, 20 heads).
+    """
     import torch
     from diffusers.models.embeddings import IPAdapterPlusImageProjection
     from safetensors.torch import save_file
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from faceswap_core.models import build_tiny_pipeline
-
     out = Path(folder)
-    with tempfile.TemporaryDirectory() as scratch:
-        unet = build_tiny_pipeline(seed=seed, vocab_dir=Path(scratch)).unet
     torch.manual_seed(seed)
-    config = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        projection_dim=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=4,
-    )
-    encoder = CLIPVisionModelWithProjection(config)
+    config = CLIPVisionConfig(**encoder_config)
+    encoder = CLIPVisionModelWithProjection(config).to(dtype or torch.float32)
     encoder.save_pretrained(out / IP_ADAPTER_ENCODER, safe_serialization=True)
+    del encoder
     projection = IPAdapterPlusImageProjection(
         embed_dims=config.hidden_size,
         output_dims=unet.config.cross_attention_dim,
-        hidden_dims=32,
+        hidden_dims=hidden_dims,
         depth=4,  # diffusers builds the resampler with its default depth of 4, as in the real file
-        heads=1,  # diffusers reads the heads as to_q rows / 64
+        heads=heads,  # diffusers reads the heads as to_q rows / 64
         num_queries=16,
     )
     tensors = {f"image_proj.{k}": v for k, v in _original_resampler_keys(projection.state_dict()).items()}
@@ -433,7 +457,7 @@ def save_tiny_ip_adapter(folder: str | os.PathLike, *, seed: int = 0) -> Path:
             key_id += 2
     weights = out / IP_ADAPTER_SUBFOLDER / IP_ADAPTER_WEIGHT
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights))
+    save_file({k: v.to(dtype or v.dtype).contiguous() for k, v in tensors.items()}, str(weights))
     return out
 
 

@@ -195,6 +195,19 @@ def test_embeddings_are_computed_once_per_set_of_photos(
     assert record["identity_scale"] == 0.7 and record["identity_combine"] == "concat"
 
 
+def test_a_set_evicted_between_references_and_embeds_is_encoded_again(
+    tiny_model_dir: Path, adapter_dir: Path, astronaut: Image.Image
+) -> None:
+    pipeline = _pipeline(tiny_model_dir)
+    adapter = IdentityAdapter(str(adapter_dir), cache_size=1)
+    first = adapter.embeds(pipeline, adapter.references([astronaut]))
+    cached_refs = adapter.references([astronaut])
+    assert cached_refs[0].crop is None
+    adapter.embeds(pipeline, adapter.references([astronaut.transpose(Image.FLIP_LEFT_RIGHT)]))  # evicts the first
+    again = adapter.embeds(pipeline, cached_refs)
+    assert adapter.encode_count == 3 and np.array_equal(again.positive.numpy(), first.positive.numpy())
+
+
 def test_mean_of_photos_gives_one_set_of_tokens_and_runs(
     tiny_model_dir: Path, adapter_dir: Path, astronaut: Image.Image, target: dict[str, Any]
 ) -> None:
