@@ -199,3 +199,31 @@ class TrainSettings:
 def as_dict(settings: object) -> dict[str, object]:
     """A plain dict of a settings dataclass, for records and JSON."""
     return {f.name: getattr(settings, f.name) for f in fields(settings)}  # type: ignore[arg-type]
+
+
+# --- image-prompt identity (IP-Adapter) ----------------------------------------------------------
+# IP-Adapter "plus-face" for SDXL with its OpenCLIP ViT-H-14 encoder (Apache-2.0 / MIT). The encoder
+# is the repository's `models/image_encoder`: `sdxl_models/image_encoder` is the ViT-bigG one, which
+# does not fit the `_vit-h` adapter files. InsightFace-based variants (FaceID, InstantID, PuLID) are
+# non-commercial and never a default.
+DEFAULT_IP_ADAPTER = "h94/IP-Adapter"
+IP_ADAPTER_SUBFOLDER = "sdxl_models"
+IP_ADAPTER_WEIGHT = "ip-adapter-plus-face_sdxl_vit-h.safetensors"
+IP_ADAPTER_ENCODER = "models/image_encoder"
+# How strongly the photos steer the face. Photos alone carry all of the identity, so they get a
+# strong scale (0.5-0.7 is the range quoted for plus-face; above ~0.8 the adapter starts to override
+# the prompt, pose and lighting of the target). Beside a LoRA the LoRA carries the identity and the
+# photos only add detail it missed; two full-strength identity signals over-saturate the face.
+IDENTITY_SCALE = Range(0.0, 1.5, 0.7, 0.05)
+IDENTITY_SCALE_WITH_LORA = 0.4
+# Several photos: "concat" gives the adapter every photo's 16 tokens (what diffusers does with a
+# list of images; attention weighs them, so nothing is lost); "mean" averages the encoder features
+# of the aligned crops first (constant cost; the crops are aligned, so patch tokens correspond).
+IDENTITY_COMBINE = ("concat", "mean")
+DEFAULT_IDENTITY_COMBINE = "concat"
+MAX_IDENTITY_PHOTOS = 8  # bounds the work per request and the extra attention tokens (16 per photo)
+IDENTITY_CACHE_SIZE = 16  # photo sets whose embeddings stay cached (a few MB each on the GPU)
+# Reference crops are tighter than training crops: the face fills about 2/3 of the square, from the
+# hairline to the chin, because the encoder centre-crops and the adapter was trained on face crops.
+IDENTITY_EYE_DISTANCE = 0.3
+IDENTITY_EYE_Y = 0.4
