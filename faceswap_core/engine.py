@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import torch
 
     from faceswap_core.faces.detect import Face
+    from faceswap_core.identity_adapter import IdentityAdapter, IdentityEmbeds, Reference
 
 Progress = Callable[[int, int], None]
 MAX_CACHED_ADAPTERS = 8  # loaded LoRAs kept on the model; the least recently used is dropped beyond this
@@ -67,12 +68,34 @@ class Contribution(Protocol):
     """Something beside the LoRAs that steers a pipeline call: an image prompt, a few-step scheduler...
 
     ``applied`` runs under the GPU lock around one call: it may set state on the pipeline (restoring
-    it on exit) and yields the extra call arguments; ``record`` says what it did, for the PNG record.
+    it on exit) and yields the call arguments it adds or replaces, given the call as it stands (so
+    an image prompt sees the guidance a few-step mode chose); ``record`` says what it did.
     """
 
-    def applied(self, pipeline: Any) -> AbstractContextManager[dict[str, Any]]: ...
+    def applied(self, pipeline: Any, call: Mapping[str, Any]) -> AbstractContextManager[dict[str, Any]]: ...
 
     def record(self) -> dict[str, Any]: ...
+
+
+class IdentityPrompt:
+    """Photos of the person as an image prompt (IP-Adapter), or neutral embeddings at scale 0 without photos.
+
+    Once the adapter is loaded the UNet needs image embeddings on every call, so requests without
+    photos get the neutral contribution; scale 0 skips the adapter's layers (the same as no adapter).
+    """
+
+    def __init__(self, adapter: IdentityAdapter, references: list[Reference] | None, scale: float) -> None:
+        self.adapter, self.references, self.scale = adapter, references, scale
+        self._embeds: IdentityEmbeds | None = None
+
+    @contextmanager
+    def applied(self, pipeline: Any, call: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        if self.references is not None:
+            self._embeds = self.adapter.embeds(pipeline, self.references)
+        yield self.adapter.call_kwargs(pipeline, self._embeds, scale=self.scale, guidance=call["guidance_scale"])
+
+    def record(self) -> dict[str, Any]:
+        return {} if self._embeds is None else self.adapter.record(self._embeds, self.scale)
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,8 @@ class Engine:
         self._pipeline: Any = None
         self._adapters: OrderedDict[tuple[str, int, int], str] = OrderedDict()  # (file, mtime, size) -> name
         self._adapter_count = 0
+        self._identity: IdentityAdapter | None = None
+        self._identity_lock = threading.Lock()
 
     @property
     def base_model(self) -> str:
@@ -324,11 +349,36 @@ class Engine:
         record = self._record(prepared, faces, size, totals)
         return SwapResult(current, record, None, _union(region.mask for region in prepared.regions))
 
+    @property
+    def identity(self) -> IdentityAdapter:
+        """The image-prompt adapter: created on first use, loaded into the pipeline with the first photos."""
+        with self._identity_lock:  # not the GPU lock: a running swap or training must not hold this up
+            if self._identity is None:
+                from faceswap_core.identity_adapter import IdentityAdapter
+
+                self._identity = IdentityAdapter(self.model.ip_adapter)
+            return self._identity
+
     def conditioning(self, settings: SwapSettings) -> Conditioning:
-        """What steers the pipeline for ``settings``: the person's LoRA at its weight (none without one)."""
-        if not settings.lora:
-            return Conditioning()
-        return Conditioning(adapters=((self.loras.resolve(settings.lora), settings.lora_scale),))
+        """What steers the pipeline for ``settings``: the person's LoRA at its weight, photos of the person.
+
+        The CPU part (loading, checking and aligning the photos) happens here, outside the GPU lock.
+        """
+        adapters = ((self.loras.resolve(settings.lora), settings.lora_scale),) if settings.lora else ()
+        contributions: list[Contribution] = []
+        if settings.identity_photos:
+            from faceswap_core.identity_adapter import default_identity_scale
+
+            references = self.identity.references(list(settings.identity_photos))
+            scale = settings.identity_scale
+            contributions.append(
+                IdentityPrompt(
+                    self.identity, references, default_identity_scale(bool(adapters)) if scale is None else scale
+                )
+            )
+        elif self._identity is not None:
+            contributions.append(IdentityPrompt(self._identity, None, 0.0))
+        return Conditioning(adapters, tuple(contributions))
 
     def _inpaint(
         self,
@@ -372,7 +422,7 @@ class Engine:
             try:
                 with ExitStack() as stack, torch.inference_mode():
                     for contribution in conditioning.contributions:
-                        call.update(stack.enter_context(contribution.applied(pipeline)))
+                        call.update(stack.enter_context(contribution.applied(pipeline, call)))
                     output = pipeline(**call)
             except Exception as err:  # cancelled, out of memory or a bug: free what the run held first
                 if self.model.low_vram:
@@ -526,11 +576,12 @@ def _nth_face(faces: list[Face], index: int, *, given_mask: bool) -> Face | None
 
 def _face_record(region: Region, settings: SwapSettings, conditioning: Conditioning) -> dict[str, Any]:
     """One repainted face in the record: where (face, mask, crop box), with what (settings, adapters)."""
-    return {
+    chosen = {name: value for name, value in as_dict(settings).items() if name != "identity_photos"}
+    return {  # the photos are recorded by content hash (conditioning), never by their server paths
         "face": region.face_index,
         "mask": region.mask_source,
         "crop_box": list(region.box),
-        **as_dict(settings),
+        **chosen,
         **conditioning.record(),
     }
 

@@ -77,6 +77,34 @@ MAX_FACES = 32  # faces repainted in one request: a crowd photo, not an unbounde
 MAX_SEED = 2**32 - 1
 
 
+# --- image-prompt identity (IP-Adapter) ----------------------------------------------------------
+# IP-Adapter "plus-face" for SDXL with its OpenCLIP ViT-H-14 encoder (Apache-2.0 / MIT). The encoder
+# is the repository's `models/image_encoder`: `sdxl_models/image_encoder` is the ViT-bigG one, which
+# does not fit the `_vit-h` adapter files. InsightFace-based variants (FaceID, InstantID, PuLID) are
+# non-commercial and never a default.
+DEFAULT_IP_ADAPTER = "h94/IP-Adapter"
+IP_ADAPTER_SUBFOLDER = "sdxl_models"
+IP_ADAPTER_WEIGHT = "ip-adapter-plus-face_sdxl_vit-h.safetensors"
+IP_ADAPTER_ENCODER = "models/image_encoder"
+# How strongly the photos steer the face. Photos alone carry all of the identity, so they get a
+# strong scale (0.5-0.7 is the range quoted for plus-face; above ~0.8 the adapter starts to override
+# the prompt, pose and lighting of the target). Beside a LoRA the LoRA carries the identity and the
+# photos only add detail it missed; two full-strength identity signals over-saturate the face.
+IDENTITY_SCALE = Range(0.0, 1.5, 0.7, 0.05)
+IDENTITY_SCALE_WITH_LORA = 0.4
+# Several photos: "concat" gives the adapter every photo's 16 tokens (what diffusers does with a
+# list of images; attention weighs them, so nothing is lost); "mean" averages the encoder features
+# of the aligned crops first (constant cost; the crops are aligned, so patch tokens correspond).
+IDENTITY_COMBINE = ("concat", "mean")
+DEFAULT_IDENTITY_COMBINE = "concat"
+MAX_IDENTITY_PHOTOS = 8  # bounds the work per request and the extra attention tokens (16 per photo)
+IDENTITY_CACHE_SIZE = 16  # photo sets whose embeddings stay cached (a few MB each on the GPU)
+# Reference crops are tighter than training crops: the face fills about 2/3 of the square, from the
+# hairline to the chin, because the encoder centre-crops and the adapter was trained on face crops.
+IDENTITY_EYE_DISTANCE = 0.3
+IDENTITY_EYE_Y = 0.4
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Which base model to run and how: the one set of names the app, the CLI commands and the engine share."""
@@ -84,6 +112,7 @@ class ModelSpec:
     base: str = DEFAULT_BASE_MODEL  # hub id, local diffusers folder or single .safetensors checkpoint
     base_config: str | None = None  # diffusers folder with the configs of a single-file base (offline use)
     vae: str | None = None  # VAE override, e.g. FP16_FIX_VAE
+    ip_adapter: str = DEFAULT_IP_ADAPTER  # image-prompt identity adapter (hub id or folder in its layout)
     device: str = "auto"
     low_vram: bool = False  # model CPU offload for 8-12 GB cards
 
@@ -122,6 +151,8 @@ class SwapSettings:
     lora: str | None = None  # registry name or path; None: no LoRA
     lora_scale: float = LORA_SCALE.default
     color_match: bool = True
+    identity_photos: tuple[str, ...] = ()  # photos of the person for the image-prompt adapter; () = none
+    identity_scale: float | None = None  # None: IDENTITY_SCALE's default, or IDENTITY_SCALE_WITH_LORA beside a LoRA
 
     def validate(self) -> None:
         STRENGTH.check("strength", self.strength)
@@ -129,6 +160,12 @@ class SwapSettings:
         STEPS.check("steps", self.steps)
         GUIDANCE.check("guidance", self.guidance)
         LORA_SCALE.check("lora scale", self.lora_scale)
+        if self.identity_scale is not None:
+            IDENTITY_SCALE.check("identity scale", self.identity_scale)
+        if len(self.identity_photos) > MAX_IDENTITY_PHOTOS:
+            raise SettingsError(
+                f"at most {MAX_IDENTITY_PHOTOS} photos of the person are used, got {len(self.identity_photos)}"
+            )
         if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
             raise SettingsError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.steps * self.strength < 1:
@@ -199,31 +236,3 @@ class TrainSettings:
 def as_dict(settings: object) -> dict[str, object]:
     """A plain dict of a settings dataclass, for records and JSON."""
     return {f.name: getattr(settings, f.name) for f in fields(settings)}  # type: ignore[arg-type]
-
-
-# --- image-prompt identity (IP-Adapter) ----------------------------------------------------------
-# IP-Adapter "plus-face" for SDXL with its OpenCLIP ViT-H-14 encoder (Apache-2.0 / MIT). The encoder
-# is the repository's `models/image_encoder`: `sdxl_models/image_encoder` is the ViT-bigG one, which
-# does not fit the `_vit-h` adapter files. InsightFace-based variants (FaceID, InstantID, PuLID) are
-# non-commercial and never a default.
-DEFAULT_IP_ADAPTER = "h94/IP-Adapter"
-IP_ADAPTER_SUBFOLDER = "sdxl_models"
-IP_ADAPTER_WEIGHT = "ip-adapter-plus-face_sdxl_vit-h.safetensors"
-IP_ADAPTER_ENCODER = "models/image_encoder"
-# How strongly the photos steer the face. Photos alone carry all of the identity, so they get a
-# strong scale (0.5-0.7 is the range quoted for plus-face; above ~0.8 the adapter starts to override
-# the prompt, pose and lighting of the target). Beside a LoRA the LoRA carries the identity and the
-# photos only add detail it missed; two full-strength identity signals over-saturate the face.
-IDENTITY_SCALE = Range(0.0, 1.5, 0.7, 0.05)
-IDENTITY_SCALE_WITH_LORA = 0.4
-# Several photos: "concat" gives the adapter every photo's 16 tokens (what diffusers does with a
-# list of images; attention weighs them, so nothing is lost); "mean" averages the encoder features
-# of the aligned crops first (constant cost; the crops are aligned, so patch tokens correspond).
-IDENTITY_COMBINE = ("concat", "mean")
-DEFAULT_IDENTITY_COMBINE = "concat"
-MAX_IDENTITY_PHOTOS = 8  # bounds the work per request and the extra attention tokens (16 per photo)
-IDENTITY_CACHE_SIZE = 16  # photo sets whose embeddings stay cached (a few MB each on the GPU)
-# Reference crops are tighter than training crops: the face fills about 2/3 of the square, from the
-# hairline to the chin, because the encoder centre-crops and the adapter was trained on face crops.
-IDENTITY_EYE_DISTANCE = 0.3
-IDENTITY_EYE_Y = 0.4
