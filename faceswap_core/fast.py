@@ -21,6 +21,10 @@ Facts checked in the installed diffusers (0.42) source, not taken on trust:
   pickles are refused and nothing stays memory-mapped. ``unload_lora_weights()`` drops *every*
   adapter, so fast mode never calls it and never fuses: the few-step LoRA stays one named adapter,
   switched on and off with ``set_adapters`` like any other, and the engine's adapter cache stays true.
+  Fusing is also not reversible bit for bit: on the tiny model ``fuse_lora`` + ``unfuse_lora`` left
+  177 of 428 UNet tensors different (by up to 1.5e-8), which would break "a quality swap after a
+  fast one is byte-identical". The price of staying unfused is the LoRA's own compute each step
+  (bench/fast_pipeline.py prints it; large on the tiny model, where LoRA layers are relatively big).
 
 Choice of the default, LCM-LoRA SDXL (``latent-consistency/lcm-lora-sdxl``), with evidence:
 
@@ -273,12 +277,16 @@ class UnetRun:
 
 @contextmanager
 def count_unet_evaluations(pipeline: Any) -> Iterator[UnetRun]:
-    """Count UNet calls, their batch sizes and timesteps with a forward pre-hook, removed afterwards."""
-    run = UnetRun(scheduler=type(pipeline.scheduler).__name__)
+    """Count UNet calls, their batch sizes and timesteps with a forward pre-hook, removed afterwards.
+
+    Works around a whole request: several pipeline calls (Try strengths, several faces) add up.
+    """
+    run = UnetRun()
 
     def hook(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         sample = args[0] if args else kwargs["sample"]
         timestep = args[1] if len(args) > 1 else kwargs["timestep"]
+        run.scheduler = type(pipeline.scheduler).__name__  # the one stepping now, however the swap was nested
         run.calls += 1
         run.evaluations += int(sample.shape[0])
         run.timesteps.append(float(timestep.flatten()[0]) if hasattr(timestep, "flatten") else float(timestep))
