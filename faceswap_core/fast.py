@@ -420,7 +420,6 @@ def save_tiny_fast_lora(folder: str | os.PathLike, model: str | os.PathLike | An
     """
     import torch
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
-    from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig, get_peft_model_state_dict
 
     if hasattr(model, "unet"):
@@ -432,7 +431,9 @@ def save_tiny_fast_lora(folder: str | os.PathLike, model: str | os.PathLike | An
     unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=FAST_LORA_TARGETS))
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    # PEFT key names as they are: diffusers' convert_state_dict_to_diffusers renames only the attention
+    # keys, and a file mixing both namings loads partly, depending on which key its loader sees first.
+    layers = get_peft_model_state_dict(unet)
     StableDiffusionXLPipeline.save_lora_weights(
         out, unet_lora_layers=layers, weight_name=FAST_LORA_FILE, safe_serialization=True
     )

@@ -185,6 +185,8 @@ def test_fast_and_person_adapters_stack_and_unstack_without_a_leak(
 
     mode = fast_mode_for(str(fast_lora))
     assert load_fast_lora(pipeline, mode) == FAST_ADAPTER
+    injected = [m for m in pipeline.unet.modules() if FAST_ADAPTER in getattr(m, "lora_A", {})]
+    assert len(injected) == sum(".lora_A." in key for key in read_fast_lora(str(fast_lora))) > 0  # all, not part
     pipeline.set_adapters([FAST_ADAPTER, "person"], adapter_weights=[mode.weight, 0.8])
     both, run = _fast(pipeline, crop, mode)
     assert run.evaluations == 4
