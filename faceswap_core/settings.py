@@ -236,3 +236,11 @@ class TrainSettings:
 def as_dict(settings: object) -> dict[str, object]:
     """A plain dict of a settings dataclass, for records and JSON."""
     return {f.name: getattr(settings, f.name) for f in fields(settings)}  # type: ignore[arg-type]
+
+
+# --- fast mode (few-step LoRA; see faceswap_core/fast.py for the evidence behind each value) -----
+FAST_LORA = "latent-consistency/lcm-lora-sdxl"  # LCM-LoRA for SDXL base 1.0, openrail++
+FAST_LORA_FILE = "pytorch_lora_weights.safetensors"  # its file inside the hub repo or a folder
+FAST_STEPS = Range(1, 8, 4, 1)  # denoising steps that actually run; LCM-LoRA's card: 2-8
+FAST_GUIDANCE = Range(0.0, 2.0, 1.0, 0.1)  # LCM-LoRA's card: 0 or 1-2; <= 1 turns CFG (and the negative prompt) off
+FAST_LORA_WEIGHT = 1.0  # adapter weight of the few-step LoRA next to a person's LoRA
