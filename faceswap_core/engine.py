@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import torch
 
     from faceswap_core.faces.detect import Face
+    from faceswap_core.fast import FastMode, FastPlan
     from faceswap_core.identity_adapter import IdentityAdapter, IdentityEmbeds, Reference
 
 Progress = Callable[[int, int], None]
@@ -96,6 +97,25 @@ class IdentityPrompt:
 
     def record(self) -> dict[str, Any]:
         return {} if self._embeds is None else self.adapter.record(self._embeds, self.scale)
+
+
+class FewStepSampling:
+    """Fast mode's sampling: its scheduler for the call (the same object put back after), its steps and guidance."""
+
+    def __init__(self, mode: FastMode, plan: FastPlan) -> None:
+        self.mode, self.plan = mode, plan
+
+    @contextmanager
+    def applied(self, pipeline: Any, call: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        from faceswap_core.fast import make_fast_scheduler, scheduler_swapped
+
+        with scheduler_swapped(pipeline, make_fast_scheduler(self.mode, pipeline.scheduler.config)):
+            yield {"num_inference_steps": self.plan.num_inference_steps, "guidance_scale": self.plan.guidance}
+
+    def record(self) -> dict[str, Any]:
+        from faceswap_core.fast import fast_record
+
+        return fast_record(self.mode, self.plan)
 
 
 @dataclass(frozen=True)
@@ -326,13 +346,13 @@ class Engine:
         pipeline = self.pipeline
         size = self.native_resolution
         conditionings = [self.conditioning(chosen) for chosen in settings]  # a bad LoRA fails before any work
-        counts = [max(1, int(chosen.steps * chosen.strength)) for chosen in settings]
+        counts = [self.steps_run(chosen) for chosen in settings]
         current, done, faces = prepared.image, 0, []
         totals = {"inference_s": 0.0, "lora_s": 0.0, "blend_s": 0.0}
         for region, chosen, conditioning, count in zip(prepared.regions, settings, conditionings, counts, strict=True):
             report = None if progress is None else _offset_progress(progress, done, sum(counts))
             crop, crop_mask = cut(current, region, size)
-            generated, timings = self._inpaint(pipeline, crop, crop_mask, chosen, conditioning, report, cancel)
+            generated, timings, ran = self._inpaint(pipeline, crop, crop_mask, chosen, conditioning, report, cancel)
             blend_started = time.perf_counter()
             if chosen.color_match:
                 generated = Image.fromarray(
@@ -342,12 +362,27 @@ class Engine:
             timings["blend_s"] = time.perf_counter() - blend_started
             for name, value in timings.items():
                 totals[name] += value
-            faces.append(_face_record(region, chosen, conditioning))
+            faces.append({**_face_record(region, chosen, conditioning), **ran})
             done += count
         totals["prepare_s"] = prepared.prepare_s
         totals["total_s"] = prepared.prepare_s + time.perf_counter() - started
         record = self._record(prepared, faces, size, totals)
         return SwapResult(current, record, None, _union(region.mask for region in prepared.regions))
+
+    @property
+    def fast_mode(self) -> FastMode:
+        """The few-step LoRA and its sampling (``ModelSpec.fast_lora``; LCM-LoRA SDXL by default)."""
+        from faceswap_core.fast import fast_mode_for
+
+        return fast_mode_for(self.model.fast_lora)
+
+    def steps_run(self, settings: SwapSettings) -> int:
+        """The denoising steps a call with ``settings`` runs (inpainting runs ``int(steps * strength)``)."""
+        if settings.fast:
+            from faceswap_core.fast import plan_fast_steps
+
+            return plan_fast_steps(self.fast_mode, settings.strength).steps_run
+        return max(1, int(settings.steps * settings.strength))
 
     @property
     def identity(self) -> IdentityAdapter:
@@ -364,8 +399,18 @@ class Engine:
 
         The CPU part (loading, checking and aligning the photos) happens here, outside the GPU lock.
         """
-        adapters = ((self.loras.resolve(settings.lora), settings.lora_scale),) if settings.lora else ()
+        adapters: tuple[tuple[LoraInfo, float], ...] = ()
+        if settings.lora:
+            adapters = ((self.loras.resolve(settings.lora), settings.lora_scale),)
         contributions: list[Contribution] = []
+        if settings.fast:  # first: the image prompt below must see the guidance fast mode chooses
+            from faceswap_core.fast import fast_lora_file, plan_fast_steps
+
+            mode = self.fast_mode
+            plan = plan_fast_steps(mode, settings.strength)
+            fast_lora = LoraInfo(f"fast: {mode.name}", fast_lora_file(mode.source, mode.weight_name))
+            adapters = ((fast_lora, mode.weight), *adapters)
+            contributions.append(FewStepSampling(mode, plan))
         if settings.identity_photos:
             from faceswap_core.identity_adapter import default_identity_scale
 
@@ -389,9 +434,15 @@ class Engine:
         conditioning: Conditioning,
         progress: Progress | None,
         cancel: threading.Event | None,
-    ) -> tuple[Image.Image, dict[str, float]]:
-        """The GPU part, under the lock: set this face's conditioning, then run the pipeline on its crop."""
+    ) -> tuple[Image.Image, dict[str, float], dict[str, Any]]:
+        """The GPU part, under the lock: set this face's conditioning, then run the pipeline on its crop.
+
+        Also returns what the UNet actually did (scheduler, steps run, evaluations: a batch of two
+        under classifier-free guidance counts as two), for the record.
+        """
         import torch
+
+        from faceswap_core.fast import count_unet_evaluations
 
         def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if cancel is not None and cancel.is_set():
@@ -423,6 +474,7 @@ class Engine:
                 with ExitStack() as stack, torch.inference_mode():
                     for contribution in conditioning.contributions:
                         call.update(stack.enter_context(contribution.applied(pipeline, call)))
+                    ran = stack.enter_context(count_unet_evaluations(pipeline))
                     output = pipeline(**call)
             except Exception as err:  # cancelled, out of memory or a bug: free what the run held first
                 if self.model.low_vram:
@@ -434,7 +486,7 @@ class Engine:
                     ) from None
                 raise
             inference_s = time.perf_counter() - waited - lora_s
-        return output.images[0], {"lora_s": lora_s, "inference_s": inference_s}
+        return output.images[0], {"lora_s": lora_s, "inference_s": inference_s}, ran.record()
 
     def _use_adapters(self, pipeline: Any, adapters: Sequence[tuple[LoraInfo, float]]) -> None:
         """Make exactly ``adapters`` active with their weights; loaded ones stay on the model, cached by file."""
@@ -532,7 +584,7 @@ class Engine:
         prepared = self.prepare(image, [_single_target(settings, face, mask)], mask_settings=mask_settings)
         region = prepared.regions[0]
         scored_face = region.face if region.face is not None else _face_under_mask(prepared.image, region.mask)
-        counts = [max(1, int(c.steps * c.strength)) for c in candidates]
+        counts = [self.steps_run(candidate) for candidate in candidates]
         total, done = sum(counts), 0
         results: list[SwapResult] = []
         for candidate, count in zip(candidates, counts, strict=True):
@@ -582,6 +634,7 @@ def _face_record(region: Region, settings: SwapSettings, conditioning: Condition
         "mask": region.mask_source,
         "crop_box": list(region.box),
         **chosen,
+        "mode": "quality",
         **conditioning.record(),
     }
 

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceswap_core.errors import ModelLoadError, SettingsError, UnsafeWeightsError
 from faceswap_core.loras import PICKLE_SUFFIXES, LoraRegistry, check_safe_weights
+from faceswap_core.models import looks_like_path
 from faceswap_core.settings import (
     FAST_GUIDANCE,
     FAST_LORA,
@@ -170,7 +171,7 @@ def fast_mode_for(source: str | None = None, weight_name: str | None = None) -> 
 
 def _default_file(source: str, hub_file: str) -> str | None:
     """Hub repos hold several files, so name one; a local folder or file is resolved on disk."""
-    return None if Path(source).expanduser().exists() or _is_path(source) else hub_file
+    return None if Path(source).expanduser().exists() or looks_like_path(source) else hub_file
 
 
 @dataclass(frozen=True)
@@ -326,7 +327,7 @@ def fast_lora_file(source: str, weight_name: str | None = None) -> Path:
         file = path / weight_name
     elif path.exists():
         file = LoraRegistry(path.parent).resolve(str(path.resolve())).path
-    elif _is_path(text):
+    elif looks_like_path(text):
         raise ModelLoadError(f"few-step LoRA {text}: no such file or folder; check --fast-lora")
     else:
         file = _hub_file(text, weight_name or FAST_LORA_FILE)
@@ -367,13 +368,6 @@ def _loaded_adapters(pipeline: Any) -> set[str]:
         return {name for names in pipeline.get_list_adapters().values() for name in names}
     except (AttributeError, ValueError):
         return set()
-
-
-def _is_path(name: str) -> bool:
-    """Hub ids are exactly "owner/name"; anything else with separators or dots is meant as a path."""
-    from faceswap_core.models import _looks_like_path
-
-    return _looks_like_path(name)
 
 
 def _hub_file(repo_id: str, filename: str) -> Path:

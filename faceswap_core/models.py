@@ -111,7 +111,7 @@ def _load_base(base: str, dtype: torch.dtype, config: str | None) -> StableDiffu
                 "(as written by save_pretrained) or a single .safetensors file"
             )
         return _guarded(base, lambda: StableDiffusionXLInpaintPipeline.from_pretrained(str(path), dtype=dtype))
-    if _looks_like_path(base):
+    if looks_like_path(base):
         raise ModelLoadError(f"{base}: no such folder or file; check the path given with --base")
     return _guarded(base, lambda: _from_hub(base, dtype))
 
@@ -153,12 +153,12 @@ def _load_vae(vae: str, dtype: torch.dtype) -> Any:
         return _guarded(vae, lambda: AutoencoderKL.from_single_file(str(path), dtype=dtype), what="VAE")
     if path.is_dir():
         return _guarded(vae, lambda: AutoencoderKL.from_pretrained(str(path), dtype=dtype), what="VAE")
-    if _looks_like_path(vae):
+    if looks_like_path(vae):
         raise ModelLoadError(f"{vae}: no such VAE folder or file; check the path given with --vae")
     return _guarded(vae, lambda: AutoencoderKL.from_pretrained(vae, dtype=dtype), what="VAE")
 
 
-def _looks_like_path(name: str) -> bool:
+def looks_like_path(name: str) -> bool:
     """Hub ids are exactly "owner/name"; anything else with separators or dots is meant as a path."""
     if name.startswith((".", "/", "~")) or os.sep in name.replace("/", "") or name.count("/") != 1:
         return True
@@ -199,7 +199,7 @@ def _explain(name: str, err: BaseException, what: str) -> str:
                 "now; pass a diffusers SDXL folder with --base-config, or run "
                 f"`hf download {DEFAULT_BASE_MODEL} --exclude '*.safetensors'` once while online"
             )
-        if _looks_like_path(name):
+        if looks_like_path(name):
             return f"{what} {name} is incomplete (files are missing); pass a complete diffusers folder with --base"
         return (
             f"{what} {name} is not in the local cache and cannot be downloaded now; "

@@ -113,6 +113,7 @@ class ModelSpec:
     base_config: str | None = None  # diffusers folder with the configs of a single-file base (offline use)
     vae: str | None = None  # VAE override, e.g. FP16_FIX_VAE
     ip_adapter: str = DEFAULT_IP_ADAPTER  # image-prompt identity adapter (hub id or folder in its layout)
+    fast_lora: str | None = None  # few-step LoRA for fast mode (hub id, folder or file); None: LCM-LoRA SDXL
     device: str = "auto"
     low_vram: bool = False  # model CPU offload for 8-12 GB cards
 
@@ -153,6 +154,7 @@ class SwapSettings:
     color_match: bool = True
     identity_photos: tuple[str, ...] = ()  # photos of the person for the image-prompt adapter; () = none
     identity_scale: float | None = None  # None: IDENTITY_SCALE's default, or IDENTITY_SCALE_WITH_LORA beside a LoRA
+    fast: bool = False  # a few-step LoRA and its scheduler: steps and guidance follow the fast mode (see fast.py)
 
     def validate(self) -> None:
         STRENGTH.check("strength", self.strength)
@@ -168,7 +170,7 @@ class SwapSettings:
             )
         if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
             raise SettingsError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
-        if self.steps * self.strength < 1:
+        if not self.fast and self.steps * self.strength < 1:
             raise SettingsError(
                 "steps x strength must be at least 1 so that one denoising step runs, "
                 f"got {self.steps} x {self.strength:g}"

@@ -42,11 +42,13 @@ def model_parent() -> argparse.ArgumentParser:
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
-    """The :class:`ModelSpec` of parsed flags (``--vae`` and ``--low-vram`` where the command has them)."""
+    """The :class:`ModelSpec` of parsed flags (and the inference-only ones where the command has them)."""
     spec = ModelSpec(
         base=args.base,
         base_config=args.base_config,
         vae=getattr(args, "vae", None),
+        ip_adapter=getattr(args, "ip_adapter", None) or ModelSpec.ip_adapter,
+        fast_lora=getattr(args, "fast_lora", None),
         device=args.device,
         low_vram=getattr(args, "low_vram", False),
     )

@@ -13,8 +13,13 @@ from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.engine import FaceTarget
 from faceswap_core.errors import NoFaceError, SettingsError
 from faceswap_core.settings import (
+    DEFAULT_IP_ADAPTER,
+    FAST_LORA,
     GUIDANCE,
+    IDENTITY_SCALE,
+    IDENTITY_SCALE_WITH_LORA,
     LORA_SCALE,
+    MAX_IDENTITY_PHOTOS,
     PADDING,
     STEPS,
     STRENGTH,
@@ -78,6 +83,35 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, metavar="N", help="random seed (default: random, stored in the PNG)")
     parser.add_argument("--no-color-match", action="store_true", help="keep the generated colours as they are")
+    identity = parser.add_argument_group("photos of the person (image prompt, no training)")
+    identity.add_argument(
+        "--identity",
+        type=Path,
+        nargs="+",
+        metavar="PHOTO",
+        help=f"1-{MAX_IDENTITY_PHOTOS} photos of the person, used through the image-prompt adapter; they also "
+        "rank --strengths unless --reference is given",
+    )
+    identity.add_argument(
+        "--identity-scale",
+        type=float,
+        metavar="F",
+        help=f"how strongly the photos steer the face, {IDENTITY_SCALE.minimum:g}-{IDENTITY_SCALE.maximum:g} "
+        f"(default {IDENTITY_SCALE.default:g} alone, {IDENTITY_SCALE_WITH_LORA:g} beside --lora)",
+    )
+    identity.add_argument(
+        "--ip-adapter",
+        default=DEFAULT_IP_ADAPTER,
+        metavar="SOURCE",
+        help=f"hub id or local folder in its layout (default {DEFAULT_IP_ADAPTER}: plus-face, ViT-H encoder)",
+    )
+    fast = parser.add_argument_group("fast mode")
+    fast.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler: ~4 UNet evaluations")
+    fast.add_argument(
+        "--fast-lora",
+        metavar="SOURCE",
+        help=f"the few-step LoRA: hub id, folder or .safetensors file (default {FAST_LORA})",
+    )
     parser.set_defaults(func=run)
 
 
@@ -129,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
         lora=args.lora,
         lora_scale=args.lora_scale,
         color_match=not args.no_color_match,
+        identity_photos=tuple(str(photo) for photo in args.identity or ()),
+        identity_scale=args.identity_scale,
+        fast=args.fast,
     )
     settings.validate()
     mask = None if args.mask == "auto" else Path(args.mask)
@@ -151,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         face=target.face,
         mask=mask,
         strengths=args.strengths or [settings.strength],
-        references=args.reference,
+        references=args.reference or args.identity,
         progress=progress,
     )
     save_png(results[0].image, args.output, {"parameters": json.dumps(results[0].record)})
