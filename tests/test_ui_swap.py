@@ -14,6 +14,7 @@ from lora_factory import make_test_lora
 from PIL import Image
 
 from faceswap_core.engine import Engine
+from faceswap_core.fast import save_tiny_fast_lora
 from faceswap_core.images import png_metadata
 from faceswap_core.settings import EDITOR_MAX_SIDE, SEARCH_STRENGTHS, ModelSpec
 from faceswap_core.ui.common import editor_mask, editor_value
@@ -40,7 +41,8 @@ def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> En
     make_test_lora(tiny_model_dir, lora_dir / "alice", seed=1)
     make_test_lora(tiny_model_dir, lora_dir / "bob", seed=2)
     (lora_dir / "bob" / "training.json").write_text(json.dumps({"class_word": "man"}))
-    return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=lora_dir)
+    fast_lora = save_tiny_fast_lora(tmp_path_factory.mktemp("fast-lora"), tiny_model_dir).parent
+    return Engine(ModelSpec(str(tiny_model_dir), device="cpu", fast_lora=str(fast_lora)), lora_dir=lora_dir)
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +230,19 @@ def test_the_api_takes_one_face_or_a_list(swap: SwapHandlers, two_people: Path, 
         swap.api_swap(str(two_people), None, "../alice", prompt="", strength=0.5, face=None, faces="", **common)
     with pytest.raises(gr.Error, match="there is no face 4"):
         swap.api_swap(str(two_people), None, "", prompt="", strength=0.5, face=4, faces="", **common)
+
+
+def test_the_fast_switch_runs_a_few_steps(swap: SwapHandlers, tmp_path: Path) -> None:
+    fields = loaded(swap, _astronaut(tmp_path))
+    _, _, record, *_ = swap.generate({**fields, "fast": True})
+    face = record["faces"][0]
+    assert (face["mode"], face["steps_run"], face["unet_evaluations"]) == ("fast", 4, 4)
+    _, _, record, *_ = swap.generate({**fields, "fast": False})
+    assert record["faces"][0]["mode"] == "quality"
+    path, record = swap.api_swap(
+        str(tmp_path / "astronaut.png"), None, "", 1.0, "", 0.5, 0.6, 30, 7.0, 1, None, "", fast=True
+    )
+    assert record["faces"][0]["mode"] == "fast"
 
 
 def test_face_list_and_strength_parsing() -> None:

@@ -399,6 +399,7 @@ class SwapHandlers:
             lora=choice.person or None,
             lora_scale=_finite(fields.get("lora_scale", LORA_SCALE.default), "LoRA strength"),
             color_match=bool(fields.get("color_match", True)),
+            fast=bool(fields.get("fast", False)),
         )
         settings.validate()
         return settings
@@ -522,6 +523,7 @@ class SwapHandlers:
         seed: float | None,
         face: float | None,
         faces: str | None,
+        fast: bool = False,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, dict[str, Any]]:
         """For scripts: a target image file, an optional mask file (white = replace), one face or a JSON list of
@@ -529,6 +531,7 @@ class SwapHandlers:
         if not image:
             raise gr.Error("no target image was sent")
         fields = {"lora_scale": lora_scale, "padding": padding, "steps": steps, "guidance": guidance, "seed": seed}
+        fields["fast"] = fast
         fields["negative"] = SwapSettings().negative_prompt
         base = FaceChoice(self._person(lora or NO_LORA), _finite(strength, "strength"), _text(prompt, "prompt"))
         if faces and faces.strip():
@@ -724,9 +727,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             )
             everyone = gr.Button("Same person for every face", size="sm", visible=True, elem_id="same-for-all")
             summary = gr.Markdown(elem_id="face-summary")
-            with gr.Row():
+            with gr.Row(equal_height=True):
                 generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
                 search = gr.Button("Try strengths", elem_id="try-strengths", scale=1)
+                fast = gr.Checkbox(
+                    value=False,
+                    label="Fast",
+                    info="~4 steps; ignores the negative prompt",
+                    elem_id="fast",
+                    scale=1,
+                    min_width=90,
+                )
             download = gr.DownloadButton("Download full-size PNG", visible=False, elem_id="download")
             with gr.Accordion("Try strengths: what to try, photos to rank by", open=False, elem_id="strengths-panel"):
                 strengths = gr.Textbox(value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS), label="Strengths to try")
@@ -840,6 +851,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "guidance": guidance,
         "seed": seed,
         "color_match": color_match,
+        "fast": fast,
         "strengths": strengths,
         "references": references,
     }
@@ -868,6 +880,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         api_lora = gr.Textbox(label="person (LoRA name); empty for none")
         api_face = gr.Number(value=None, precision=0, label="face index (0 = largest); empty with a mask")
         api_faces = gr.Textbox(label='several faces: JSON [{"face": 0, "lora": "alice", "strength": 0.5}, ...]')
+        api_fast = gr.Checkbox(value=False, label="fast: a few-step LoRA, ~4 UNet evaluations")
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
@@ -885,6 +898,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             seed,
             api_face,
             api_faces,
+            api_fast,
         ],
         [api_out, record],
         api_name="swap",
