@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES, ModelSpec
+from faceswap_core.settings import DEFAULT_BASE_MODEL, DEFAULT_IP_ADAPTER, DEVICES, FAST_LORA, ModelSpec
 
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
@@ -67,6 +67,20 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="diffusers folder with the configs for a single-file --base, for offline use [FACESWAP_BASE_CONFIG]",
     )
     parser.add_argument(
+        "--fast-lora",
+        default=environ.get("FACESWAP_FAST_LORA") or None,
+        metavar="SOURCE",
+        help=f"few-step LoRA for the Fast switch: hub id, folder or .safetensors file [FACESWAP_FAST_LORA] "
+        f"(default: {FAST_LORA})",
+    )
+    parser.add_argument(
+        "--ip-adapter",
+        default=environ.get("FACESWAP_IP_ADAPTER") or DEFAULT_IP_ADAPTER,
+        metavar="SOURCE",
+        help="image-prompt adapter for photos of a person: hub id or folder in its layout [FACESWAP_IP_ADAPTER] "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--lora-dir",
         default=environ.get("FACESWAP_LORA_DIR") or "lora_weights",
         metavar="DIR",
@@ -111,7 +125,14 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     args = build_parser(env).parse_args(argv)
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
-    model = ModelSpec(base=args.base, base_config=args.base_config, device=args.device, low_vram=args.low_vram)
+    model = ModelSpec(
+        base=args.base,
+        base_config=args.base_config,
+        ip_adapter=args.ip_adapter,
+        fast_lora=args.fast_lora,
+        device=args.device,
+        low_vram=args.low_vram,
+    )
     return AppConfig(
         model=model,
         lora_dir=args.lora_dir,
