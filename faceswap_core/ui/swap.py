@@ -17,6 +17,8 @@ from PIL import Image
 from faceswap_core.captions import template_caption
 from faceswap_core.engine import Engine, SwapResult
 from faceswap_core.errors import FaceswapError, SettingsError
+from faceswap_core.images import check_header, load_image
+from faceswap_core.loras import reference_photos
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_NEGATIVE_PROMPT,
@@ -26,17 +28,22 @@ from faceswap_core.settings import (
     MASK_FEATHER_PX,
     MASK_GROW_FRACTION,
     MASK_GROW_PX,
+    MAX_REFERENCE_PHOTOS,
     MAX_SEED,
     PADDING,
     SEARCH_STRENGTHS,
     STEPS,
     STRENGTH,
     MaskSettings,
+    Range,
     SwapSettings,
 )
+from faceswap_core.ui import guards
 from faceswap_core.ui.common import (
     MASK_BRUSH,
     ResultFiles,
+    cancellable,
+    current_cancel,
     editor_image,
     editor_mask,
     editor_value,
@@ -49,6 +56,8 @@ NO_LORA = ""  # the picker's value for "base model only"
 NO_FACE_NOTE = "Paint over the area to replace with the brush, then press **Generate**."
 MASK_NOTE = "Press **Auto mask** to cover it, then touch up with the brush and eraser."
 RANDOM_SEED = -1
+SEED = Range(RANDOM_SEED, MAX_SEED, RANDOM_SEED, 1)  # -1: a new random seed each time
+FACE_INDEX = Range(0, 99, 0, 1)
 THUMBNAIL_SIZE = 128
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
@@ -69,11 +78,14 @@ def refresh_lora_picker(engine: Engine, current: str | None = NO_LORA, select: s
 
 def _seed(value: float | None) -> int | None:
     """The seed box: -1 (or empty) means a new random seed each time."""
-    if value is None or int(value) < 0:
+    if value is None:
         return None
-    if int(value) > MAX_SEED:
-        raise SettingsError(f"seed must be between 0 and {MAX_SEED}, got {int(value)}")
-    return int(value)
+    seed = int(guards.number(value, "seed", SEED, integer=True))
+    return None if seed < 0 else seed
+
+
+def _face_index(value: Any) -> int:
+    return 0 if value is None else int(guards.number(value, "face index", FACE_INDEX, integer=True))
 
 
 def _face_thumbnail(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
@@ -146,13 +158,15 @@ class SwapHandlers:
         from faceswap_core.faces.detect import detect_faces
         from faceswap_core.faces.masks import face_mask
 
+        index = _face_index(face_index)
+        grow = guards.number(grow, "grow", MASK_GROW_PX)
+        feather = guards.number(feather, "feather", MASK_FEATHER_PX)
         image = editor_image(value)
         if image is None:
             raise gr.Error("Upload a target photo first (or click the example below).")
         faces = detect_faces(image, name="target photo")
         if not faces:
             raise gr.Error(f"target photo: no face found. {NO_FACE_NOTE}")
-        index = int(face_index or 0)
         if index >= len(faces):
             index = 0
         face = faces[index]
@@ -176,12 +190,13 @@ class SwapHandlers:
     # --- the LoRA -------------------------------------------------------------------------------
     def describe_lora(self, name: str | None, prompt: str) -> tuple[str, str]:
         """What is known about the chosen LoRA; the default prompt follows its class word."""
-        if not name:
-            return "", prompt
         try:
-            info = self.engine.loras.resolve(name)
+            prompt = guards.text(prompt, "prompt")
+            info = guards.lora(self.engine.loras, name)
         except FaceswapError as err:
-            return f"⚠️ {err}", prompt
+            return f"⚠️ {guards.public_message(str(err))}", prompt or ""
+        if info is None:
+            return "", prompt
         meta = info.metadata
         facts = []
         if meta.get("class_word"):
@@ -194,7 +209,8 @@ class SwapHandlers:
         base = meta.get("base_model")
         warning = ""
         if base and base != self.engine.base_model:
-            warning = f" ⚠️ trained on `{base}`, not on the loaded `{self.engine.base_model}`"
+            trained_on, loaded = guards.public_message(str(base)), guards.public_message(self.engine.base_model)
+            warning = f" ⚠️ trained on `{trained_on}`, not on the loaded `{loaded}`"
         text = f"**{info.name}**" + (f": {', '.join(facts)}" if facts else "") + warning
         templates = {template_caption(word) for word in CLASS_WORDS}
         class_word = meta.get("class_word")
@@ -217,17 +233,18 @@ class SwapHandlers:
         face_index: int | None,
         color_match: bool = True,
     ) -> SwapSettings:
+        info = guards.lora(self.engine.loras, lora)  # a name from the registry, never a path
         settings = SwapSettings(
-            prompt=prompt.strip() or SwapSettings().prompt,
-            negative_prompt=negative.strip(),
-            strength=float(strength),
-            padding=float(padding),
-            steps=int(steps),
-            guidance=float(guidance),
+            prompt=guards.text(prompt, "prompt").strip() or SwapSettings().prompt,
+            negative_prompt=guards.text(negative, "negative prompt").strip(),
+            strength=guards.number(strength, "strength", STRENGTH),
+            padding=guards.number(padding, "padding", PADDING),
+            steps=int(guards.number(steps, "steps", STEPS, integer=True)),
+            guidance=guards.number(guidance, "guidance", GUIDANCE),
             seed=_seed(seed),
-            lora=lora or None,
-            lora_scale=float(lora_scale),
-            face_index=int(face_index or 0),
+            lora=info.name if info else None,
+            lora_scale=guards.number(lora_scale, "LoRA strength", LORA_SCALE),
+            face_index=_face_index(face_index),
             color_match=bool(color_match),
         )
         settings.validate()
@@ -237,6 +254,8 @@ class SwapHandlers:
         self, value: dict[str, Any] | None, size_from_face: bool, grow: float, feather: float
     ) -> tuple[Image.Image, Any, Any]:
         """The photo and the painted mask; with nothing painted, the automatic mask's grow/feather."""
+        grow = guards.number(grow, "grow", MASK_GROW_PX)
+        feather = guards.number(feather, "feather", MASK_FEATHER_PX)
         image = editor_image(value)
         if image is None:
             raise gr.Error("Upload a target photo first (or click the example below).")
@@ -280,14 +299,16 @@ class SwapHandlers:
             settings=settings,
             mask_settings=mask_settings,
             progress=_progress_callback(progress, "Generating"),
+            cancel=current_cancel(),
         )
         return self._show(image, result)
 
     def _show(self, before: Image.Image, result: SwapResult) -> tuple[tuple[Image.Image, Image.Image], Any, dict]:
-        path = self.files.save(result.image, result.record)
+        record = guards.public_record(result.record)
+        path = self.files.save(result.image, record)
         width, height = result.image.size
         button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
-        return (before, result.image), button, result.record
+        return (before, result.image), button, record
 
     @user_errors
     def try_strengths(
@@ -316,7 +337,7 @@ class SwapHandlers:
         settings = self._settings(
             lora, lora_scale, prompt, negative, strengths[0], padding, steps, guidance, seed, face_index, color_match
         )
-        photos, source = self.reference_photos(references, lora)
+        photos, source = self.reference_photos(references, settings.lora)
         results = self.engine.search(
             image,
             mask=mask,
@@ -325,11 +346,13 @@ class SwapHandlers:
             references=photos or None,
             mask_settings=mask_settings,
             progress=_progress_callback(progress, "Trying strengths"),
+            cancel=current_cancel(),
         )
         candidates = []
         for result in results:
-            path = self.files.save(result.image, result.record, stem="candidate")
-            candidates.append({"path": str(path), "record": result.record, "caption": candidate_caption(result)})
+            record = guards.public_record(result.record)
+            path = self.files.save(result.image, record, stem="candidate")
+            candidates.append({"path": str(path), "record": record, "caption": candidate_caption(result)})
         if photos:
             note = f"Ranked best first by identity distance to {len(photos)} {source} (lower = more alike)."
         else:
@@ -344,13 +367,16 @@ class SwapHandlers:
     def reference_photos(self, uploaded: list[str] | None, lora: str | None) -> tuple[list[str], str]:
         """Uploaded photos of the person, else the LoRA's own training photos when its metadata lists them."""
         if uploaded:
+            if not isinstance(uploaded, list) or len(uploaded) > MAX_REFERENCE_PHOTOS:
+                raise SettingsError(f"give at most {MAX_REFERENCE_PHOTOS} reference photos")
+            # each one is refused from its header by load_image, before it is decoded
             return [str(p) for p in uploaded], "uploaded reference photos"
         if lora:
             try:
-                listed = self.engine.loras.resolve(lora).metadata.get("reference_photos") or []
+                info = guards.lora(self.engine.loras, lora)
             except FaceswapError:
-                listed = []
-            found = [str(p) for p in listed if Path(p).is_file()]
+                info = None
+            found = [str(p) for p in reference_photos(info)[:MAX_REFERENCE_PHOTOS]] if info else []
             if found:
                 return found, "training photos of the LoRA"
         return [], ""
@@ -359,9 +385,12 @@ class SwapHandlers:
         self, value: dict[str, Any] | None, candidates: list[dict[str, Any]], event: gr.SelectData
     ) -> tuple[Any, Any, dict[str, Any]]:
         """Clicking a candidate makes it the result (comparison, download, parameters)."""
-        chosen = candidates[event.index]
+        index = event.index if isinstance(event.index, int) else -1
+        if not candidates or not 0 <= index < len(candidates):
+            raise gr.Error("Pick one of the candidates shown (try strengths first).", print_exception=False)
+        chosen = candidates[index]
         before = editor_image(value)
-        after = Image.open(chosen["path"])
+        after = load_image(chosen["path"], name="candidate")
         if before is None or before.size != after.size:
             before = after
         button = gr.DownloadButton(f"Download full-size PNG ({after.width}×{after.height})", value=chosen["path"])
@@ -390,25 +419,33 @@ class SwapHandlers:
         settings = self._settings(
             lora, lora_scale, prompt, DEFAULT_NEGATIVE_PROMPT, strength, padding, steps, guidance, seed, face_index
         )
+        check_header(str(image), name="target image")  # refused from its header, before anything decodes it
+        if mask:
+            check_header(str(mask), name="mask")
         result = self.engine.swap(
-            image, mask=mask or None, settings=settings, progress=_progress_callback(progress, "Generating")
+            image,
+            mask=mask or None,
+            settings=settings,
+            progress=_progress_callback(progress, "Generating"),
+            cancel=current_cancel(),
         )
-        return str(self.files.save(result.image, result.record)), result.record
+        record = guards.public_record(result.record)
+        return str(self.files.save(result.image, record)), record
 
 
 def parse_strengths(text: str) -> list[float]:
     """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength."""
-    parts = [p for p in text.replace(",", " ").split() if p]
+    parts = [p for p in guards.text(text, "strengths").replace(",", " ").split() if p]
     if not parts:
         return list(SEARCH_STRENGTHS)
+    guards.strength_count(len(parts))  # before any work: each one is a full swap
     values = []
     for part in parts:
         try:
             value = float(part)
         except ValueError:
-            raise SettingsError(f"strengths: {part!r} is not a number; write them like 0.3, 0.4, 0.5") from None
-        STRENGTH.check("strength", value)
-        values.append(value)
+            raise SettingsError(f"strengths: {part[:20]!r} is not a number; write them like 0.3, 0.4, 0.5") from None
+        values.append(guards.number(value, "strength", STRENGTH))
     return values
 
 
@@ -443,6 +480,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 placeholder="# Drop the photo with the face to replace\nor click to upload, or use the example below",
                 elem_id="target",
             )
+            guards.safe_editor(editor)  # images refused from their header before Gradio decodes them
             mask_note = gr.Markdown(
                 "Upload a photo, then press **Auto mask** to cover the face, or paint over it.", elem_id="mask-note"
             )
@@ -589,7 +627,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     common = [editor, face, size_from_face, grow, feather, lora, lora_scale, prompt, negative]
     after = [padding, steps, guidance, seed, color_match]
     generate.click(
-        on_gpu(handlers.generate),
+        on_gpu(cancellable(handlers.generate, outputs=3)),
         [*common, strength, *after],
         [result, download, record],
         api_name="generate",
@@ -597,7 +635,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         concurrency_limit=1,
     )
     search.click(
-        on_gpu(handlers.try_strengths),
+        on_gpu(cancellable(handlers.try_strengths, outputs=6)),
         [*common, *after, strengths, references],
         [candidates, candidate_state, ranking_note, result, download, record],
         api_name="try_strengths",
@@ -610,12 +648,12 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     with gr.Row(visible=False):
         api_image = gr.File(type="filepath", label="target image")
         api_mask = gr.File(type="filepath", label="mask (white = replace; optional)")
-        api_lora = gr.Textbox(label="LoRA name or path; empty for none")
+        api_lora = gr.Textbox(label="LoRA name (as listed in the app); empty for none")
         api_face = gr.Number(value=0, precision=0, label="face index")
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
-        on_gpu(handlers.api_swap),
+        on_gpu(cancellable(handlers.api_swap, outputs=2)),
         [api_image, api_mask, api_lora, lora_scale, prompt, strength, padding, steps, guidance, seed, api_face],
         [api_out, record],
         api_name="swap",
