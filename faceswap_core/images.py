@@ -86,9 +86,10 @@ def check_header(
 def exif_orientation(source: str | os.PathLike) -> int:
     """The EXIF orientation tag of an image file (1 = upright, 3 = upside down, 6/8 = on its side)."""
     try:
-        with Image.open(source) as image, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
+            with Image.open(source) as image:
+                return int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except Exception:  # unreadable files are reported by load_image
         return 1
 

@@ -10,9 +10,11 @@ when unpickled, so they are refused by suffix AND by content, never opened with 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +133,27 @@ def load_lora_into(pipeline: Any, path: str | os.PathLike, adapter_name: str) ->
     tensors, metadata = read_lora(path)
     state, alphas, _ = pipeline.lora_state_dict(tensors, unet_config=pipeline.unet.config, return_lora_metadata=True)
     if not all("lora" in key for key in state):
-        raise ValueError("not a LoRA: some parameter names do not contain 'lora'")
+        raise ModelLoadError(f"{path}: not a LoRA (some parameter names do not contain 'lora')")
+    # diffusers logs the whole list of mismatched layers (hundreds of lines) before raising; one line is ours.
+    peft_log = logging.getLogger("diffusers.loaders.peft")
+    level = peft_log.level
+    peft_log.setLevel(logging.CRITICAL)
+    try:
+        _load_state(pipeline, state, alphas, metadata, adapter_name)
+    except Exception as err:
+        _drop_adapter(pipeline, adapter_name)
+        found = re.search(r"size mismatch for ([^:]+): copying a param with shape (\S+ \S+)", str(err))
+        if not found:
+            raise
+        raise ModelLoadError(
+            f"{path}: the LoRA does not fit this base model (layer {found.group(1)} has shape "
+            f"{found.group(2).removeprefix('torch.Size(').rstrip(')')} in the file); was it trained on another model?"
+        ) from None
+    finally:
+        peft_log.setLevel(level)
+
+
+def _load_state(pipeline: Any, state: dict[str, Any], alphas: Any, metadata: Any, adapter_name: str) -> None:
     pipeline.load_lora_into_unet(
         state,
         network_alphas=alphas,
@@ -141,6 +163,8 @@ def load_lora_into(pipeline: Any, path: str | os.PathLike, adapter_name: str) ->
         metadata=metadata,
     )
     for prefix in ("text_encoder", "text_encoder_2"):
+        if not any(key.startswith(f"{prefix}.") for key in state):
+            continue  # most face LoRAs train the UNet only; diffusers would warn about each encoder
         pipeline.load_lora_into_text_encoder(
             state,
             network_alphas=alphas,
@@ -151,6 +175,18 @@ def load_lora_into(pipeline: Any, path: str | os.PathLike, adapter_name: str) ->
             _pipeline=pipeline,
             metadata=metadata,
         )
+
+
+def _drop_adapter(pipeline: Any, adapter_name: str) -> None:
+    """Remove a half-loaded adapter (peft warns that the active adapter changes; that is the point)."""
+    try:
+        loaded = {name for names in pipeline.get_list_adapters().values() for name in names}
+    except (AttributeError, ValueError):
+        return
+    if adapter_name in loaded:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipeline.delete_adapters(adapter_name)
 
 
 def safetensors_metadata(path: Path) -> dict[str, str]:

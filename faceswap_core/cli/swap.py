@@ -15,6 +15,7 @@ from faceswap_core.settings import (
     DEVICES,
     GUIDANCE,
     LORA_SCALE,
+    MAX_STRENGTH_CANDIDATES,
     PADDING,
     STEPS,
     STRENGTH,
@@ -61,7 +62,11 @@ def register(subparsers: Any) -> None:
         help=f"folder of LoRAs (default ${LORA_DIR_ENV} or lora_weights)",
     )
     parser.add_argument(
-        "--mask", default="auto", metavar="auto|MASK.png", help="automatic face mask, or a mask image (white = replace)"
+        "--mask",
+        default="auto",
+        metavar="auto|MASK.png",
+        help="automatic face mask, or a mask image (white = replace) drawn on the photo as viewers show it "
+        "(upright, with its EXIF rotation applied)",
     )
     parser.add_argument("--face", type=int, default=0, metavar="N", help="which face, 0 = largest (default 0)")
     parser.add_argument("--prompt", default=SwapSettings.prompt, metavar="TEXT", help="default: %(default)r")
@@ -106,11 +111,15 @@ def _float_list(text: str) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     from faceswap_core.cli import quiet_libraries
     from faceswap_core.engine import Engine
-    from faceswap_core.images import save_png
+    from faceswap_core.files import check_writable
+    from faceswap_core.images import exif_orientation, save_png
 
     quiet_libraries()
     if args.output.suffix.lower() != ".png":
         raise SettingsError(f"{args.output}: the output must be a .png file (the parameters are stored in it)")
+    check_writable(args.output)  # before minutes of work, not after
+    if args.strengths and len(args.strengths) > MAX_STRENGTH_CANDIDATES:
+        raise SettingsError(f"--strengths: {len(args.strengths)} given; try at most {MAX_STRENGTH_CANDIDATES} at once")
     settings = SwapSettings(
         prompt=args.prompt,
         negative_prompt=args.negative_prompt,
@@ -126,6 +135,13 @@ def run(args: argparse.Namespace) -> int:
     )
     settings.validate()
     mask = None if args.mask == "auto" else Path(args.mask)
+    orientation = exif_orientation(args.target)
+    if mask is not None and orientation != 1:
+        print(
+            f"note: {args.target} has EXIF orientation {orientation}; the mask is applied to the photo as viewers "
+            "show it (upright), and so is the output",
+            file=sys.stderr,
+        )
     engine = Engine(
         args.base,
         device=args.device,
