@@ -18,12 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ImportError):
         import spaces  # noqa: F401  (ZeroGPU wants it imported before torch touches CUDA)
     from faceswap_core.engine import Engine
+    from faceswap_core.settings import MAX_UPLOAD_BYTES
     from faceswap_core.ui.demo import CSS, THEME, create_demo
 
     engine = Engine(config.model, lora_dir=config.lora_dir)
     demo = create_demo(engine)
     demo.queue(default_concurrency_limit=1).launch(
-        server_name=config.host, server_port=config.port, share=config.share, theme=THEME, css=CSS
+        server_name=config.host,
+        server_port=config.port,
+        share=config.share,
+        theme=THEME,
+        css=CSS,
+        max_file_size=MAX_UPLOAD_BYTES,  # Gradio refuses larger uploads before they reach a handler
     )
     return 0
 

@@ -511,17 +511,16 @@ class Engine:
         pipeline.set_adapters(names, adapter_weights=weights)
 
     def _load_adapter(self, pipeline: Any, lora: LoraInfo) -> str:
-        from faceswap_core.loras import check_safe_weights
+        from faceswap_core.loras import load_lora_into
 
-        check_safe_weights(lora.path)
         self._adapter_count += 1
         adapter = f"lora_{self._adapter_count}"
         try:
             with warnings.catch_warnings():  # peft warns on every second adapter; several are the point here
                 warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-                pipeline.load_lora_weights(
-                    str(lora.path.parent), weight_name=lora.path.name, adapter_name=adapter, use_safetensors=True
-                )
+                load_lora_into(pipeline, lora.path, adapter)  # from memory: the file may be overwritten later
+        except FaceswapError:
+            raise
         except Exception as err:  # diffusers/peft raise ValueError, KeyError, RuntimeError on a mismatched LoRA
             if adapter in _loaded_adapter_names(pipeline):
                 pipeline.delete_adapters(adapter)

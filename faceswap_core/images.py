@@ -10,18 +10,26 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from faceswap_core.errors import BadImageError
+from faceswap_core.files import atomic_path
 from faceswap_core.settings import MAX_PIXELS, MIN_IMAGE_SIDE
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
+EXIF_ORIENTATION = 0x0112
 
-# We enforce our own (configurable) limit before decoding; PIL's own check would only warn.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow's own guard, process-wide (so also inside Gradio, which decodes uploads before the app sees
+# them): Image.open raises DecompressionBombError from the header above 2 x MAX_IMAGE_PIXELS, so half
+# our limit makes Pillow refuse exactly what we refuse. Between 1x and 2x it only warns; we check
+# ourselves with a clearer message, so that warning is noise.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
@@ -33,7 +41,7 @@ def describe(source: ImageInput, name: str | None = None) -> str:
         return str(source)
     if isinstance(source, bytes):
         return "uploaded image"
-    return f"{type(source).__name__} image"
+    return "image"
 
 
 def load_image(source: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Image.Image:
@@ -51,12 +59,39 @@ def load_image(source: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | 
     _check_size(image.size, label, max_pixels)
     if isinstance(source, (str, os.PathLike, bytes)):
         try:
-            image.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                image.load()
         except (OSError, SyntaxError, ValueError) as err:
             raise BadImageError(f"{label}: the image is truncated or corrupt ({_reason(err)})") from None
-    with contextlib.suppress(Exception):  # a broken EXIF block must not lose an otherwise good photo
+    with contextlib.suppress(Exception), warnings.catch_warnings():  # a broken EXIF block must not lose the photo
+        warnings.simplefilter("ignore")
         image = ImageOps.exif_transpose(image)
     return to_rgb(image, label)
+
+
+def check_header(
+    source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS, name: str | None = None
+) -> tuple[int, int]:
+    """The (width, height) an image file declares, refused beyond ``max_pixels`` BEFORE anything is decoded.
+
+    For images that arrive decoded by someone else (Gradio's components): call this on the file first.
+    """
+    label = describe(source, name)
+    with _open(source, label, max_pixels) as image:
+        _check_size(image.size, label, max_pixels)
+        return image.size
+
+
+def exif_orientation(source: str | os.PathLike) -> int:
+    """The EXIF orientation tag of an image file (1 = upright, 3 = upside down, 6/8 = on its side)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(source) as image:
+                return int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # unreadable files are reported by load_image
+        return 1
 
 
 def _open(source: str | os.PathLike | bytes, label: str, max_pixels: int) -> Image.Image:
@@ -72,7 +107,15 @@ def _open(source: str | os.PathLike | bytes, label: str, max_pixels: int) -> Ima
             raise BadImageError(f"{label}: the file is empty")
         stream = path
     try:
-        image = Image.open(stream)
+        with warnings.catch_warnings():  # corrupt EXIF or metadata chunks warn; the pixels may be fine
+            warnings.simplefilter("ignore")
+            image = Image.open(stream)
+    except Image.DecompressionBombError as err:  # Pillow's own header check (see MAX_IMAGE_PIXELS above)
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        declared = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too many pixels"
+        raise BadImageError(
+            f"{label}: the image declares {declared}, over the limit of {max_pixels / 1e6:g} MP; resize it first"
+        ) from None
     except UnidentifiedImageError:
         raise BadImageError(f"{label}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as err:
@@ -148,11 +191,11 @@ def to_array(image: Image.Image) -> np.ndarray:
 def save_png(image: Image.Image, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
     """Save as PNG with text chunks (parameters), creating the folder; returns the path."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     info = PngImagePlugin.PngInfo()
     for key, value in (metadata or {}).items():
         info.add_text(key, value)
-    image.save(out, format="PNG", pnginfo=info)
+    with atomic_path(out) as scratch:  # a download or a registry scan never sees half a file
+        image.save(scratch, format="PNG", pnginfo=info)
     return out
 
 

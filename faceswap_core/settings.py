@@ -30,6 +30,14 @@ MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
 EDITOR_MAX_SIDE = 2048  # the browser's editor works on a copy this size; the original stays on the server
 MIN_IMAGE_SIDE = 32
 
+# --- limits of the public web app (every event handler is an HTTP endpoint) -----------------------
+MAX_UPLOAD_BYTES = 60_000_000  # Gradio's max_file_size: a 50 MP photo is well below this as JPEG or PNG
+MAX_STRENGTH_CANDIDATES = 8  # "Try strengths": more than a person can compare side by side
+MAX_REFERENCE_PHOTOS = 20  # photos used to rank candidates by likeness
+MAX_TRAIN_PHOTOS = 50  # photos prepared for one LoRA (5-20 is what works)
+MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; longer text only costs tokenizer time
+RESULT_MAX_AGE_S = 3600  # result PNGs and Gradio's cached files older than this are deleted
+
 # --- faces and masks ----------------------------------------------------------------------------
 FACE_BACKENDS = ("dlib", "face-alignment")
 DEFAULT_FACE_BACKEND = "dlib"

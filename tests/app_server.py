@@ -26,6 +26,13 @@ def free_port() -> int:
 @contextmanager
 def running_app(base_model: Path, lora_dir: Path, log_path: Path) -> Iterator[str]:
     """Start ``python app.py`` on the tiny model; yield its URL once it answers; stop it afterwards."""
+    with serving_app(base_model, lora_dir, log_path) as (url, _process):
+        yield url
+
+
+@contextmanager
+def serving_app(base_model: Path, lora_dir: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`running_app` that also yields the server process (to watch its memory or whether it died)."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, str(REPO / "app.py"), "--base", str(base_model), "--lora-dir", str(lora_dir)]
@@ -49,7 +56,7 @@ def running_app(base_model: Path, lora_dir: Path, log_path: Path) -> Iterator[st
                         f"app.py did not answer within {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}"
                     )
                 time.sleep(0.5)
-            yield url
+            yield url, process
         finally:
             process.terminate()
             try:

@@ -138,7 +138,7 @@ def test_a_missing_base_model_is_explained_and_mask_tools_still_work(tmp_path: P
     loader = ModelLoader(broken)
     loader._load()
     assert loader.done and "could not be loaded" in loader.message() and "--base" in loader.message()
-    assert str(tmp_path / "no-such-model") in loader.message()
+    assert "no-such-model" in loader.message() and str(tmp_path) not in loader.message()  # no server paths
     demo = create_demo(broken, load_model=False)
     assert isinstance(demo, gr.Blocks)
     handlers = SwapHandlers(broken)

@@ -16,11 +16,10 @@ from PIL import Image
 from faceswap_core.engine import Engine
 from faceswap_core.fast import save_tiny_fast_lora
 from faceswap_core.images import png_metadata
-from faceswap_core.settings import EDITOR_MAX_SIDE, SEARCH_STRENGTHS, ModelSpec
+from faceswap_core.settings import EDITOR_MAX_SIDE, MAX_STRENGTH_CANDIDATES, SEARCH_STRENGTHS, ModelSpec
 from faceswap_core.ui.common import editor_mask, editor_value
 from faceswap_core.ui.swap import (
     KEEP,
-    MAX_CANDIDATES,
     NO_FACE_NOTE,
     NO_LORA,
     SwapHandlers,
@@ -178,14 +177,14 @@ def test_hostile_values_get_one_clear_line(swap: SwapHandlers, tmp_path: Path) -
         ({"strength": float("nan")}, "strength must be a finite number"),
         ({"steps": None}, "steps must be a number"),
         ({"seed": 1e30}, "seed must be a whole number"),
-        ({"person": "../../etc/passwd"}, "no person called"),
-        ({"person": "/abs/path/x.safetensors"}, "no person called"),
-        ({"prompt": "x" * 5000}, "at most 1000"),
+        ({"person": "../../etc/passwd"}, "not found; pick one of this app's LoRAs"),
+        ({"person": "/abs/path/x.safetensors"}, "not found; pick one of this app's LoRAs"),
+        ({"prompt": "x" * 5000}, "at most 2000"),
     ):
         with pytest.raises(gr.Error, match=message):
             editor = editor_value(fields["photo"].original, editor_mask(fields["editor"]))
             swap.generate({**fields, **changes, "photo": None, "editor": editor})
-    with pytest.raises(gr.Error, match=f"at most {MAX_CANDIDATES} strengths"):
+    with pytest.raises(gr.Error, match=f"try at most {MAX_STRENGTH_CANDIDATES} at once"):
         swap.try_strengths({**fields, "strengths": "1.0 " * 60})
 
 
@@ -226,7 +225,7 @@ def test_the_api_takes_one_face_or_a_list(swap: SwapHandlers, two_people: Path, 
     )
     assert [(f["face"], f["lora"], f["strength"]) for f in record["faces"]] == [(1, "bob", 0.7), (0, "alice", 0.5)]
     assert json.loads(png_metadata(path)["parameters"])["faces"][0]["lora"] == "bob"
-    with pytest.raises(gr.Error, match="no person called"):
+    with pytest.raises(gr.Error, match="not found"):
         swap.api_swap(str(two_people), None, "../alice", prompt="", strength=0.5, face=None, faces="", **common)
     with pytest.raises(gr.Error, match="there is no face 4"):
         swap.api_swap(str(two_people), None, "", prompt="", strength=0.5, face=4, faces="", **common)

@@ -20,6 +20,7 @@ from faceswap_core.settings import (
     IDENTITY_SCALE_WITH_LORA,
     LORA_SCALE,
     MAX_IDENTITY_PHOTOS,
+    MAX_STRENGTH_CANDIDATES,
     PADDING,
     STEPS,
     STRENGTH,
@@ -52,7 +53,8 @@ def register(subparsers: Any) -> None:
         "--mask",
         default="auto",
         metavar="auto|MASK.png",
-        help="automatic face masks, or one mask image (white = replace) shared by the chosen faces",
+        help="automatic face masks, or one mask image (white = replace) shared by the chosen faces, drawn on "
+        "the photo as viewers show it (upright, with its EXIF rotation applied)",
     )
     parser.add_argument(
         "--face",
@@ -147,11 +149,15 @@ def _float_list(text: str) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     from faceswap_core.cli import quiet_libraries
     from faceswap_core.engine import Engine
-    from faceswap_core.images import save_png
+    from faceswap_core.files import check_writable
+    from faceswap_core.images import exif_orientation, save_png
 
     quiet_libraries()
     if args.output.suffix.lower() != ".png":
         raise SettingsError(f"{args.output}: the output must be a .png file (the parameters are stored in it)")
+    check_writable(args.output)  # before minutes of work, not after
+    if args.strengths and len(args.strengths) > MAX_STRENGTH_CANDIDATES:
+        raise SettingsError(f"--strengths: {len(args.strengths)} given; try at most {MAX_STRENGTH_CANDIDATES} at once")
     settings = SwapSettings(
         prompt=args.prompt,
         negative_prompt=args.negative_prompt,
@@ -169,6 +175,13 @@ def run(args: argparse.Namespace) -> int:
     )
     settings.validate()
     mask = None if args.mask == "auto" else Path(args.mask)
+    orientation = exif_orientation(args.target)
+    if mask is not None and orientation != 1:
+        print(
+            f"note: {args.target} has EXIF orientation {orientation}; the mask is applied to the photo as viewers "
+            "show it (upright), and so is the output",
+            file=sys.stderr,
+        )
     engine = Engine(model_spec(args), lora_dir=args.lora_dir)
     targets = face_targets(args.faces, settings, args.target, mask)
     for lora in {target.settings.lora for target in targets} - {None}:

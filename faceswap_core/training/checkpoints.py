@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceswap_core.errors import SettingsError
+from faceswap_core.files import atomic_path, write_text
 from faceswap_core.loras import LORA_FILE as WEIGHTS_NAME
 from faceswap_core.loras import LORA_NAME
 from faceswap_core.loras import TRAINING_FILE as TRAINING_JSON
@@ -58,12 +59,12 @@ def sanitize_name(name: str) -> str:
 
 
 def resolve_output_dir(output: str | os.PathLike, lora_dir: str | os.PathLike) -> Path:
-    """``lora_dir/NAME`` for a name; the folder itself for a ``Path`` or an absolute path string.
+    """``lora_dir/NAME`` for a name (any string); the folder itself only for a ``Path``.
 
-    Relative strings are always names, so a name typed into the UI can never climb out of the LoRA
-    folder; the command line turns arguments with a slash into ``Path`` objects on purpose.
+    Strings are always names, so a name typed into the UI can never leave the LoRA folder (not even
+    ``/abs/path`` or ``//x``); the command line turns arguments with a slash into ``Path`` objects on purpose.
     """
-    if isinstance(output, os.PathLike) or os.path.isabs(str(output)):
+    if isinstance(output, os.PathLike):
         folder = Path(output).expanduser()
         sanitize_name(folder.name)  # no hidden folder, no trailing "..", no empty name
         return folder
@@ -120,7 +121,8 @@ def save_lora_weights(folder: Path, unet: Any, text_encoders: tuple[Any, ...] = 
         kwargs[f"{name}_lora_layers"] = layers(encoder)
         kwargs[f"{name}_lora_adapter_metadata"] = config(encoder)
     folder.mkdir(parents=True, exist_ok=True)
-    StableDiffusionXLPipeline.save_lora_weights(folder, weight_name=WEIGHTS_NAME, safe_serialization=True, **kwargs)
+    with atomic_path(folder / WEIGHTS_NAME) as scratch:  # a running app may have this LoRA loaded
+        StableDiffusionXLPipeline.save_lora_weights(folder, weight_name=scratch.name, safe_serialization=True, **kwargs)
     return folder / WEIGHTS_NAME
 
 
@@ -158,9 +160,9 @@ def save_state(folder: Path, params: dict[str, torch.Tensor], state: TrainingSta
         "optimizer_plain": per_param,
         "scaler": state.scaler,
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(folder / STATE_TENSORS))
-    (folder / STATE_JSON).write_text(json.dumps(meta, indent=1))
+    with atomic_path(folder / STATE_TENSORS) as scratch:
+        save_file(tensors, str(scratch))
+    write_text(folder / STATE_JSON, json.dumps(meta, indent=1))
 
 
 def load_state(folder: Path, params: dict[str, torch.Tensor]) -> TrainingState:
@@ -214,11 +216,7 @@ def now_iso() -> str:
 
 def write_training_json(folder: Path, record: dict[str, Any]) -> Path:
     """Write ``training.json`` atomically so the registry never reads half a file."""
-    path = folder / TRAINING_JSON
-    scratch = path.with_suffix(".json.tmp")
-    scratch.write_text(json.dumps(record, indent=2, default=str))
-    scratch.replace(path)
-    return path
+    return write_text(folder / TRAINING_JSON, json.dumps(record, indent=2, default=str))
 
 
 def read_training_json(folder: Path) -> dict[str, Any]:

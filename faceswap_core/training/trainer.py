@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.errors import ModelLoadError, SettingsError
+from faceswap_core.errors import CancelledError, ModelLoadError, SettingsError
+from faceswap_core.files import copy_file
 from faceswap_core.settings import (
     DEFAULT_NEGATIVE_PROMPT,
     GUIDANCE,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 UNET_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj"]
+RESUME_MUST_MATCH = {"resolution": "--resolution", "rank": "--rank", "train_text_encoder": "--train-text-encoder"}
 MAX_GRAD_NORM = 1.0  # diffusers' default clipping; keeps a bad batch from wrecking a tiny dataset's LoRA
 WEIGHT_DECAY = 1e-2
 
@@ -316,18 +318,28 @@ def train_lora(
 
     ``data`` is a prepared dataset folder (images + metadata.csv), a folder of raw photos, or a list
     of photos (prepared into ``OUTPUT/dataset`` first). ``output`` is a name (sanitised; an existing
-    one is an error unless ``resume``) or a folder given as a ``Path`` / absolute path. ``cancel``
-    stops before the next step and saves a checkpoint of the last finished one. ``base_config`` is the
-    diffusers folder describing a single-file ``base_model``, so it loads offline.
+    one is an error unless ``resume``, and so is the name of an existing LoRA file) or a folder given as
+    a ``Path``. ``cancel`` stops before the next step (or the next photo while encoding) and saves a
+    checkpoint of the last finished step. ``base_config`` is the diffusers folder describing a
+    single-file ``base_model``, so it loads offline.
     """
     settings.validate()
     if settings.train_text_encoder:
         check_text_encoder_lora()
     out = ckpt.resolve_output_dir(output, lora_dir)
+    if not resume and not isinstance(output, os.PathLike):
+        from faceswap_core.loras import LoraRegistry
+
+        LoraRegistry(lora_dir).check_new_name(out.name)  # "carol" beside carol.safetensors would hide it
     resume_from = _check_output(out, resume, base_model, settings)
     created_here = not out.exists()
     try:
         result = _train(data, out, base_model, settings, resume_from, progress, cancel, device, base_config)
+    except CancelledError:
+        _remove_if_empty(out, created_here)
+        checkpoints = [path for _, path in ckpt.list_checkpoints(out)] if out.is_dir() else []
+        start = resume_from[0] if resume_from else 0
+        return TrainResult(out, start, None, checkpoints, True, [])
     except BaseException:
         _remove_if_empty(out, created_here)
         raise
@@ -349,12 +361,35 @@ def _check_output(out: Path, resume: bool, base_model: str, settings: TrainSetti
     found = ckpt.latest_resumable(out)
     if found is None:
         raise SettingsError(f"{out} has no checkpoint to resume from; start it without --resume or use a new name")
-    trained_on = ckpt.read_training_json(out).get("base_model")
+    record = ckpt.read_training_json(out)
+    trained_on = record.get("base_model")
     if trained_on and trained_on != base_model:
         raise SettingsError(f"{out.name} was trained on {trained_on}; resume it with --base {trained_on}")
+    before = record.get("settings") or {}
+    for key, flag in RESUME_MUST_MATCH.items():
+        if key in before and before[key] != getattr(settings, key):
+            now = getattr(settings, key)
+            raise SettingsError(f"{out.name} was trained with {flag} {before[key]}; resume it with that, not {now}")
     if found[0] >= settings.steps:
         raise SettingsError(f"{out.name} already has {found[0]} steps; ask for more steps to continue training it")
     return found
+
+
+def _keep_photos(dataset_dir: Path, items: list[Any], keep_dir: Path) -> tuple[Path, list[Any]]:
+    """Copy a dataset prepared elsewhere (the app's temporary folder) into the LoRA's own folder.
+
+    The LoRA then carries its training photos: ``training.json`` names files that outlive the app's
+    temporary folders, and the Swap tab can rank candidates against them.
+    """
+    from faceswap_core.training.dataset import DatasetItem, write_metadata
+
+    kept = [DatasetItem(keep_dir / item.image.name, item.caption) for item in items]
+    if dataset_dir.resolve() != keep_dir.resolve():
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        for item, copy in zip(items, kept, strict=True):
+            copy_file(item.image, copy.image)
+        write_metadata(keep_dir, kept)
+    return keep_dir, kept
 
 
 def _train(
@@ -374,6 +409,8 @@ def _train(
     from faceswap_core.training.dataset import encode_dataset, resolve_dataset
 
     def report(stage: str, step: int, total: int, **values: Any) -> None:
+        if stage != "training" and cancel is not None and cancel.is_set():
+            raise CancelledError("training was cancelled")  # before any step: nothing to keep
         if progress:
             values.setdefault("loss", None)
             values.setdefault("elapsed", 0.0)
@@ -393,6 +430,7 @@ def _train(
         vqa_model=settings.vqa_model,
     )
     out.mkdir(parents=True, exist_ok=True)
+    dataset_dir, items = _keep_photos(dataset_dir, items, out / ckpt.DATASET_DIR)
     report("loading", start_step, settings.steps)
     pipeline = run.load()
     inpaint = pipeline.unet.config.in_channels == 9
@@ -434,9 +472,9 @@ def _train(
         "name": out.name,
         "base_model": base_model,
         "created": previous.get("created", ckpt.now_iso()),
-        "dataset_dir": str(dataset_dir.resolve()),
+        "dataset_dir": dataset_dir.relative_to(out).as_posix(),
         "captions": {item.image.name: item.caption for item in items},
-        "reference_photos": [str(item.image.resolve()) for item in items],
+        "reference_photos": [item.image.relative_to(out).as_posix() for item in items],
         "class_word": settings.class_word,
         "sample_prompt": run.sample_prompt(),
         "settings": as_dict(settings),
@@ -483,7 +521,7 @@ def _train(
     final = None
     if not cancelled:
         final = out / ckpt.WEIGHTS_NAME
-        shutil.copyfile(ckpt.checkpoint_dir(out, step) / ckpt.WEIGHTS_NAME, final)
+        copy_file(ckpt.checkpoint_dir(out, step) / ckpt.WEIGHTS_NAME, final)  # a running app may have it loaded
     run.write_record(
         steps_done=step,
         losses=[round(x, 6) for x in losses],

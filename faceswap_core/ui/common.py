@@ -1,4 +1,4 @@
-"""Pieces both tabs share: library errors as ``gr.Error``, ZeroGPU, the editor's mask layer, result files.
+"""Pieces both tabs share: library errors as ``gr.Error``, cancelling, ZeroGPU, the editor's mask layer, result files.
 
 The mask lives in the ImageEditor's one layer. The layer is shown at half opacity so the face stays
 visible under it, so a mask value ``m`` is stored as alpha ``m / 2`` and read back as ``2 * alpha``
@@ -7,27 +7,47 @@ visible under it, so a mask value ``m`` is stored as alpha ``m / 2`` and read ba
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import functools
 import inspect
 import itertools
 import json
+import logging
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from faceswap_core.errors import FaceswapError
 from faceswap_core.images import save_png, to_rgb
-from faceswap_core.settings import Range
+from faceswap_core.settings import RESULT_MAX_AGE_S, Range
+from faceswap_core.ui.guards import public_message
 
 MASK_COLOR = (0, 110, 255)  # blue stands out on every skin tone
 MASK_OPACITY = 0.5
 MASK_BRUSH = gr.Brush(colors=[("rgb(0, 110, 255)", MASK_OPACITY)], color_mode="fixed")
+HEARTBEAT_S = 0.5  # how often a running job looks whether its page is still there
 Fn = TypeVar("Fn", bound=Callable[..., Any])
+log = logging.getLogger("faceswap.app")
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("faceswap_cancel", default=None)
+
+
+def user_error(err: FaceswapError | gr.Error, where: str) -> gr.Error:
+    """The ``gr.Error`` for a problem the user can fix: one line for the page (no server paths) and one for the log.
+
+    Gradio prints a traceback for every ``gr.Error`` unless told not to; a user's mistake is not a bug.
+    """
+    message = public_message(err.message if isinstance(err, gr.Error) else str(err))
+    log.warning("%s: %s", where, message)
+    return gr.Error(message, print_exception=False)
 
 
 def user_errors(fn: Fn) -> Fn:
@@ -41,8 +61,8 @@ def user_errors(fn: Fn) -> Fn:
         def generator(*args: Any, **kwargs: Any) -> Any:
             try:
                 yield from fn(*args, **kwargs)
-            except FaceswapError as err:
-                raise gr.Error(str(err)) from err
+            except (FaceswapError, gr.Error) as err:
+                raise user_error(err, fn.__name__) from None
 
         return generator  # type: ignore[return-value]
 
@@ -50,10 +70,53 @@ def user_errors(fn: Fn) -> Fn:
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except FaceswapError as err:
-            raise gr.Error(str(err)) from err
+        except (FaceswapError, gr.Error) as err:
+            raise user_error(err, fn.__name__) from None
 
     return call  # type: ignore[return-value]
+
+
+def current_cancel() -> threading.Event | None:
+    """The cancel event of the request this handler serves (set by :func:`cancellable`), or None."""
+    return _CANCEL.get()
+
+
+def cancellable(fn: Callable[..., Any], outputs: int) -> Callable[..., Any]:
+    """Run the sync handler ``fn`` so that a cancelled or abandoned request stops it within a step.
+
+    Gradio cannot stop a sync handler: the Stop button (or ``Job.cancel()``) only cancels the asyncio
+    task that waits for it, and a closed tab only marks the job dead, which Gradio looks at between
+    a generator's outputs. So ``fn`` runs in a worker thread while this async generator waits, sending
+    "no change" (``outputs`` skips) every :data:`HEARTBEAT_S`; when the task is cancelled or Gradio
+    closes the generator, the request's event is set and the engine stops at its next step.
+    ``fn`` reads the event with :func:`current_cancel`.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        cancel = threading.Event()
+        context = contextvars.copy_context()
+        context.run(_CANCEL.set, cancel)
+        future = asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, fn, *args, **kwargs))
+        skip = tuple(gr.skip() for _ in range(outputs)) if outputs > 1 else gr.skip()
+        try:
+            while not future.done():
+                done, _ = await asyncio.wait({future}, timeout=HEARTBEAT_S)
+                if not done:
+                    yield skip
+            result = future.result()
+        finally:
+            cancel.set()  # finished, failed, cancelled or abandoned: nothing of this request may go on
+            if not future.done():
+                future.add_done_callback(_ignore_outcome)
+        yield result
+
+    return run
+
+
+def _ignore_outcome(future: Any) -> None:
+    with contextlib.suppress(BaseException):
+        future.result()  # a cancelled swap ends with CancelledError; nobody is waiting for it any more
 
 
 def on_gpu(fn: Fn, *, duration: int | None = None) -> Fn:
@@ -77,6 +140,9 @@ def editor_image(value: dict[str, Any] | None) -> Image.Image | None:
         return None
     background = value["background"]
     image = background if isinstance(background, Image.Image) else Image.fromarray(np.asarray(background))
+    # Masks are drawn on the photo as it is shown, upright; the canvas shows it with its EXIF rotation.
+    with contextlib.suppress(Exception):
+        image = ImageOps.exif_transpose(image)
     return to_rgb(image)
 
 
@@ -113,20 +179,34 @@ def editor_value(image: Image.Image, mask: Image.Image | None = None) -> dict[st
 
 
 class ResultFiles:
-    """Where result PNGs go: one temporary folder per app, handed to Gradio for download."""
+    """Where result PNGs go: one temporary folder per app, handed to Gradio for download.
 
-    def __init__(self) -> None:
+    Files older than ``max_age_s`` are deleted as new ones are saved, so a long-running public app
+    does not fill its disk.
+    """
+
+    def __init__(self, max_age_s: float = RESULT_MAX_AGE_S) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="faceswap-results-"))
+        self.max_age_s = max_age_s
         self._numbers = itertools.count(1)  # next() on a count is atomic: safe across request threads
 
     def save_display(self, image: Image.Image) -> Path:
         """The editor's copy of a photo as a JPEG file: small to send, and cached by the browser."""
+        self.prune()
         path = self.folder / f"photo-{next(self._numbers):04d}.jpg"
         image.convert("RGB").save(path, format="JPEG", quality=92)
         return path
 
     def save(self, image: Image.Image, record: dict[str, Any], stem: str = "faceswap") -> Path:
         """Save the full-size result with its parameters in the PNG text (as the command line does)."""
+        self.prune()
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
         return save_png(image, self.folder / name, {"parameters": json.dumps(record)})
+
+    def prune(self) -> None:
+        oldest = time.time() - self.max_age_s
+        for path in self.folder.iterdir():  # results (.png) and the editor's photo copies (.jpg)
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < oldest:
+                    path.unlink()

@@ -13,6 +13,8 @@ import gradio as gr
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import FaceswapError
+from faceswap_core.settings import RESULT_MAX_AGE_S
+from faceswap_core.ui.guards import public_message
 from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
 from faceswap_core.ui.train import TrainHandlers, create_train_tab
 
@@ -61,12 +63,12 @@ class ModelLoader:
         return self.engine.load_error or self._unexpected
 
     def message(self) -> str:
-        model = f"`{self.engine.base_model}`"
+        model = f"`{public_message(self.engine.base_model)}`"
         if self.engine.loaded:
             return f"✅ Model ready: {model}"
         if self.error:
             return (
-                f"⚠️ **The base model could not be loaded.** {self.error}\n\n"
+                f"⚠️ **The base model could not be loaded.** {public_message(self.error)}\n\n"
                 "Restart the app with `--base MODEL` (a Hugging Face id, a local folder or a `.safetensors` file) "
                 "or set `FACESWAP_BASE_MODEL`. The mask tools below still work meanwhile."
             )
@@ -79,11 +81,16 @@ class ModelLoader:
 
 
 def create_demo(engine: Engine, *, load_model: bool = True) -> gr.Blocks:
-    """The app for ``engine``; ``load_model`` starts loading the base model in the background."""
+    """The app for ``engine``; ``load_model`` starts loading the base model in the background.
+
+    The app is a public server: from here on ``engine`` takes LoRAs by registry name only (no paths),
+    and Gradio deletes its cached files (uploads, returned images) once they are an hour old.
+    """
+    engine.loras.allow_paths = False
     loader = ModelLoader(engine)
     swap_handlers = SwapHandlers(engine)
     train_handlers = TrainHandlers(engine)
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         status = gr.Markdown(loader.message(), elem_id="model-status")
         timer = gr.Timer(STATUS_POLL_SECONDS)

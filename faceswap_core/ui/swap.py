@@ -10,7 +10,6 @@ without a browser; :func:`create_swap_tab` lays out the components and wires the
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,7 +25,8 @@ from faceswap_core.engine import Engine, FaceTarget, SwapResult
 from faceswap_core.errors import FaceswapError, SettingsError
 from faceswap_core.faces.detect import Face, detect_faces
 from faceswap_core.faces.masks import face_mask
-from faceswap_core.images import load_image
+from faceswap_core.images import check_header, load_image
+from faceswap_core.loras import reference_photos
 from faceswap_core.settings import (
     CLASS_WORDS,
     EDITOR_MAX_SIDE,
@@ -34,17 +34,22 @@ from faceswap_core.settings import (
     LORA_SCALE,
     MASK_FEATHER_PX,
     MASK_GROW_PX,
+    MAX_REFERENCE_PHOTOS,
     MAX_SEED,
     PADDING,
     SEARCH_STRENGTHS,
     STEPS,
     STRENGTH,
     MaskSettings,
+    Range,
     SwapSettings,
 )
+from faceswap_core.ui import guards
 from faceswap_core.ui.common import (
     MASK_BRUSH,
     ResultFiles,
+    cancellable,
+    current_cancel,
     editor_image,
     editor_mask,
     editor_value,
@@ -56,7 +61,7 @@ from faceswap_core.ui.common import (
 KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
 NO_LORA = ""  # the person picker's value for "repaint with the base model only"
 RANDOM_SEED = -1
-MAX_CANDIDATES = 8  # strengths tried at once: as many as a person can compare side by side
+SEED = Range(RANDOM_SEED, MAX_SEED, RANDOM_SEED, 1)  # -1: a new random seed each time
 CANDIDATE_SIZE = 256
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
@@ -104,35 +109,19 @@ def refresh_lora_picker(engine: Engine, current: str | None = NO_LORA, select: s
 
 def _finite(value: Any, name: str) -> float:
     """A number sent by the page or any API client: refuse None, text, NaN and infinities with one clear line."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise SettingsError(f"{name} must be a finite number, got {value!r}")
-    return number
+    return guards.number(value, name)
 
 
 def _seed(value: Any) -> int | None:
     """The seed box: -1 (or empty) means a new random seed each time."""
     if value is None or value == "":
         return None
-    seed = _finite(value, "seed")
-    if seed < 0:
-        return None
-    if seed > MAX_SEED or seed != int(seed):
-        raise SettingsError(f"seed must be a whole number between 0 and {MAX_SEED}, got {value!r}")
-    return int(seed)
+    seed = int(guards.number(value, "seed", SEED, integer=True))
+    return None if seed < 0 else seed
 
 
-def _text(value: Any, name: str, limit: int = 1000) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise SettingsError(f"{name} must be text, got {type(value).__name__}")
-    if len(value) > limit:
-        raise SettingsError(f"{name} is {len(value)} characters long; at most {limit} are accepted")
-    return value.strip()
+def _text(value: Any, name: str) -> str:
+    return guards.text(value, name).strip()
 
 
 def _progress_callback(progress: gr.Progress | None, what: str) -> Any:
@@ -221,10 +210,11 @@ class SwapHandlers:
 
     def _person(self, person: str | None) -> str:
         """A person from the picker: a name the registry lists now, never a path (public endpoint)."""
-        name = _text(person, "person", 200)
-        if name in (NO_LORA, KEEP) or name in self.engine.loras.names():
+        name = guards.text(person, "person", max_chars=300).strip()
+        if name in (NO_LORA, KEEP):
             return name
-        raise SettingsError(f"no person called {name!r}; pick one from the list (or train one in the Train tab)")
+        info = guards.lora(self.engine.loras, name)
+        return info.name if info else NO_LORA
 
     # --- faces and masks ------------------------------------------------------------------------
     def _auto_mask(self, photo: TargetPhoto, sizes: MaskSettings, only: int | None = None) -> Image.Image:
@@ -343,7 +333,7 @@ class SwapHandlers:
         try:
             info = self.engine.loras.resolve(self._person(name))
         except FaceswapError as err:
-            return f"⚠️ {err}", gr.skip()
+            return f"⚠️ {guards.public_message(str(err))}", gr.skip()
         meta = info.metadata
         facts = []
         if meta.get("class_word"):
@@ -430,19 +420,22 @@ class SwapHandlers:
         photo = self._photo(fields)
         targets, mask = self._targets(fields, photo)
         what = "Generating" if len(targets) == 1 else f"Generating {len(targets)} faces"
-        result = self.engine.swap(photo.original, targets, mask=mask, progress=_progress_callback(progress, what))
+        result = self.engine.swap(
+            photo.original, targets, mask=mask, progress=_progress_callback(progress, what), cancel=current_cancel()
+        )
         slider, button, record = self._show(photo, result)
         return slider, button, record, gr.Gallery(value=None, visible=False), [], gr.Tabs(selected="result")
 
     def _show(self, photo: TargetPhoto, result: SwapResult) -> tuple[Any, Any, dict[str, Any]]:
         """The comparison at display size (fast to send), the download at full size with its parameters."""
-        path = self.files.save(result.image, result.record)
+        record = guards.public_record(result.record)
+        path = self.files.save(result.image, record)
         size = photo.display_size
         before = photo.original.resize(size) if size != photo.original.size else photo.original
         after = result.image.resize(size) if size != result.image.size else result.image
         width, height = result.image.size
         button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
-        return (before, after), button, result.record
+        return (before, after), button, record
 
     @user_errors
     def try_strengths(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
@@ -467,11 +460,13 @@ class SwapHandlers:
             strengths=strengths,
             references=photos or None,
             progress=_progress_callback(progress, "Trying strengths"),
+            cancel=current_cancel(),
         )
         candidates, gallery = [], []
         for result in results:
-            path = self.files.save(result.image, result.record, stem="candidate")
-            candidates.append({"path": str(path), "record": result.record})
+            record = guards.public_record(result.record)
+            path = self.files.save(result.image, record, stem="candidate")
+            candidates.append({"path": str(path), "record": record})
             gallery.append((face_crop(result), candidate_caption(result)))
         if photos:
             note = f"Ranked best first by likeness to {len(photos)} {source}: lower distance = more alike."
@@ -484,13 +479,15 @@ class SwapHandlers:
     def reference_photos(self, uploaded: list[str] | None, lora: str | None) -> tuple[list[str], str]:
         """Uploaded photos of the person, else the LoRA's own training photos when its metadata lists them."""
         if uploaded:
-            return [str(p) for p in uploaded], "uploaded reference photos"
+            if not isinstance(uploaded, list) or len(uploaded) > MAX_REFERENCE_PHOTOS:
+                raise SettingsError(f"give at most {MAX_REFERENCE_PHOTOS} reference photos")
+            return [str(p) for p in uploaded], "uploaded reference photos"  # each refused from its header on load
         if lora:
             try:
-                listed = self.engine.loras.resolve(lora).metadata.get("reference_photos") or []
+                info = guards.lora(self.engine.loras, lora)
             except FaceswapError:
-                listed = []
-            found = [str(p) for p in listed if Path(p).is_file()]
+                info = None
+            found = [str(p) for p in reference_photos(info)[:MAX_REFERENCE_PHOTOS]] if info else []
             if found:
                 return found, "training photos of the person"
         return [], ""
@@ -530,12 +527,15 @@ class SwapHandlers:
         ``{"face", "lora", "prompt", "strength"}`` (each missing key takes the call's value); a PNG out."""
         if not image:
             raise gr.Error("no target image was sent")
+        check_header(str(image), name="target image")  # refused from its header, before anything decodes it
+        if mask:
+            check_header(str(mask), name="mask")
         fields = {"lora_scale": lora_scale, "padding": padding, "steps": steps, "guidance": guidance, "seed": seed}
         fields["fast"] = fast
         fields["negative"] = SwapSettings().negative_prompt
         base = FaceChoice(self._person(lora or NO_LORA), _finite(strength, "strength"), _text(prompt, "prompt"))
         if faces and faces.strip():
-            chosen = parse_faces(_text(faces, "faces", 20_000), base)
+            chosen = parse_faces(guards.text(faces, "faces", max_chars=20_000), base)
             targets = [
                 FaceTarget(self._settings(fields, replace(c, person=self._person(c.person))), i) for i, c in chosen
             ]
@@ -567,7 +567,7 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
         if any(index == known for known, _ in chosen):
             raise SettingsError(f"faces: face {index} is listed more than once")
         choice = FaceChoice(
-            _text(item.get("lora", base.person), "lora", 200),
+            guards.text(item.get("lora", base.person), "lora", max_chars=300).strip(),
             _finite(item.get("strength", base.strength), "strength"),
             _text(item.get("prompt", base.prompt), "prompt"),
         )
@@ -576,12 +576,11 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
 
 
 def parse_strengths(text: str) -> list[float]:
-    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_CANDIDATES."""
-    parts = [p for p in _text(text, "strengths", 500).replace(",", " ").split() if p]
+    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_STRENGTH_CANDIDATES."""
+    parts = [p for p in guards.text(text, "strengths").replace(",", " ").split() if p]
     if not parts:
         return list(SEARCH_STRENGTHS)
-    if len(parts) > MAX_CANDIDATES:
-        raise SettingsError(f"at most {MAX_CANDIDATES} strengths can be tried at once, got {len(parts)}")
+    guards.strength_count(len(parts))  # before any work: each one is a full swap
     values = []
     for part in parts:
         try:
@@ -676,6 +675,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         placeholder="# Upload a photo\nwith the button above, drop it here, or use the example below",
                         elem_id="target",
                     )
+                    guards.safe_editor(editor)  # images refused from their header before Gradio decodes them
                 with gr.Tab("Result", id="result"):
                     result = gr.ImageSlider(
                         label="Before / after: drag the handle", type="pil", height=440, elem_id="result"
@@ -858,14 +858,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     outputs = [result, download, record, candidates, candidate_state, views]
     gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
     generate.click(
-        on_gpu(by_name(handlers.generate, swap_fields, progress=True)),
+        on_gpu(cancellable(by_name(handlers.generate, swap_fields, progress=True), outputs=len(outputs))),
         set(swap_fields.values()),
         outputs,
         api_name="generate",
         **gpu,
     )
     search.click(
-        on_gpu(by_name(handlers.try_strengths, swap_fields, progress=True)),
+        on_gpu(cancellable(by_name(handlers.try_strengths, swap_fields, progress=True), outputs=len(outputs))),
         set(swap_fields.values()),
         outputs,
         api_name="try_strengths",
@@ -884,7 +884,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
-        on_gpu(handlers.api_swap),
+        on_gpu(cancellable(handlers.api_swap, outputs=2)),
         [
             api_image,
             api_mask,

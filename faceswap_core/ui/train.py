@@ -1,18 +1,21 @@
 """The Train tab: photos of the person -> aligned crops with editable captions -> a LoRA, with live progress.
 
-Training runs in a worker thread inside ``Engine.parked()`` (the swap pipeline waits in CPU memory,
-swaps wait for the GPU) while the event handler streams its progress reports to the page; Cancel
-sets the run's ``threading.Event`` and the trainer stops after the current step, keeping a loadable
-checkpoint. When it ends, the Swap tab's LoRA picker is refreshed with the new LoRA selected.
+Training runs as a :class:`~faceswap_core.training.jobs.TrainingJob` in its own thread inside
+``Engine.parked()`` (the swap pipeline waits in CPU memory, swaps wait for the GPU). The event handler
+only reads the job's reports, with a timeout, and streams them to the page; it never waits for the
+thread, so no page load or other request ever waits on training. Cancel sets the run's event and
+the trainer stops after the current step (or photo, while encoding), keeping a loadable checkpoint.
+
+A run whose page goes away (tab closed, client dropped) is stopped the same way, at once: on a
+public server nobody may hold the GPU without watching, and the checkpoint saved on stopping is in
+the picker. When a run ends, the Swap tab's LoRA picker is refreshed with the new LoRA selected.
 """
 
 from __future__ import annotations
 
 import csv
-import queue
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +28,8 @@ from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_CLASS_WORD,
+    MAX_PROMPT_CHARS,
+    MAX_TRAIN_PHOTOS,
     TRAIN_CHECKPOINT_EVERY,
     TRAIN_LR,
     TRAIN_RANK,
@@ -32,7 +37,9 @@ from faceswap_core.settings import (
     TRAIN_STEPS,
     TrainSettings,
 )
-from faceswap_core.ui.common import on_gpu, range_slider, user_errors
+from faceswap_core.training.jobs import DONE, TrainingJobs
+from faceswap_core.ui import guards
+from faceswap_core.ui.common import HEARTBEAT_S, on_gpu, range_slider, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
 METADATA_FILE = "metadata.csv"
@@ -60,11 +67,13 @@ def default_lora_name() -> str:
 
 
 def _ui_name(name: str) -> str:
-    """Names typed in the UI: spaces become '_' so the name is also valid for the LoRA picker."""
-    cleaned = re.sub(r"\s+", "_", (name or "").strip())
+    """Names typed in the UI: spaces become '_'; then it must be one plain folder name (no path)."""
+    from faceswap_core.training.checkpoints import sanitize_name
+
+    cleaned = re.sub(r"\s+", "_", guards.text(name, "LoRA name", max_chars=200).strip())
     if not cleaned:
         raise SettingsError("give the LoRA a name, for example 'anna'")
-    return cleaned
+    return sanitize_name(cleaned)
 
 
 class TrainHandlers:
@@ -73,8 +82,7 @@ class TrainHandlers:
     def __init__(self, engine: Engine, work_dir: str | Path | None = None) -> None:
         self.engine = engine
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
-        self._cancels: dict[str, threading.Event] = {}
-        self._cancels_lock = threading.Lock()
+        self.jobs = TrainingJobs(engine.parked)
 
     @user_errors
     def prepare(
@@ -85,6 +93,9 @@ class TrainHandlers:
 
         if not photos:
             return [], [], "", None
+        if not isinstance(photos, list) or len(photos) > MAX_TRAIN_PHOTOS:
+            raise SettingsError(f"give at most {MAX_TRAIN_PHOTOS} photos of the person (5 to 20 work best)")
+        class_word = guards.text(class_word, "class word", max_chars=40).strip()
         out = Path(tempfile.mkdtemp(prefix="dataset-", dir=self.work_dir))
         done = [0]
 
@@ -109,6 +120,7 @@ class TrainHandlers:
         known = {p.name for p in dataset.iterdir() if p.suffix.lower() == ".png"}
         cleaned = []
         for name, caption in rows:
+            guards.text(caption, f"caption of {name[:40]}", max_chars=MAX_PROMPT_CHARS)
             if name not in known:
                 raise DatasetError(f"captions table: {name!r} is not one of the prepared photos")
             if not caption.strip():
@@ -140,62 +152,54 @@ class TrainHandlers:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
-        """Stream (status, loss table, samples, LoRA picker) while the trainer runs in a worker thread."""
+        """Stream (status, loss table, samples, LoRA picker) while the trainer runs as a background job."""
         from faceswap_core.training import train_lora
 
-        if not dataset or not Path(dataset).is_dir():
+        folder = Path(dataset) if isinstance(dataset, str) and dataset else None
+        if folder is None or not folder.is_dir() or self.work_dir.resolve() not in folder.resolve().parents:
             raise gr.Error("Upload photos of the person first.")
         settings = TrainSettings(
-            steps=int(steps),
-            rank=int(rank),
-            learning_rate=float(learning_rate),
-            checkpoint_every=int(checkpoint_every),
-            resolution=int(resolution),
-            class_word=class_word or DEFAULT_CLASS_WORD,
+            steps=int(guards.number(steps, "steps", TRAIN_STEPS, integer=True)),
+            rank=int(guards.number(rank, "rank", TRAIN_RANK, integer=True)),
+            learning_rate=guards.number(learning_rate, "learning rate", TRAIN_LR),
+            checkpoint_every=int(
+                guards.number(checkpoint_every, "checkpoint interval", TRAIN_CHECKPOINT_EVERY, integer=True)
+            ),
+            resolution=int(guards.number(resolution, "resolution", TRAIN_RESOLUTION, integer=True)),
+            class_word=guards.text(class_word, "class word", max_chars=40).strip() or DEFAULT_CLASS_WORD,
         )
         settings.validate()
         lora_name = _ui_name(name)
-        self.write_captions(Path(dataset), _rows(captions))
+        self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
+        self.write_captions(folder, _rows(captions))
 
-        session = self._session(request)
-        cancel = threading.Event()
-        with self._cancels_lock:
-            if session in self._cancels:
-                raise gr.Error("A training run of this page is already going; cancel it first.")
-            self._cancels[session] = cancel
-        reports: queue.Queue[Any] = queue.Queue()
-        outcome: dict[str, Any] = {}
+        def run(report: Any, cancel: Any) -> Any:
+            return train_lora(
+                folder,
+                lora_name,
+                base_model=self.engine.base_model,
+                settings=settings,
+                lora_dir=self.engine.loras.folder,
+                progress=report,
+                cancel=cancel,
+                device=self.engine.model.device,
+                base_config=self.engine.model.base_config,
+            )
 
-        def work() -> None:
-            try:
-                with self.engine.parked():  # one GPU: the swap pipeline waits in CPU memory, swaps wait
-                    outcome["result"] = train_lora(
-                        Path(dataset),
-                        lora_name,
-                        base_model=self.engine.base_model,
-                        settings=settings,
-                        lora_dir=self.engine.loras.folder,
-                        progress=reports.put,
-                        cancel=cancel,
-                        device=self.engine.model.device,
-                        base_config=self.engine.model.base_config,
-                    )
-            except BaseException as err:  # handed to the event thread, which reports it
-                outcome["error"] = err
-            finally:
-                reports.put(None)
-
-        worker = threading.Thread(target=work, name=f"train-{lora_name}", daemon=True)
+        job = self.jobs.start(self._session(request), lora_name, run)
         losses: list[dict[str, float]] = []
         samples: list[tuple[str, str]] = []
         status = f"Starting training of **{lora_name}**…"
-        worker.start()
         try:
             yield status, _loss_table(losses), samples, gr.skip()
             while True:
-                report = reports.get()
-                if report is None:
+                # Never block for long: Gradio looks whether the page is still there between outputs.
+                report = job.next_report(timeout=HEARTBEAT_S)
+                if report is DONE:
                     break
+                if report is None:
+                    yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    continue
                 status = self._status(lora_name, report)
                 if report.stage == "training" and report.loss is not None:
                     losses.append({"step": report.step, "loss": float(report.loss)})
@@ -204,19 +208,17 @@ class TrainHandlers:
                     progress(None, desc=STAGE_WORDS.get(report.stage, report.stage))
                 if report.latest_sample and all(str(report.latest_sample) != path for path, _ in samples):
                     samples.append((str(report.latest_sample), _sample_caption(Path(report.latest_sample))))
-                if reports.empty():  # under a burst of reports, only show the newest
+                if not job.has_reports():  # under a burst of reports, only show the newest
                     yield status, _loss_table(losses), samples, gr.skip()
         finally:
-            cancel.set()  # the page went away (generator closed) or we are done: stop the worker either way
-            worker.join()
-            with self._cancels_lock:
-                self._cancels.pop(session, None)
-        if "error" in outcome:
-            error = outcome["error"]
-            if isinstance(error, FaceswapError):
-                raise error
-            raise gr.Error(f"training failed: {type(error).__name__}: {error}") from error
-        result = outcome["result"]
+            # Done, failed, or the page went away (Gradio closes the generator from its event loop, so
+            # this must not wait): stop the run. A finished run ignores it.
+            job.cancel.set()
+        if job.error is not None:
+            if isinstance(job.error, FaceswapError):
+                raise job.error
+            raise gr.Error(f"training failed: {type(job.error).__name__}: {job.error}") from job.error
+        result = job.result
         if result.cancelled:
             kept = result.checkpoints[-1].name if result.checkpoints else None
             final = f"Cancelled after {result.steps_done} steps." + (
@@ -244,11 +246,10 @@ class TrainHandlers:
 
     def cancel(self, request: gr.Request) -> str:
         """Stop this page's training after the current step (the last checkpoint is kept)."""
-        with self._cancels_lock:
-            event = self._cancels.get(self._session(request))
-        if event is None:
+        job = self.jobs.get(self._session(request))
+        if job is None or job.ended:
             return "No training is running."
-        event.set()
+        job.cancel.set()
         return "Stopping after the current step…"
 
 

@@ -1,0 +1,136 @@
+"""Checks every event handler runs on its arguments: each one is a public HTTP endpoint, not only a button.
+
+Anyone can call any handler with ``gradio_client`` and send values no widget would: NaN, ``None``,
+a path instead of a LoRA name, sixty strengths, an image that declares 15000x15000 pixels. These
+functions turn such values into one clear :class:`SettingsError` (shown as ``gr.Error``) before any
+work starts, and keep server paths out of what the page and the API send back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import gradio as gr
+from gradio.components.image_editor import EditorData
+
+from faceswap_core.errors import BadImageError, SettingsError
+from faceswap_core.images import check_header
+from faceswap_core.loras import LoraInfo, LoraRegistry
+from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range
+
+MAX_EDITOR_LAYERS = 4  # the Swap tab uses one; a few more cost little
+# An absolute path (POSIX, home-relative or a Windows drive) inside a message; not "a/b", not a URL.
+_PATH = re.compile(r"(?<![\w.:~/\\-])(?:~|[A-Za-z]:)?[/\\][^\s'\"`<>|:,;()]*")
+
+
+def number(value: Any, name: str, allowed: Range | None = None, *, integer: bool = False) -> float:
+    """A finite number (inside ``allowed`` when given), or a message that names the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name} must be a number, got {_short(value)}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number, got {value}")
+    if integer and value != int(value):
+        raise SettingsError(f"{name} must be a whole number, got {value:g}")
+    if allowed is not None:
+        allowed.check(name, value)
+    return int(value) if integer else float(value)
+
+
+def text(value: Any, name: str, *, max_chars: int = MAX_PROMPT_CHARS) -> str:
+    """A string (``None`` counts as empty) of at most ``max_chars`` characters."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SettingsError(f"{name} must be text, got {_short(value)}")
+    if len(value) > max_chars:
+        raise SettingsError(f"{name} is {len(value)} characters long; at most {max_chars} are allowed")
+    return value
+
+
+def lora(registry: LoraRegistry, value: Any) -> LoraInfo | None:
+    """The registry entry for a LoRA name from the picker; ``""``/``None`` mean none. Never a path."""
+    name = text(value, "LoRA name", max_chars=300).strip()
+    return registry.get(name) if name else None
+
+
+def strength_count(count: int) -> None:
+    if count > MAX_STRENGTH_CANDIDATES:
+        raise SettingsError(
+            f"{count} strengths were given; try at most {MAX_STRENGTH_CANDIDATES} at once, e.g. 0.3, 0.4, 0.5, 0.6"
+        )
+
+
+def public_message(message: str) -> str:
+    """``message`` with every absolute server path shortened to its last part (a file or folder name)."""
+    return _PATH.sub(lambda match: _last_part(match.group(0)), message)
+
+
+def public_record(value: Any) -> Any:
+    """A result record as the page and the API may show it: no file paths of the server."""
+    if isinstance(value, dict):
+        return {key: public_record(item) for key, item in value.items() if key != "lora_path"}
+    if isinstance(value, list):
+        return [public_record(item) for item in value]
+    return public_message(value) if isinstance(value, str) else value
+
+
+def _last_part(path: str) -> str:
+    parts = [part for part in re.split(r"[/\\]", path) if part]
+    return parts[-1] if parts else path
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:40] + "..."
+
+
+def safe_editor(editor: gr.ImageEditor) -> gr.ImageEditor:
+    """Make ``editor`` read each image's header before Gradio decodes it; returns the same component.
+
+    Gradio decodes an editor value (background, layers, composite) into full-size images before any
+    handler runs, so a 200 KB PNG declaring 15000x15000 pixels would take gigabytes first. Here each
+    file is refused from its header, and the composite (which the app never reads) is not decoded.
+    (Wrapping the instance, not subclassing: Gradio writes a .pyi file beside every Component subclass.)
+    """
+    decode = editor.preprocess
+
+    def preprocess(payload: EditorData | None) -> Any:
+        if payload is None:
+            return None
+        try:
+            if payload.id is not None:  # sent as blobs, kept in memory by Gradio until now
+                cached = editor.blob_storage.get(payload.id)
+                if cached is not None:
+                    _check_editor_images(cached.background, cached.layers or [], cached.composite)
+                return decode(payload)
+            _check_editor_images(payload.background, payload.layers or [], payload.composite)
+        except BadImageError as err:
+            raise gr.Error(public_message(str(err)), print_exception=False) from None
+        return decode(payload.model_copy(update={"composite": None}))
+
+    editor.preprocess = preprocess  # type: ignore[method-assign]
+    return editor
+
+
+def _check_editor_images(background: Any, layers: list[Any], composite: Any) -> None:
+    if len(layers) > MAX_EDITOR_LAYERS:
+        raise BadImageError(f"target photo: {len(layers)} layers were sent; at most {MAX_EDITOR_LAYERS} are accepted")
+    limit = MAX_PIXELS
+    if background is not None:
+        width, height = check_header(_source(background), name="target photo")
+        limit = width * height
+    for index, layer in enumerate([*layers, composite]):
+        if layer is not None:
+            width, height = check_header(_source(layer), name=f"mask layer {index + 1}", max_pixels=MAX_PIXELS)
+            if width * height > limit:
+                raise BadImageError(f"mask layer {index + 1}: {width}x{height} is larger than the photo")
+
+
+def _source(item: Any) -> Any:
+    """A file path (FileData) or the bytes of a blob."""
+    return bytes(item) if isinstance(item, (bytes, bytearray)) else item.path
