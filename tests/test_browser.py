@@ -100,7 +100,9 @@ def wait_idle(page: Any, selector: str) -> None:
 def upload(page: Any, path: Path, note: str = "is masked") -> None:
     """Upload a photo with the Upload button and wait until its faces are numbered and masked."""
     wait_for_text(page, "#model-status", "Model ready")
-    page.locator("#upload input[type=file]").first.set_input_files(str(path))
+    with page.expect_file_chooser() as chooser:
+        page.click("#upload")
+    chooser.value.set_files(str(path))
     wait_for_text(page, "#mask-note", note, timeout_ms=60_000)
     wait_idle(page, "#target")
 

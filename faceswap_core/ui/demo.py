@@ -20,9 +20,8 @@ from faceswap_core.ui.train import TrainHandlers, create_train_tab
 
 TITLE = "Face swap"
 INTRO = (
-    "Replace a face in a photo with the face of a person you trained. "
-    "**Swap:** upload a photo, press **Auto mask** (or paint over the face), pick the person and press **Generate**. "
-    "**Train:** teach the app a new person from 5–20 photos."
+    "**Swap:** upload a photo (faces are numbered, face 1 is masked in blue), pick a person for each face, "
+    "press **Generate**. **Train:** teach the app a new person from 5–20 photos."
 )
 STATUS_POLL_SECONDS = 2.0
 THEME = gr.themes.Soft(primary_hue="orange")

@@ -518,8 +518,8 @@ class SwapHandlers:
         steps: float,
         guidance: float,
         seed: float | None,
-        face: float | None,
-        faces: str | None,
+        face: float | None = None,
+        faces: str | None = None,
         fast: bool = False,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, dict[str, Any]]:
@@ -671,14 +671,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                             32,
                             32,
                         ),  # the canvas takes the photo's size; a larger start size shifts set layers
-                        height=440,
+                        height=400,
                         placeholder="# Upload a photo\nwith the button above, drop it here, or use the example below",
                         elem_id="target",
                     )
                     guards.safe_editor(editor)  # images refused from their header before Gradio decodes them
                 with gr.Tab("Result", id="result"):
                     result = gr.ImageSlider(
-                        label="Before / after: drag the handle", type="pil", height=440, elem_id="result"
+                        label="Before / after: drag the handle", type="pil", height=400, elem_id="result"
                     )
                     candidates = gr.Gallery(
                         visible=False,
@@ -713,10 +713,10 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 strength = range_slider(
                     STRENGTH,
                     label="Strength",
-                    info="Low keeps pose and light; high follows the person",
+                    info="Low keeps the photo, high the person",
                     elem_id="strength",
                 )
-                padding = range_slider(PADDING, label="Context", info="Photo around the face the model sees")
+                padding = range_slider(PADDING, label="Context", info="Photo around the face")
             prompt = gr.Textbox(
                 value="",
                 label="Prompt",
