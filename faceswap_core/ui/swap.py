@@ -578,6 +578,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         elem_id="seed",
                         scale=3,
                     )
+                    guards.safe_number(seed, "seed")
                     dice = gr.Button("🎲 Random", size="sm", scale=1, min_width=80)
                 color_match = gr.Checkbox(value=defaults.color_match, label="Match the colours of the surroundings")
             with gr.Row():
@@ -650,6 +651,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         api_mask = gr.File(type="filepath", label="mask (white = replace; optional)")
         api_lora = gr.Textbox(label="LoRA name (as listed in the app); empty for none")
         api_face = gr.Number(value=0, precision=0, label="face index")
+        guards.safe_number(api_face, "face index")
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
