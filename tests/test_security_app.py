@@ -285,8 +285,10 @@ def test_closing_the_page_while_training_encodes_leaves_the_server_answering(
         if message.get("msg") == "progress" and any("Encoding" in str(p.get("desc")) for p in progress):
             break
     raw.http.close()  # the tab is closed while the photos are being encoded
-    time.sleep(1)
-    assert answers_within(app.url, 5), "the server stopped answering"
+    closed = time.monotonic()
+    while time.monotonic() - closed < 20:  # the rest of the encoding, and then some
+        assert answers_within(app.url, 3), f"the server stopped answering {time.monotonic() - closed:.0f} s after"
+        time.sleep(0.5)
     target, mask = inputs
     started = time.monotonic()
     app.client().predict(*swap_args(target, mask), api_name="/swap")
