@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         server_name=config.host,
         server_port=config.port,
         share=config.share,
+        auth=config.auth,
         theme=THEME,
         css=CSS,
         max_file_size=MAX_UPLOAD_BYTES,  # Gradio refuses larger uploads before they reach a handler

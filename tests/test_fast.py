@@ -29,6 +29,7 @@ from faceswap_core.fast import (
     scheduler_swapped,
     uses_cfg,
 )
+from faceswap_core.settings import ModelSpec
 from faceswap_core.models import load_inpaint_pipeline
 from faceswap_core.settings import FAST_LORA_FILE, SwapSettings
 
@@ -42,7 +43,7 @@ def fast_lora(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture()
 def pipeline(tiny_model_dir: Path) -> Any:
-    return load_inpaint_pipeline(str(tiny_model_dir), device="cpu")
+    return load_inpaint_pipeline(ModelSpec(str(tiny_model_dir), device="cpu"))
 
 
 @pytest.fixture(scope="module")

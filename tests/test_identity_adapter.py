@@ -54,9 +54,10 @@ def target(astronaut: Image.Image) -> dict[str, Any]:
 
 
 def _pipeline(model_dir: Path) -> Any:
-    from faceswap_core.models import load_inpaint_pipeline
+    from faceswap_core.settings import ModelSpec
+from faceswap_core.models import load_inpaint_pipeline
 
-    return load_inpaint_pipeline(str(model_dir), device="cpu")
+    return load_inpaint_pipeline(ModelSpec(str(model_dir), device="cpu"))
 
 
 def _inpaint(pipeline: Any, target: dict[str, Any], guidance: float = GUIDANCE, **extra: Any) -> np.ndarray:

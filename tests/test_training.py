@@ -131,8 +131,9 @@ def test_output_layout_and_training_json(trained: TrainResult, face_dataset: Pat
         and record["final_weights"] == "pytorch_lora_weights.safetensors"
     )
     assert record["captions"] == {"astronaut.png": "a photo of a woman face, smiling"}
-    assert record["reference_photos"] == [str((face_dataset / "astronaut.png").resolve())]
-    assert record["dataset_dir"] == str(face_dataset.resolve())
+    # The photos are copied into the LoRA's folder (a dataset elsewhere may be temporary), named relative to it.
+    assert record["reference_photos"] == ["dataset/astronaut.png"] and (out / "dataset" / "astronaut.png").is_file()
+    assert record["dataset_dir"] == "dataset"
     assert record["settings"]["rank"] == 4 and record["settings"]["learning_rate"] == 1e-2
     assert [c["step"] for c in record["checkpoints"]] == [10, 20]
     assert record["checkpoints"][0]["sample"] == "samples/step-0010.png"
@@ -285,7 +286,8 @@ def test_bad_names_are_refused(name: str, tmp_path: Path) -> None:
 def test_output_may_be_a_folder(tmp_path: Path) -> None:
     assert resolve_output_dir("anna", tmp_path / "loras") == tmp_path / "loras" / "anna"
     assert resolve_output_dir(tmp_path / "elsewhere" / "anna", "ignored") == tmp_path / "elsewhere" / "anna"
-    assert resolve_output_dir(str(tmp_path / "abs"), "ignored") == tmp_path / "abs"
+    with pytest.raises(SettingsError, match="slash"):  # a string is a name, even an absolute path (the UI's names)
+        resolve_output_dir(str(tmp_path / "abs"), "ignored")
     with pytest.raises(SettingsError):
         resolve_output_dir(tmp_path / ".hidden", "ignored")
 
@@ -333,11 +335,11 @@ def test_raw_photos_are_prepared_first(tiny_model_dir: Path, astronaut: Image.Im
     settings = TrainSettings(**{**FAST.__dict__, **changes, "sample_every_checkpoint": False})
     result = train_lora(photos, "raw", base_model=str(tiny_model_dir), settings=settings, lora_dir=tmp_path / "loras")
     record = json.loads((result.output_dir / "training.json").read_text())
-    assert record["dataset_dir"] == str((result.output_dir / "dataset").resolve())
+    assert record["dataset_dir"] == "dataset" and (result.output_dir / "dataset").is_dir()
     [caption] = record["captions"].values()
     assert caption.startswith("a photo of a man face")
     assert (result.output_dir / "dataset" / "metadata.csv").read_text().count(caption.split(",")[0]) == 1
-    assert all(Path(p).is_file() for p in record["reference_photos"])
+    assert all((result.output_dir / p).is_file() for p in record["reference_photos"])  # inside the LoRA
 
 
 def test_cancel_before_the_first_step_frees_the_name(tiny_model_dir: Path, face_dataset: Path, tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_hostile_values_get_one_clear_line(swap: SwapHandlers, tmp_path: Path) -
     for changes, message in (
         ({"strength": float("nan")}, "strength must be a finite number"),
         ({"steps": None}, "steps must be a number"),
-        ({"seed": 1e30}, "seed must be a whole number"),
+        ({"seed": 1e30}, "seed must be between -1 and"),
         ({"person": "../../etc/passwd"}, "not found; pick one of this app's LoRAs"),
         ({"person": "/abs/path/x.safetensors"}, "not found; pick one of this app's LoRAs"),
         ({"prompt": "x" * 5000}, "at most 2000"),

@@ -409,7 +409,7 @@ def _train(
     from faceswap_core.training.dataset import encode_dataset, resolve_dataset
 
     def report(stage: str, step: int, total: int, **values: Any) -> None:
-        if stage != "training" and cancel is not None and cancel.is_set():
+        if stage in ("preparing", "loading", "caching") and cancel is not None and cancel.is_set():
             raise CancelledError("training was cancelled")  # before any step: nothing to keep
         if progress:
             values.setdefault("loss", None)

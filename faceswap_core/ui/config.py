@@ -28,6 +28,7 @@ class AppConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     share: bool = False
+    auth: tuple[str, str] | None = None  # one user name and password asked for by the page (--auth)
 
 
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -116,7 +117,22 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_env_flag(environ, "FACESWAP_SHARE"),
         help="also serve through a temporary public gradio.live link [FACESWAP_SHARE=1]",
     )
+    parser.add_argument(
+        "--auth",
+        default=environ.get("FACESWAP_AUTH") or None,
+        metavar="USER:PASSWORD",
+        help="ask for this user name and password before showing the page or answering the API [FACESWAP_AUTH]",
+    )
     return parser
+
+
+def _auth(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, colon, password = value.partition(":")
+    if not colon or not user or not password:
+        raise SystemExit("error: --auth (FACESWAP_AUTH) must look like USER:PASSWORD, both non-empty")
+    return user, password
 
 
 def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -139,4 +155,5 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         host=args.host,
         port=args.port,
         share=args.share,
+        auth=_auth(args.auth),
     )

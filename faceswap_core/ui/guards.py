@@ -117,6 +117,23 @@ def safe_editor(editor: gr.ImageEditor) -> gr.ImageEditor:
     return editor
 
 
+def safe_number(component: gr.Number, name: str) -> gr.Number:
+    """Make a ``gr.Number`` refuse NaN and infinity with a clear message; returns the same component.
+
+    With ``precision=0`` Gradio rounds the value before any handler sees it, and NaN fails there with
+    a generic error; this checks first.
+    """
+    convert = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if isinstance(payload, float) and not math.isfinite(payload):
+            raise gr.Error(f"{name} must be a finite number, got {payload}", print_exception=False)
+        return convert(payload)
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
 def _check_editor_images(background: Any, layers: list[Any], composite: Any) -> None:
     if len(layers) > MAX_EDITOR_LAYERS:
         raise BadImageError(f"target photo: {len(layers)} layers were sent; at most {MAX_EDITOR_LAYERS} are accepted")

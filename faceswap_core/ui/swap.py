@@ -763,6 +763,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         elem_id="seed",
                         scale=3,
                     )
+                    guards.safe_number(seed, "seed")
                     dice = gr.Button("🎲", size="sm", scale=0, min_width=40)
                 color_match = gr.Checkbox(value=defaults.color_match, label="Match the colours of the surroundings")
             with gr.Accordion("Parameters of this result", open=False):
@@ -879,6 +880,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         api_mask = gr.File(type="filepath", label="mask (white = replace; optional)")
         api_lora = gr.Textbox(label="person (LoRA name); empty for none")
         api_face = gr.Number(value=None, precision=0, label="face index (0 = largest); empty with a mask")
+        guards.safe_number(api_face, "face index")
         api_faces = gr.Textbox(label='several faces: JSON [{"face": 0, "lora": "alice", "strength": 0.5}, ...]')
         api_fast = gr.Checkbox(value=False, label="fast: a few-step LoRA, ~4 UNet evaluations")
         api_out = gr.Image(type="filepath", format="png", label="result")

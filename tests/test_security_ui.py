@@ -1,0 +1,87 @@
+"""Issue 9 pieces that need no server: cache clean-up, auth flag, the guards' messages, background training jobs."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from faceswap_core.engine import Engine
+from faceswap_core.errors import SettingsError
+from faceswap_core.settings import RESULT_MAX_AGE_S, STEPS
+from faceswap_core.training.jobs import DONE, TrainingJobs
+from faceswap_core.ui import guards
+from faceswap_core.ui.common import ResultFiles
+from faceswap_core.ui.config import parse_config
+from faceswap_core.ui.demo import create_demo
+
+
+def test_gradio_cache_and_result_files_are_cleaned_up(tmp_path: Path) -> None:
+    demo = create_demo(Engine("tiny", device="cpu", lora_dir=str(tmp_path)), load_model=False)
+    assert demo.delete_cache == (RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)
+    files = ResultFiles()
+    old = files.save(Image.new("RGB", (8, 8)), {"seed": 1})
+    hour_ago = time.time() - RESULT_MAX_AGE_S - 10
+    os.utime(old, (hour_ago, hour_ago))
+    new = files.save(Image.new("RGB", (8, 8)), {"seed": 2})
+    assert new.is_file() and not old.exists()
+
+
+def test_the_app_takes_loras_by_name_only(tmp_path: Path) -> None:
+    engine = Engine("tiny", device="cpu", lora_dir=str(tmp_path))
+    create_demo(engine, load_model=False)
+    with pytest.raises(Exception, match="not found"):
+        engine.loras.resolve("/etc/passwd")
+
+
+def test_auth_from_flag_or_environment() -> None:
+    assert parse_config([], {}).auth is None
+    assert parse_config(["--auth", "ann:s3:cret"], {}).auth == ("ann", "s3:cret")
+    assert parse_config([], {"FACESWAP_AUTH": "bob:pw"}).auth == ("bob", "pw")
+    with pytest.raises(SystemExit):
+        parse_config(["--auth", "nopassword"], {})
+
+
+def test_guards_name_the_field_and_hide_server_paths() -> None:
+    with pytest.raises(SettingsError, match="steps must be a finite number"):
+        guards.number(float("nan"), "steps", STEPS)
+    with pytest.raises(SettingsError, match="seed must be a number"):
+        guards.number("x", "seed")
+    with pytest.raises(SettingsError, match="whole number"):
+        guards.number(2.5, "steps", STEPS, integer=True)
+    assert guards.text(None, "prompt") == ""
+    message = "/tmp/gradio/abc/photo.png: no face found; LoRA alice/checkpoint-10 at ~/x/y.safetensors"
+    assert guards.public_message(message) == "photo.png: no face found; LoRA alice/checkpoint-10 at y.safetensors"
+    assert guards.public_message("see https://huggingface.co/x") == "see https://huggingface.co/x"
+    record = {"lora_path": "/srv/loras/a.safetensors", "base_model": "/models/sdxl", "settings": {"seed": 1}}
+    assert guards.public_record(record) == {"base_model": "sdxl", "settings": {"seed": 1}}
+
+
+def test_a_training_job_is_watched_without_waiting_and_stopped_by_its_event() -> None:
+    parked = threading.Lock()
+
+    def gpu() -> object:
+        return parked
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def train(progress: object, cancel: threading.Event) -> str:
+        started.set()
+        cancel.wait(30)
+        stopped.set()
+        return "cancelled"
+
+    jobs = TrainingJobs(gpu)  # type: ignore[arg-type]
+    job = jobs.start("page-1", "anna", train)  # type: ignore[arg-type]
+    assert started.wait(5) and parked.locked()
+    began = time.monotonic()
+    assert job.next_report(timeout=0.1) is None and time.monotonic() - began < 1
+    with pytest.raises(SettingsError, match="already going"):
+        jobs.start("page-1", "anna", train)  # type: ignore[arg-type]
+    job.cancel.set()
+    assert job.wait(5) and stopped.is_set() and not parked.locked()
+    assert job.next_report(timeout=1) is DONE and jobs.get("page-1") is None
