@@ -94,8 +94,8 @@ def main() -> int:
     from faceswap_core.faces.detect import find_face
     from faceswap_core.faces.masks import face_mask, mask_box
     from faceswap_core.identity_adapter import IdentityAdapter, default_identity_scale
+    from faceswap_core.models import load_inpaint_pipeline, native_resolution, save_tiny_model
     from faceswap_core.settings import ModelSpec
-from faceswap_core.models import load_inpaint_pipeline, native_resolution, save_tiny_model
 
     diffusers_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)

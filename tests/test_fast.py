@@ -29,9 +29,8 @@ from faceswap_core.fast import (
     scheduler_swapped,
     uses_cfg,
 )
-from faceswap_core.settings import ModelSpec
 from faceswap_core.models import load_inpaint_pipeline
-from faceswap_core.settings import FAST_LORA_FILE, SwapSettings
+from faceswap_core.settings import FAST_LORA_FILE, ModelSpec, SwapSettings
 
 QUALITY = SwapSettings()  # 30 steps, strength 0.5, guidance 7: the default swap
 

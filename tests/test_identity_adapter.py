@@ -54,8 +54,8 @@ def target(astronaut: Image.Image) -> dict[str, Any]:
 
 
 def _pipeline(model_dir: Path) -> Any:
+    from faceswap_core.models import load_inpaint_pipeline
     from faceswap_core.settings import ModelSpec
-from faceswap_core.models import load_inpaint_pipeline
 
     return load_inpaint_pipeline(ModelSpec(str(model_dir), device="cpu"))
 
