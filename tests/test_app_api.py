@@ -74,7 +74,7 @@ def test_swap_endpoint_takes_an_image_and_a_mask_file(server: str, inputs: tuple
     outside = np.ones(original.shape[:2], bool)
     outside[BOX[1] : BOX[3], BOX[0] : BOX[2]] = False
     assert np.array_equal(np.asarray(image.convert("RGB"))[outside], original[outside])
-    assert json.loads(image.text["parameters"])["seed"] == 7  # the full PNG with its parameters
+    assert json.loads(image.text["parameters"])["faces"][0]["seed"] == 7  # the full PNG with its parameters
 
 
 def test_two_clients_with_different_loras_get_their_own_results(server: str, inputs: tuple[Path, Path]) -> None:

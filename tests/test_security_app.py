@@ -153,6 +153,15 @@ def answers_within(url: str, seconds: float) -> bool:
 
 
 # --- 1. the Train tab writes only inside --lora-dir -----------------------------------------------
+EDITOR = "The blue paint marks what gets replaced"  # the Swap tab editor's label
+
+
+def ui_args(client: Any, api_name: str, values: dict[str, Any]) -> list[Any]:
+    """Positional arguments for one of the page's own endpoints: the values given by label, defaults elsewhere."""
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"][api_name]["parameters"]
+    return [values.get(parameter["label"], parameter.get("parameter_default")) for parameter in parameters]
+
+
 def test_train_names_stay_inside_the_lora_folder_and_never_hide_a_lora(app: App, face_photos: list[Path]) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -194,7 +203,7 @@ def test_a_decompression_bomb_is_refused_from_its_header_without_memory(app: App
     try:
         editor = {"background": handle_file(str(bomb)), "layers": [], "composite": None, "id": None}
         with pytest.raises(AppError, match="225 MP|15000x15000"):
-            client.predict(editor, 0, True, 4, 6, api_name="/auto_mask")
+            client.predict(*ui_args(client, "/auto_mask", {EDITOR: editor}), api_name="/auto_mask")
         with pytest.raises(AppError, match="225 MP|15000x15000"):
             client.predict(handle_file(str(bomb)), None, "", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, api_name="/swap")
     finally:
@@ -219,7 +228,7 @@ def test_overwriting_a_lora_during_a_swap_does_not_kill_the_server(app: App, inp
         handle.write(original)
     path, record = job.result(timeout=300)
     assert app.process.poll() is None, "the server died"
-    assert record["lora"] == "alice" and Path(path).is_file()
+    assert record["faces"][0]["lora"] == "alice" and Path(path).is_file()
 
 
 # --- 4. a LoRA is a name from the registry, nothing else ------------------------------------------
@@ -236,8 +245,8 @@ def test_paths_and_uploads_are_not_loras_and_no_message_names_a_server_path(
         with pytest.raises(AppError, match="not found") as info:
             client.predict(*swap_args(target, mask, lora=lora), api_name="/swap")
         assert str(app.lora_dir.parent) not in str(info.value) and "/tmp" not in str(info.value)
-    shadow, _ = client.predict("/etc/shadow", "a photo", api_name="/describe_lora")
-    missing, _ = client.predict("/etc/no-such-file", "a photo", api_name="/describe_lora")
+    shadow, _ = client.predict("/etc/shadow", api_name="/describe_lora")
+    missing, _ = client.predict("/etc/no-such-file", api_name="/describe_lora")
     assert shadow.replace("shadow", "X") == missing.replace("no-such-file", "X") and "/etc" not in shadow
     _, record = client.predict(*swap_args(target, mask, lora="alice"), api_name="/swap")
     assert str(app.lora_dir) not in json.dumps(record) and "lora_path" not in record
@@ -253,7 +262,7 @@ def test_cancelled_and_abandoned_swaps_stop_and_free_the_queue(app: App, inputs:
 
     raw = RawSession(app.url)  # a tab that is closed while its swap runs
     files = raw.upload(target, mask)
-    raw.join("swap", [*files, "", 1.0, "a photo", 1.0, 0.6, LONG_STEPS, 5.0, 1, 0])
+    raw.join("swap", [*files, "", 1.0, "a photo", 1.0, 0.6, LONG_STEPS, 5.0, 1, 0, "", False])
     for message in raw.messages():
         if message.get("msg") in ("process_starts", "progress"):
             break
@@ -306,14 +315,12 @@ def test_sixty_strengths_and_nan_numbers_are_refused_at_once(app: App, inputs: t
     editor = {"background": handle_file(str(target)), "layers": [], "composite": None, "id": None}
     started = time.monotonic()
     with pytest.raises(AppError, match="at most 8"):
-        client.predict(
-            editor, 0, True, 4, 6, "", 1.0, "a photo", "", 0.6, 4, 5.0, 1, True, "1.0 " * 60, None,
-            api_name="/try_strengths",
-        )  # fmt: skip
+        args = ui_args(client, "/try_strengths", {EDITOR: editor, "Strengths to try": "1.0 " * 60})
+        client.predict(*args, api_name="/try_strengths")
     assert time.monotonic() - started < 15
     raw = RawSession(app.url)
     files = raw.upload(target, mask)
-    plain = ["", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0]
+    plain = ["", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, "", False]
     for index, name in ((5, "steps"), (7, "seed"), (8, "face index"), (1, "LoRA strength")):
         values = list(plain)
         values[index] = float("nan")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import SettingsError
-from faceswap_core.settings import RESULT_MAX_AGE_S, STEPS
+from faceswap_core.settings import RESULT_MAX_AGE_S, STEPS, ModelSpec
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
 from faceswap_core.ui.common import ResultFiles
@@ -21,7 +21,7 @@ from faceswap_core.ui.demo import create_demo
 
 
 def test_gradio_cache_and_result_files_are_cleaned_up(tmp_path: Path) -> None:
-    demo = create_demo(Engine("tiny", device="cpu", lora_dir=str(tmp_path)), load_model=False)
+    demo = create_demo(Engine(ModelSpec("tiny", device="cpu"), lora_dir=str(tmp_path)), load_model=False)
     assert demo.delete_cache == (RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)
     files = ResultFiles()
     old = files.save(Image.new("RGB", (8, 8)), {"seed": 1})
@@ -32,7 +32,7 @@ def test_gradio_cache_and_result_files_are_cleaned_up(tmp_path: Path) -> None:
 
 
 def test_the_app_takes_loras_by_name_only(tmp_path: Path) -> None:
-    engine = Engine("tiny", device="cpu", lora_dir=str(tmp_path))
+    engine = Engine(ModelSpec("tiny", device="cpu"), lora_dir=str(tmp_path))
     create_demo(engine, load_model=False)
     with pytest.raises(Exception, match="not found"):
         engine.loras.resolve("/etc/passwd")

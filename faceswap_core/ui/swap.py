@@ -440,11 +440,11 @@ class SwapHandlers:
     @user_errors
     def try_strengths(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
         """Several strengths on the chosen face with one seed, ranked by likeness to photos of the person."""
+        strengths = parse_strengths(fields.get("strengths") or "")  # refused before any work
         photo = self._photo(fields)
         targets, mask = self._targets(fields, photo)
         face = self._face_index(photo, fields.get("face")) if photo.faces else None
         target = next((t for t in targets if t.face == face), targets[0])
-        strengths = parse_strengths(fields.get("strengths") or "")
         photos, source = self.reference_photos(fields.get("references"), target.settings.lora)
         shares = [t for t in targets if t is not target]
         if shares:  # only this face is tried: the other faces' paint is not part of its mask
@@ -652,6 +652,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     label="Face (numbered on the photo)",
                     elem_id="face-index",
                     interactive=False,
+                    allow_custom_value=True,  # the choices follow the photo; the handlers check the index
                     min_width=160,
                 )
                 auto = gr.Button("Auto mask", elem_id="auto-mask", min_width=100)
@@ -705,6 +706,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     label="Person for face 1",
                     info="Train one in the Train tab",
                     elem_id="lora",
+                    allow_custom_value=True,  # the choices grow as people are trained; the registry checks names
                     scale=4,
                 )
                 refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="lora-refresh")
