@@ -543,9 +543,14 @@ class SwapHandlers:
             index = None if face is None or face == "" else int(_finite(face, "face"))
             targets = [FaceTarget(self._settings(fields, base), index if index is not None or mask else 0)]
         result = self.engine.swap(
-            image, targets, mask=mask or None, progress=_progress_callback(progress, "Generating")
+            image,
+            targets,
+            mask=mask or None,
+            progress=_progress_callback(progress, "Generating"),
+            cancel=current_cancel(),
         )
-        return str(self.files.save(result.image, result.record)), result.record
+        record = guards.public_record(result.record)
+        return str(self.files.save(result.image, record)), record
 
 
 def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
