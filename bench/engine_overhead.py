@@ -36,7 +36,7 @@ def main() -> None:
         args.steps, args.repeats = 2, 1
 
     import torch
-    from bare_pipeline import bare_inpaint
+    from bare_pipeline import bare_inpaint, engine_crop
     from diffusers.utils import logging as diffusers_logging
     from PIL import Image
     from skimage import data
@@ -55,10 +55,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = Engine(ModelSpec(str(save_tiny_model(Path(folder) / "tiny")), device="cpu"))
         pipeline = engine.load()
-        prepared = engine.prepare(photo, mask=mask, settings=settings)
+        crop, crop_mask = engine_crop(engine, photo, mask)
 
         def bare() -> None:
-            bare_inpaint(pipeline, prepared, settings)
+            bare_inpaint(pipeline, crop, crop_mask, settings)
 
         def swap() -> None:
             engine.swap(photo, mask=mask, settings=settings)
@@ -77,8 +77,10 @@ def main() -> None:
 
     best = {name: min(values) for name, values in timings.items()}
     paired = statistics.median(e / b for e, b in zip(timings["engine"], timings["bare"], strict=True))
-    crop = prepared.crop.width
-    print(f"tiny model, {photo.width}x{photo.height}, {crop}px crop, {args.steps} steps, strength {args.strength:g}")
+    crop_side = crop.width
+    print(
+        f"tiny model, {photo.width}x{photo.height}, {crop_side}px crop, {args.steps} steps, strength {args.strength:g}"
+    )
     for name, values in timings.items():
         print(f"  {name:14s} best {best[name] * 1000:8.1f} ms   median {statistics.median(values) * 1000:8.1f} ms")
     print(f"overhead ratio engine/bare: {best['engine'] / best['bare']:.3f} best-of-{args.repeats}, ", end="")

@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -185,15 +186,16 @@ def main() -> int:
         print("gpu_swap: no CUDA GPU visible; this benchmark needs one (nothing measured; --quick checks the CPU part)")
         return 0
 
-    from bare_pipeline import bare_inpaint
+    from bare_pipeline import bare_inpaint, engine_crop
     from PIL import Image
     from skimage import data
 
     from faceswap_core.engine import Engine
     from faceswap_core.faces.detect import find_face
     from faceswap_core.faces.masks import face_mask
+    from faceswap_core.fast import save_tiny_fast_lora
     from faceswap_core.models import save_tiny_model
-    from faceswap_core.settings import SwapSettings
+    from faceswap_core.settings import ModelSpec, SwapSettings
 
     with tempfile.TemporaryDirectory() as scratch:
         if cuda:
@@ -212,32 +214,41 @@ def main() -> int:
                 print("gpu_swap: the configurations no longer build SDXL base 1.0", file=sys.stderr)
                 return 1
             device = torch.device("cpu")
-            engine = Engine(str(save_tiny_model(Path(scratch) / "tiny")), device="cpu")
+            tiny = save_tiny_model(Path(scratch) / "tiny")
+            engine = Engine(ModelSpec(str(tiny), device="cpu"))
             pipeline = engine.load()
             model = "tiny random SDXL on the CPU"
+        # Fast mode: a random few-step LoRA of the same shapes (LCM-LoRA's targets), built from the UNet's config.
+        fast_lora = save_tiny_fast_lora(Path(scratch) / "fast-lora", pipeline).parent
+        engine.model = replace(engine.model, fast_lora=str(fast_lora))
         photo = Image.fromarray(data.astronaut()).resize((1024, 1024), Image.LANCZOS)
         mask = face_mask(photo.size, find_face(photo))
         settings = SwapSettings(steps=args.steps, strength=args.strength, seed=0, color_match=True)
-        prepared = engine.prepare(photo, mask=mask, settings=settings)
+        crop, crop_mask = engine_crop(engine, photo, mask)
 
         def bare() -> None:
-            bare_inpaint(pipeline, prepared, settings)
+            bare_inpaint(pipeline, crop, crop_mask, settings)
 
         def swap() -> None:
             engine.swap(photo, mask=mask, settings=settings)
 
+        def fast_swap() -> None:
+            engine.swap(photo, mask=mask, settings=replace(settings, fast=True))
+
         results: dict[str, tuple[list[float], int | None]] = {}
-        for name, run in (("bare pipeline", bare), ("engine swap", swap)):
+        for name, run in (("bare pipeline", bare), ("engine swap", swap), ("fast swap", fast_swap)):
             results[name] = measure(run, device, args.repeats)
             engine.release_gpu()
 
-    crop = prepared.crop.width
-    print(f"{model}, {crop}px crop of a 1024px photo, {args.steps} steps, strength {args.strength:g}")
+    crop_side = crop.width
+    print(f"{model}, {crop_side}px crop of a 1024px photo, {args.steps} steps, strength {args.strength:g}")
     for name, (times, peak) in results.items():
         vram = f"{peak / 2**30:5.2f} GiB" if peak is not None else "n/a (CPU)"
         print(f"  {name:14s} median {statistics.median(times):6.2f} s   peak VRAM {vram}")
     ratio = statistics.median(results["engine swap"][0]) / statistics.median(results["bare pipeline"][0])
     print(f"engine/bare time ratio: {ratio:.3f}")
+    fast = statistics.median(results["fast swap"][0])
+    print(f"fast/engine time ratio: {fast / statistics.median(results['engine swap'][0]):.3f} (fast swap {fast:.3f} s)")
     return 0
 
 
