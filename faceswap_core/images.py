@@ -171,6 +171,8 @@ def to_rgb(image: Image.Image, label: str = "image") -> Image.Image:
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
         mode = "RGBA"
+    if mode in ("RGBA", "LA") and image.getchannel("A").getextrema()[0] == 255:
+        return image.convert("RGB")  # an opaque photo (as the editor sends them): no compositing copies
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

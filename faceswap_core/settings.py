@@ -31,7 +31,7 @@ EDITOR_MAX_SIDE = 2048  # the browser's editor works on a copy this size; the or
 MIN_IMAGE_SIDE = 32
 
 # --- limits of the public web app (every event handler is an HTTP endpoint) -----------------------
-MAX_UPLOAD_BYTES = 60_000_000  # Gradio's max_file_size: a 50 MP photo is well below this as JPEG or PNG
+MAX_UPLOAD_BYTES = 60_000_000  # Gradio's max_file_size: a 50 MP phone JPEG is 10-25 MB
 MAX_STRENGTH_CANDIDATES = 8  # "Try strengths": more than a person can compare side by side
 MAX_REFERENCE_PHOTOS = 20  # photos used to rank candidates by likeness
 MAX_TRAIN_PHOTOS = 50  # photos prepared for one LoRA (5-20 is what works)
