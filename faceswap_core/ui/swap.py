@@ -786,7 +786,6 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             run_on_click=True,
             label="Example photo (NASA, public domain): click it, then Generate",
         )
-    editor.clear(lambda: (None, "Upload a photo to begin."), None, [photo, mask_note], queue=False)
     upload.upload(
         handlers.load_photo,
         [upload, person, strength, prompt],
