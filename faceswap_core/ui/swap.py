@@ -162,7 +162,7 @@ class SwapHandlers:
 
     @user_errors
     def load_from_editor(self, value: dict[str, Any] | None, person: str | None, strength: float, prompt: str) -> tuple:
-        """A photo dropped or pasted into the editor itself (or an example): the same as an upload."""
+        """The example photo (set into the editor by gr.Examples): the same as an upload."""
         image = editor_image(value)
         if image is None:
             raise gr.Error("That file could not be opened as a photo; upload a JPEG, PNG or WebP image.")
@@ -668,7 +668,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         type="pil",
                         image_mode="RGBA",
                         format="png",
-                        sources=("upload", "clipboard"),
+                        sources=(),  # photos come through the Upload button: the editor fires "upload" when a
+                        # handler sets its background too, which would reload the numbered copy as the photo
                         brush=MASK_BRUSH,
                         eraser=gr.Eraser(),
                         layers=False,
@@ -678,7 +679,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                             32,
                         ),  # the canvas takes the photo's size; a larger start size shifts set layers
                         height=400,
-                        placeholder="# Upload a photo\nwith the button above, drop it here, or use the example below",
+                        placeholder="# Upload a photo\nwith the button above, or use the example below",
                         elem_id="target",
                     )
                     guards.safe_editor(editor)  # images refused from their header before Gradio decodes them
@@ -789,14 +790,6 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     upload.upload(
         handlers.load_photo,
         [upload, person, strength, prompt],
-        shown,
-        show_progress_on=[mask_note],
-        concurrency_id="faces",
-        concurrency_limit=4,
-    )
-    editor.upload(
-        handlers.load_from_editor,
-        [editor, person, strength, prompt],
         shown,
         show_progress_on=[mask_note],
         concurrency_id="faces",
