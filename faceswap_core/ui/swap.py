@@ -107,11 +107,6 @@ def refresh_lora_picker(engine: Engine, current: str | None = NO_LORA, select: s
     return gr.Dropdown(choices=choices, value=wanted)
 
 
-def _finite(value: Any, name: str) -> float:
-    """A number sent by the page or any API client: refuse None, text, NaN and infinities with one clear line."""
-    return guards.number(value, name)
-
-
 def _seed(value: Any) -> int | None:
     """The seed box: -1 (or empty) means a new random seed each time."""
     if value is None or value == "":
@@ -176,7 +171,8 @@ class SwapHandlers:
         shown = numbered(display, [face.scaled(scale) for face in faces])
         photo = TargetPhoto(image, self.files.save_display(shown), scale, faces)
         if faces:
-            photo.choices[0] = FaceChoice(self._person(person), _finite(strength, "strength"), _text(prompt, "prompt"))
+            strength = guards.number(strength, "strength")
+            photo.choices[0] = FaceChoice(self._person(person), strength, _text(prompt, "prompt"))
             count = "1 face found" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo"
             note = f"{count}; face 1 is masked. {EDIT_NOTE}"
         else:
@@ -232,7 +228,8 @@ class SwapHandlers:
     def _mask_sizes(fields: Mapping[str, Any]) -> MaskSettings:
         if fields.get("size_from_face", True):
             return MaskSettings()
-        sizes = MaskSettings(grow=_finite(fields["grow"], "grow"), feather=_finite(fields["feather"], "feather"))
+        grow, feather = guards.number(fields["grow"], "grow"), guards.number(fields["feather"], "feather")
+        sizes = MaskSettings(grow=grow, feather=feather)
         sizes.validate()
         return sizes
 
@@ -266,7 +263,7 @@ class SwapHandlers:
 
     @staticmethod
     def _face_index(photo: TargetPhoto, index: Any) -> int:
-        face = int(_finite(index if index is not None else 0, "face"))
+        face = int(guards.number(index if index is not None else 0, "face"))
         if not 0 <= face < max(1, len(photo.faces)):
             raise SettingsError(f"there is no face {face + 1}; {len(photo.faces)} face(s) were found")
         return face
@@ -287,7 +284,7 @@ class SwapHandlers:
             layer[own > 0] = 0
             note = f"Face {face + 1} is kept as it is."
         else:
-            strength = _finite(fields.get("strength"), "strength")
+            strength = guards.number(fields.get("strength"), "strength")
             photo.choices[face] = FaceChoice(person, strength, _text(fields.get("prompt"), "prompt"))
             np.maximum(layer, own, out=layer)
             note = f"Face {face + 1} → {person or 'base model'}. {EDIT_NOTE}"
@@ -302,7 +299,7 @@ class SwapHandlers:
         if face in photo.choices:
             photo.choices[face] = replace(
                 photo.choices[face],
-                strength=_finite(fields.get("strength"), "strength"),
+                strength=guards.number(fields.get("strength"), "strength"),
                 prompt=_text(fields.get("prompt"), "prompt"),
             )
         return photo, self._summary(photo)
@@ -316,7 +313,7 @@ class SwapHandlers:
             raise gr.Error("Pick a person (or 'No LoRA') first, then give it to every face.")
         if not photo.faces:
             raise gr.Error(NO_FACE_NOTE)
-        strength, prompt = _finite(fields.get("strength"), "strength"), _text(fields.get("prompt"), "prompt")
+        strength, prompt = guards.number(fields.get("strength"), "strength"), _text(fields.get("prompt"), "prompt")
         photo.choices = {index: FaceChoice(person, strength, prompt) for index in range(len(photo.faces))}
         painted = editor_mask(fields.get("editor"))
         layer = np.asarray(self._auto_mask(photo, self._mask_sizes(fields)))
@@ -382,12 +379,12 @@ class SwapHandlers:
             prompt=choice.prompt or self.default_prompt(choice.person),
             negative_prompt=_text(fields.get("negative"), "negative prompt"),
             strength=choice.strength,
-            padding=_finite(fields.get("padding", PADDING.default), "padding"),
-            steps=int(_finite(fields.get("steps", STEPS.default), "steps")),
-            guidance=_finite(fields.get("guidance", GUIDANCE.default), "guidance"),
+            padding=guards.number(fields.get("padding", PADDING.default), "padding"),
+            steps=int(guards.number(fields.get("steps", STEPS.default), "steps")),
+            guidance=guards.number(fields.get("guidance", GUIDANCE.default), "guidance"),
             seed=_seed(fields.get("seed")),
             lora=choice.person or None,
-            lora_scale=_finite(fields.get("lora_scale", LORA_SCALE.default), "LoRA strength"),
+            lora_scale=guards.number(fields.get("lora_scale", LORA_SCALE.default), "LoRA strength"),
             color_match=bool(fields.get("color_match", True)),
             fast=bool(fields.get("fast", False)),
         )
@@ -412,7 +409,7 @@ class SwapHandlers:
 
     @staticmethod
     def _strength_prompt(fields: Mapping[str, Any]) -> tuple[float, str]:
-        return _finite(fields.get("strength"), "strength"), _text(fields.get("prompt"), "prompt")
+        return guards.number(fields.get("strength"), "strength"), _text(fields.get("prompt"), "prompt")
 
     @user_errors
     def generate(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
@@ -533,14 +530,14 @@ class SwapHandlers:
         fields = {"lora_scale": lora_scale, "padding": padding, "steps": steps, "guidance": guidance, "seed": seed}
         fields["fast"] = fast
         fields["negative"] = SwapSettings().negative_prompt
-        base = FaceChoice(self._person(lora or NO_LORA), _finite(strength, "strength"), _text(prompt, "prompt"))
+        base = FaceChoice(self._person(lora or NO_LORA), guards.number(strength, "strength"), _text(prompt, "prompt"))
         if faces and faces.strip():
             chosen = parse_faces(guards.text(faces, "faces", max_chars=20_000), base)
             targets = [
                 FaceTarget(self._settings(fields, replace(c, person=self._person(c.person))), i) for i, c in chosen
             ]
         else:
-            index = None if face is None or face == "" else int(_finite(face, "face"))
+            index = None if face is None or face == "" else int(guards.number(face, "face"))
             targets = [FaceTarget(self._settings(fields, base), index if index is not None or mask else 0)]
         result = self.engine.swap(
             image,
@@ -573,7 +570,7 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
             raise SettingsError(f"faces: face {index} is listed more than once")
         choice = FaceChoice(
             guards.text(item.get("lora", base.person), "lora", max_chars=300).strip(),
-            _finite(item.get("strength", base.strength), "strength"),
+            guards.number(item.get("strength", base.strength), "strength"),
             _text(item.get("prompt", base.prompt), "prompt"),
         )
         chosen.append((index, choice))
@@ -592,7 +589,7 @@ def parse_strengths(text: str) -> list[float]:
             value = float(part)
         except ValueError:
             raise SettingsError(f"strengths: {part!r} is not a number; write them like 0.3, 0.4, 0.5") from None
-        STRENGTH.check("strength", _finite(value, "strength"))
+        STRENGTH.check("strength", guards.number(value, "strength"))
         values.append(value)
     return values
 
@@ -778,6 +775,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 record = gr.JSON(label="Saved in the PNG as text", elem_id="record")
 
     shown = [photo, editor, face, summary, mask_note]
+    on_faces = {"show_progress_on": [mask_note], "concurrency_id": "faces", "concurrency_limit": 4}
     if examples:
         gr.Examples(
             examples,
@@ -791,9 +789,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         handlers.load_photo,
         [upload, person, strength, prompt],
         shown,
-        show_progress_on=[mask_note],
-        concurrency_id="faces",
-        concurrency_limit=4,
+        **on_faces,
     )
 
     mask_fields = {
@@ -811,18 +807,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         by_name(handlers.auto_mask, mask_fields),
         set(mask_fields.values()),
         [editor, mask_note],
-        show_progress_on=[mask_note],
-        concurrency_id="faces",
-        concurrency_limit=4,
+        **on_faces,
     )
     face.input(handlers.choose_face, [photo, face], [person, strength, prompt], queue=False)
     person.input(
         by_name(handlers.assign, mask_fields),
         set(mask_fields.values()),
         [photo, editor, summary, mask_note],
-        show_progress_on=[mask_note],
-        concurrency_id="faces",
-        concurrency_limit=4,
+        **on_faces,
     )
     for control in (strength, prompt):
         control.input(
@@ -832,9 +824,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         by_name(handlers.same_for_everyone, mask_fields),
         set(mask_fields.values()),
         [photo, editor, summary, mask_note],
-        show_progress_on=[mask_note],
-        concurrency_id="faces",
-        concurrency_limit=4,
+        **on_faces,
     )
     for slider in (grow, feather):
         slider.input(lambda: False, None, size_from_face, queue=False)
