@@ -107,6 +107,20 @@ def upload(page: Any, path: Path, note: str = "is masked") -> None:
     wait_idle(page, "#target")
 
 
+def set_number(page: Any, selector: str, value: str) -> None:
+    """Type a slider's number as a person would, and make sure it took (an input re-rendered while an
+    accordion opens can drop a value typed into it)."""
+    number = page.locator(f"{selector} input[type=number]")
+    for _ in range(5):
+        number.wait_for(state="visible")
+        number.fill(value)
+        number.press("Enter")
+        time.sleep(0.5)
+        if number.input_value() == value:
+            return
+    raise AssertionError(f"{selector} kept {number.input_value()!r} instead of {value!r}")
+
+
 def pick(page: Any, selector: str, option: str) -> None:
     """Choose ``option`` in a Gradio dropdown as a person would: open it, click the entry."""
     page.locator(f"{selector} input").click()
@@ -199,14 +213,9 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.locator("#train-photos input[type=file]").first.set_input_files(photos)
         wait_for_text(page, "#prepare-note", "2 photo(s) ready")
         page.fill("#lora-name textarea, #lora-name input", "browser_person")
-        for selector, value in (("#train-steps", "2"), ("#checkpoint-every", "1")):
-            number = page.locator(f"{selector} input[type=number]")
-            number.fill(value)
-            number.press("Enter")
         page.get_by_text("Advanced").last.click()
-        resolution = page.locator("#train-resolution input[type=number]")
-        resolution.fill("64")
-        resolution.press("Enter")
+        for selector, value in (("#train-steps", "2"), ("#checkpoint-every", "1"), ("#train-resolution", "64")):
+            set_number(page, selector, value)
         page.click("#train")
         wait_for_text(page, "#train-status", "is ready")
         page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
