@@ -269,7 +269,7 @@ class LoraRegistry:
             self.folder / f"{name}{suffix}" for suffix in (".safetensors", *PICKLE_SUFFIXES)
         ]
         if any(_exists(path) or path.is_symlink() for path in taken):
-            raise SettingsError(f"a LoRA named {name!r} already exists; choose another name")
+            raise SettingsError(f"a person or LoRA named {name!r} already exists; choose another name")
 
     def _folder_entries(self, folder: Path) -> list[LoraInfo]:
         entries: list[LoraInfo] = []

@@ -31,14 +31,19 @@ def model_parent() -> argparse.ArgumentParser:
         help="diffusers folder with the configs and tokenizers of a single-file --base, for offline use",
     )
     group.add_argument("--device", choices=DEVICES, default="auto", help="default: auto (cuda, mps, then cpu)")
-    group.add_argument(
+    add_lora_dir(group)
+    return parser
+
+
+def add_lora_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--lora-dir``: the folder of people and LoRAs, the same flag for every command that reads it."""
+    parser.add_argument(
         "--lora-dir",
         type=Path,
         default=Path(os.environ.get(LORA_DIR_ENV, "lora_weights")),
         metavar="DIR",
-        help=f"folder of LoRAs (default ${LORA_DIR_ENV} or lora_weights)",
+        help=f"folder of people and LoRAs (default ${LORA_DIR_ENV} or lora_weights)",
     )
-    return parser
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.engine import FaceTarget
 from faceswap_core.errors import NoFaceError, SettingsError
+from faceswap_core.people import People
 from faceswap_core.settings import (
     DEFAULT_IP_ADAPTER,
     FAST_LORA,
@@ -47,6 +48,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--low-vram", action="store_true", help="offload sub-models to the CPU (8-12 GB GPUs)")
     parser.add_argument("--lora", metavar="NAME_OR_PATH", help="LoRA name in --lora-dir, or a .safetensors path")
     parser.add_argument(
+        "--person",
+        metavar="NAME",
+        help="a person in --lora-dir (see the 'person' command): their photos through the image-prompt adapter "
+        "and their LoRA when trained; --identity-scale sets the photos' weight (0: LoRA only)",
+    )
+    parser.add_argument(
         "--lora-scale", type=float, default=LORA_SCALE.default, metavar="F", help=_default("LoRA weight", LORA_SCALE)
     )
     parser.add_argument(
@@ -62,8 +69,8 @@ def register(subparsers: Any) -> None:
         action="append",
         type=face_spec,
         metavar="SPEC",
-        help="a face to replace, repeatable: INDEX (0 = largest), INDEX:LORA, all or all:LORA; "
-        "a face without :LORA uses --lora (default: the largest face, or wherever --mask paints)",
+        help="a face to replace, repeatable: INDEX (0 = largest), INDEX:PERSON, all or all:PERSON (a person or "
+        "a LoRA); a face without :PERSON uses --person or --lora (default: the largest face, or where --mask paints)",
     )
     parser.add_argument("--prompt", default=SwapSettings.prompt, metavar="TEXT", help="default: %(default)r")
     parser.add_argument("--negative-prompt", default=SwapSettings.negative_prompt, metavar="TEXT")
@@ -92,7 +99,7 @@ def register(subparsers: Any) -> None:
         nargs="+",
         metavar="PHOTO",
         help=f"1-{MAX_IDENTITY_PHOTOS} photos of the person, used through the image-prompt adapter; they also "
-        "rank --strengths unless --reference is given",
+        "rank --strengths unless --reference is given (a person's own photos come first)",
     )
     identity.add_argument(
         "--identity-scale",
@@ -118,7 +125,7 @@ def register(subparsers: Any) -> None:
 
 
 def face_spec(text: str) -> tuple[int | None, str | None]:
-    """``INDEX``, ``INDEX:LORA``, ``all`` or ``all:LORA`` -> (index or None for all, LoRA or None)."""
+    """``INDEX``, ``INDEX:PERSON``, ``all`` or ``all:PERSON`` -> (index or None for all, person or None)."""
     which, _, lora = text.partition(":")
     which = which.strip().lower()
     if which == "all":
@@ -126,9 +133,9 @@ def face_spec(text: str) -> tuple[int | None, str | None]:
     elif which.isdigit():
         index = int(which)
     else:
-        raise argparse.ArgumentTypeError(f"expected INDEX, INDEX:LORA, all or all:LORA, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected INDEX, INDEX:PERSON, all or all:PERSON, got {text!r}")
     if _ and not lora.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: give a LoRA name after the colon")
+        raise argparse.ArgumentTypeError(f"{text!r}: give a person or LoRA name after the colon")
     return index, lora.strip() or None
 
 
@@ -174,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         fast=args.fast,
     )
     settings.validate()
+    if args.person and args.lora:
+        raise SettingsError("--person brings its own LoRA; leave out --lora")
     mask = None if args.mask == "auto" else Path(args.mask)
     orientation = exif_orientation(args.target)
     if mask is not None and orientation != 1:
@@ -183,9 +192,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     engine = Engine(model_spec(args), lora_dir=args.lora_dir)
-    targets = face_targets(args.faces, settings, args.target, mask)
+    people = People(engine.loras)
+
+    def as_person(name: str) -> SwapSettings:  # a missing or unsafe LoRA fails here, before the model loads
+        return people.resolve(name).settings(settings, args.identity_scale)
+
+    default = as_person(args.person) if args.person else settings
+    targets = face_targets(args.faces, default, args.target, mask, as_person)
     for lora in {target.settings.lora for target in targets} - {None}:
-        engine.loras.resolve(lora)  # a missing or unsafe LoRA fails before the model loads
+        engine.loras.resolve(lora)
     progress = _print_progress if sys.stderr.isatty() else None
     if not args.strengths and not args.reference:
         result = engine.swap(args.target, targets, mask=mask, progress=progress)
@@ -201,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         face=target.face,
         mask=mask,
         strengths=args.strengths or [settings.strength],
-        references=args.reference or args.identity,
+        references=args.reference or list(target.settings.identity_photos) or None,
         progress=progress,
     )
     save_png(results[0].image, args.output, {"parameters": json.dumps(results[0].record)})
@@ -220,11 +235,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def face_targets(
-    specs: list[tuple[int | None, str | None]] | None, settings: SwapSettings, target: Path, mask: Path | None
+    specs: list[tuple[int | None, str | None]] | None,
+    settings: SwapSettings,
+    target: Path,
+    mask: Path | None,
+    as_person: Callable[[str], SwapSettings],
 ) -> list[FaceTarget]:
     """One :class:`FaceTarget` per ``--face``, in the order given; ``all`` adds every face not named on its own.
 
-    So ``--face 0:alice --face all:bob`` gives face 0 to alice and every other face to bob.
+    So ``--face 0:alice --face all:bob`` gives face 0 to alice and every other face to bob; a face
+    without a name gets ``settings``, and ``as_person`` turns a name into that person's settings.
     """
     if not specs:
         return [FaceTarget(settings, None if mask is not None else 0)]
@@ -233,17 +253,17 @@ def face_targets(
     for index in named:
         if named.count(index) > 1:
             raise SettingsError(f"face {index} is chosen more than once with --face")
-    for index, lora in specs:
+    for index, person in specs:
         if index is not None:
-            targets.append(FaceTarget(replace(settings, lora=lora) if lora else settings, index))
-    everyone = [lora for index, lora in specs if index is None]
+            targets.append(FaceTarget(as_person(person) if person else settings, index))
+    everyone = [person for index, person in specs if index is None]
     if everyone:
         from faceswap_core.faces.detect import detect_faces
 
         count = len(detect_faces(target, name="target image"))
         if count == 0:
             raise NoFaceError("target image: no face found for --face all; paint a mask and pass it with --mask")
-        chosen = replace(settings, lora=everyone[-1]) if everyone[-1] else settings
+        chosen = as_person(everyone[-1]) if everyone[-1] else settings
         targets.extend(FaceTarget(chosen, index) for index in range(count) if index not in named)
     return targets
 

@@ -41,7 +41,12 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "data", type=Path, nargs="+", metavar="DATASET_OR_PHOTOS", help="prepared dataset folder, photos or a folder"
+        "data",
+        type=Path,
+        nargs="*",
+        metavar="DATASET_OR_PHOTOS",
+        help="prepared dataset folder, photos or a folder; none to train a person added with 'person add NAME' "
+        "(or to resume) on their own photos",
     )
     parser.add_argument(
         "-o",
@@ -180,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be caught
     previous_handler = signal.signal(signal.SIGINT, interrupt) if in_main_thread else None
     model = model_spec(args)
-    data = args.data[0] if len(args.data) == 1 else args.data
+    data = None if not args.data else args.data[0] if len(args.data) == 1 else args.data
     try:
         result = train_lora(
             data,

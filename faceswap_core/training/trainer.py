@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.errors import CancelledError, ModelLoadError, SettingsError
+from faceswap_core.errors import CancelledError, DatasetError, ModelLoadError, SettingsError
 from faceswap_core.files import copy_file
+from faceswap_core.prepare import METADATA_FILE
 from faceswap_core.settings import (
     DEFAULT_NEGATIVE_PROMPT,
     GUIDANCE,
@@ -302,7 +303,7 @@ def _recent_mean(losses: Sequence[float], window: int = 20) -> float | None:
 
 
 def train_lora(
-    data: str | os.PathLike | Sequence[str | os.PathLike],
+    data: str | os.PathLike | Sequence[str | os.PathLike] | None,
     output: str | os.PathLike,
     *,
     base_model: str,
@@ -319,7 +320,9 @@ def train_lora(
     ``data`` is a prepared dataset folder (images + metadata.csv), a folder of raw photos, or a list
     of photos (prepared into ``OUTPUT/dataset`` first). ``output`` is a name (sanitised; an existing
     one is an error unless ``resume``, and so is the name of an existing LoRA file) or a folder given as
-    a ``Path``. ``cancel`` stops before the next step (or the next photo while encoding) and saves a
+    a ``Path``. A person added from photos and not trained yet (see :mod:`faceswap_core.people`) is
+    upgraded in place: ``data`` is then None (or its own photo folder) and it trains on its photos.
+    ``cancel`` stops before the next step (or the next photo while encoding) and saves a
     checkpoint of the last finished step. ``base_config`` is the diffusers folder describing a
     single-file ``base_model``, so it loads offline.
     """
@@ -327,31 +330,65 @@ def train_lora(
     if settings.train_text_encoder:
         check_text_encoder_lora()
     out = ckpt.resolve_output_dir(output, lora_dir)
-    if not resume and not isinstance(output, os.PathLike):
+    upgrade = not resume and untrained_person(out)
+    if upgrade or (resume and data is None):
+        data = _own_photos(data, out)
+    elif data is None:
+        ckpt.check_new_output(out)  # a trained person: resume it instead
+        raise DatasetError(f"{out.name} is not a person added from photos; give the photos to train on")
+    elif not resume and not isinstance(output, os.PathLike):
         from faceswap_core.loras import LoraRegistry
 
         LoraRegistry(lora_dir).check_new_name(out.name)  # "carol" beside carol.safetensors would hide it
-    resume_from = _check_output(out, resume, base_model, settings)
+    resume_from = None if upgrade else _check_output(out, resume, base_model, settings)
     created_here = not out.exists()
     try:
         result = _train(data, out, base_model, settings, resume_from, progress, cancel, device, base_config)
     except CancelledError:
-        _remove_if_empty(out, created_here)
+        _remove_if_empty(out, created_here, upgrade)
         checkpoints = [path for _, path in ckpt.list_checkpoints(out)] if out.is_dir() else []
         start = resume_from[0] if resume_from else 0
         return TrainResult(out, start, None, checkpoints, True, [])
     except BaseException:
-        _remove_if_empty(out, created_here)
+        _remove_if_empty(out, created_here, upgrade)
         raise
     if result.cancelled and result.steps_done == 0:
-        _remove_if_empty(out, created_here)
+        _remove_if_empty(out, created_here, upgrade)
     return result
 
 
-def _remove_if_empty(out: Path, created_here: bool) -> None:
-    """A run that stops before its first checkpoint leaves nothing worth keeping, and must not block the name."""
-    if created_here and out.is_dir() and not ckpt.list_checkpoints(out):
-        shutil.rmtree(out, ignore_errors=True)
+def untrained_person(folder: Path) -> bool:
+    """A person added from photos and never trained: its folder holds its photo folder and nothing else."""
+    try:
+        entries = {entry.name for entry in folder.iterdir()}
+    except OSError:
+        return False
+    return entries == {ckpt.DATASET_DIR} and (folder / ckpt.DATASET_DIR / METADATA_FILE).is_file()
+
+
+def _own_photos(data: Any, out: Path) -> Path:
+    """The photo folder of the person being upgraded; other photos would silently not be used, so they are refused."""
+    own = out / ckpt.DATASET_DIR
+    given = [] if data is None else [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if given and [Path(item).resolve() for item in given] != [own.resolve()]:
+        raise SettingsError(
+            f"{out.name} already has its photos; train it on them (give no photos) or choose a new name"
+        )
+    return own
+
+
+def _remove_if_empty(out: Path, created_here: bool, upgrade: bool) -> None:
+    """A run that stops before its first checkpoint leaves nothing worth keeping, and must not block the name.
+
+    A person being upgraded keeps its photos and goes back to being a person from photos only.
+    """
+    if not out.is_dir() or ckpt.list_checkpoints(out) or not (created_here or upgrade):
+        return
+    for entry in [out] if created_here else [e for e in out.iterdir() if e.name != ckpt.DATASET_DIR]:
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _check_output(out: Path, resume: bool, base_model: str, settings: TrainSettings) -> tuple[int, Path] | None:
