@@ -418,7 +418,7 @@ class Engine:
             scale = settings.identity_scale
             contributions.append(
                 IdentityPrompt(
-                    self.identity, references, default_identity_scale(bool(adapters)) if scale is None else scale
+                    self.identity, references, default_identity_scale(bool(settings.lora)) if scale is None else scale
                 )
             )
         elif self._identity is not None:

@@ -107,3 +107,30 @@ def test_a_photo_without_a_face_is_a_clear_error(
 
     with pytest.raises(NoFaceError, match="wall.png"):
         engine.swap(Image.fromarray(data.astronaut()), settings=replace(QUICK, identity_photos=(str(wall),)))
+
+
+def test_photos_work_in_fast_mode_too(
+    tiny_model_dir: Path, adapter_dir: Path, lora_dir: Path, photos: dict[str, tuple[str, ...]], tmp_path: Path
+) -> None:
+    """The image prompt and the few-step sampler are separate contributions: both apply, neither leaks."""
+    from faceswap_core.fast import save_tiny_fast_lora
+
+    spec = ModelSpec(
+        str(tiny_model_dir),
+        device="cpu",
+        ip_adapter=str(adapter_dir),
+        fast_lora=str(save_tiny_fast_lora(tmp_path / "lcm", tiny_model_dir, seed=2)),
+    )
+    engine = Engine(spec, lora_dir=lora_dir)
+    target = load_image(PEOPLE / "two_people.jpg")
+    fast = replace(QUICK, fast=True)
+    plain = engine.swap(target, settings=fast)
+    obama = engine.swap(target, settings=replace(fast, identity_photos=photos["obama"]))
+    face = obama.record["faces"][0]
+    assert (face["mode"], face["scheduler"], face["unet_evaluations"]) == ("fast", "LCMScheduler", 4)
+    assert face["identity_scale"] == 0.7 and len(face["identity_photos"]) == 2
+    inside = np.asarray(obama.mask) > 0
+    assert not np.array_equal(np.asarray(obama.image)[inside], np.asarray(plain.image)[inside])
+    assert np.array_equal(np.asarray(obama.image)[~inside], np.asarray(target)[~inside])
+    quality = engine.swap(target, settings=replace(QUICK, identity_photos=photos["obama"])).record["faces"][0]
+    assert quality["mode"] == "quality" and quality["scheduler"] != "LCMScheduler"  # the scheduler was put back
