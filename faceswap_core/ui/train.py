@@ -253,10 +253,36 @@ class TrainHandlers:
         return "Stopping after the current step…"
 
 
+LOSS_SMOOTHING = 0.95  # EMA weight: about a 20-step window, enough to show the trend of a noisy diffusion loss
+SMOOTH_FROM_STEPS = 10  # shorter runs show only the raw loss (a smoothed copy of a few points says nothing)
+
+
+def smoothed(values: list[float], weight: float = LOSS_SMOOTHING) -> list[float]:
+    """Exponential moving average, debiased (as TensorBoard does) so the line starts at the first value."""
+    out, average = [], 0.0
+    for count, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight**count))
+    return out
+
+
 def _loss_table(losses: list[dict[str, float]]) -> Any:
+    """The loss chart's data: numeric step and loss (so both axes are quantitative, not categories), and a
+    ``series`` column "raw" / "smoothed" that draws the two lines in two colours."""
     import pandas as pd
 
-    return pd.DataFrame(losses, columns=["step", "loss"])
+    steps = [int(row["step"]) for row in losses]
+    raw = [float(row["loss"]) for row in losses]
+    series = ["raw"] * len(raw)
+    if len(raw) >= SMOOTH_FROM_STEPS:
+        steps, raw, series = steps + steps, raw + smoothed(raw), series + ["smoothed"] * len(raw)
+    return pd.DataFrame(
+        {
+            "step": pd.Series(steps, dtype="int64"),
+            "loss": pd.Series(raw, dtype="float64"),
+            "series": pd.Series(series, dtype="object"),
+        }
+    )
 
 
 def _sample_caption(path: Path) -> str:
@@ -340,7 +366,16 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 train = gr.Button("Train", variant="primary", elem_id="train")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-train")
             status = gr.Markdown(elem_id="train-status")
-            loss = gr.LinePlot(_loss_table([]), x="step", y="loss", title="Training loss", height=220, elem_id="loss")
+            loss = gr.LinePlot(
+                _loss_table([]),
+                x="step",
+                y="loss",
+                color="series",
+                color_map={"raw": "#9ca3af", "smoothed": "#2563eb"},
+                title="Training loss (lower is better; it is noisy, watch the smoothed line)",
+                height=240,
+                elem_id="loss",
+            )
             samples = gr.Gallery(label="Samples per checkpoint", columns=4, height=220, elem_id="samples")
 
     prepare_outputs = [crops, captions, prepare_note, dataset]
