@@ -346,7 +346,6 @@ class TrainHandlers:
 
 
 LOSS_SMOOTHING = 0.95  # EMA weight: about a 20-step window, enough to show the trend of a noisy diffusion loss
-SMOOTH_FROM_STEPS = 10  # shorter runs show only the raw loss (a smoothed copy of a few points says nothing)
 
 
 def smoothed(values: list[float], weight: float = LOSS_SMOOTHING) -> list[float]:
@@ -360,19 +359,23 @@ def smoothed(values: list[float], weight: float = LOSS_SMOOTHING) -> list[float]
 
 def _loss_table(losses: list[dict[str, float]]) -> Any:
     """The loss chart's data: numeric step and loss (so both axes are quantitative, not categories), and a
-    ``series`` column "raw" / "smoothed" that draws the two lines in two colours."""
+    ``series`` column, "raw" and "smoothed", that draws the two lines in two colours.
+
+    None before the first step, and both series from the first step on: the page fixes the chart's
+    series from the first table it draws, so an empty table would draw nothing ever after, and a
+    series that appeared later would never be drawn.
+    """
     import pandas as pd
 
+    if not losses:
+        return None
     steps = [int(row["step"]) for row in losses]
     raw = [float(row["loss"]) for row in losses]
-    series = ["raw"] * len(raw)
-    if len(raw) >= SMOOTH_FROM_STEPS:
-        steps, raw, series = steps + steps, raw + smoothed(raw), series + ["smoothed"] * len(raw)
     return pd.DataFrame(
         {
-            "step": pd.Series(steps, dtype="int64"),
-            "loss": pd.Series(raw, dtype="float64"),
-            "series": pd.Series(series, dtype="object"),
+            "step": pd.Series(steps + steps, dtype="int64"),
+            "loss": pd.Series(raw + smoothed(raw), dtype="float64"),
+            "series": pd.Series(["raw"] * len(raw) + ["smoothed"] * len(raw), dtype="object"),
         }
     )
 
@@ -468,12 +471,15 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-train")
             status = gr.Markdown(elem_id="train-status")
             loss = gr.LinePlot(
-                _loss_table([]),
+                None,
                 x="step",
                 y="loss",
                 color="series",
                 color_map={"raw": "#9ca3af", "smoothed": "#2563eb"},
-                title="Training loss (lower is better; it is noisy, watch the smoothed line)",
+                title="Training loss",
+                y_title="loss (lower is better)",
+                color_title="follow the smoothed line",
+                y_axis_format=".3~f",
                 height=240,
                 elem_id="loss",
             )
