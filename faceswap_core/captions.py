@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceswap_core.errors import ModelLoadError, SettingsError
@@ -111,6 +112,27 @@ def compose_caption(answers: Mapping[str, str], class_word: str = DEFAULT_CLASS_
         light=with_noun(light, "light"),
         background=f"{a['background']} in the background" if a.get("background") else "",
     )
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def vqa_available(model_id: str = DEFAULT_VQA_MODEL) -> bool:
+    """Whether the VQA model is on this machine (a local folder, or the hub cache), without loading it.
+
+    The app offers automatic captions only then: a first download (about 1.5 GB for BLIP-VQA) inside
+    a web request would stall the page, and an offline server would fail after a long wait.
+    """
+    folder = Path(model_id)
+    if folder.is_dir():
+        return (folder / "config.json").is_file() and any((folder / name).is_file() for name in WEIGHT_FILES)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        files = [try_to_load_from_cache(model_id, name) for name in ("config.json", *WEIGHT_FILES)]
+    except ValueError:  # not a hub id either (huggingface_hub's validation errors are ValueErrors)
+        return False
+    return isinstance(files[0], str) and any(isinstance(found, str) for found in files[1:])
 
 
 class VqaCaptioner:

@@ -67,6 +67,13 @@ DEFAULT_CLASS_WORD = "woman"
 # distances wide, so 0.2 leaves about one face width of margin across the crop.
 PREPARE_EYE_Y = 0.42
 PREPARE_EYE_DISTANCE = 0.2
+# A second face at least this fraction of the largest face's width makes a group photo, skipped: it is
+# as near the camera as the person (so it is a second subject, and whose face is whose cannot be told)
+# and a crop about 2.3 face widths across would take it in. Smaller faces are people in the background.
+PREPARE_SECOND_FACE_RATIO = 0.5
+# dlib face descriptors of one person lie closer than this (its documented threshold, 99.4 % on LFW);
+# a training photo whose median distance to the others is larger is flagged before training.
+SAME_PERSON_DISTANCE = 0.6
 
 # --- inpainting ---------------------------------------------------------------------------------
 DEFAULT_BASE_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"

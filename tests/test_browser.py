@@ -210,6 +210,9 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         photos.append(str(path))
     with screenshot_on_failure(page, "train"):
         page.get_by_role("tab", name="Train a person").click()
+        page.click("#train")  # no photos yet: refused, and said so in the status line, not on the chart
+        wait_for_text(page, "#train-status", "Error")
+        assert "Error" not in page.locator("#loss").inner_text()
         page.locator("#train-photos input[type=file]").first.set_input_files(photos)
         wait_for_text(page, "#prepare-note", "2 photo(s) ready")
         page.fill("#lora-name textarea, #lora-name input", "browser_person")
@@ -218,9 +221,21 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
             set_number(page, selector, value)
         page.click("#train")
         wait_for_text(page, "#train-status", "is ready")
+        wait_for_text(page, "#loss", "smoothed")  # the chart's legend: raw and smoothed lines
         page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")
         assert picker.input_value() == "browser_person"
         picker.click()
         wait_for_text(page, "body", "browser_person/checkpoint-1")  # the open list shows the checkpoints too
+        page.keyboard.press("Escape")
+        # Cancel says at once that it is stopping (the last step and its checkpoint come first), then how it ended
+        page.get_by_role("tab", name="Train a person").click()
+        page.fill("#lora-name textarea, #lora-name input", "browser_cancel")
+        set_number(page, "#train-steps", "400")
+        set_number(page, "#checkpoint-every", "200")
+        page.click("#train")
+        wait_for_text(page, "#train-status", "Training")
+        page.click("#cancel-train")
+        wait_for_text(page, "#train-status", "Stopping", timeout_ms=3_000)
+        wait_for_text(page, "#train-status", "Cancelled after")

@@ -11,10 +11,12 @@ from PIL import Image
 
 from faceswap_core.captions import template_caption
 from faceswap_core.errors import DatasetError, SettingsError
-from faceswap_core.faces import find_face
+from faceswap_core.faces import detect_faces, find_face
 from faceswap_core.faces.align import align_face
-from faceswap_core.prepare import METADATA_FILE, prepare_dataset
-from faceswap_core.settings import PREPARE_EYE_DISTANCE, PREPARE_EYE_Y
+from faceswap_core.prepare import METADATA_FILE, prepare_dataset, unlike_the_others
+from faceswap_core.settings import PREPARE_EYE_DISTANCE, PREPARE_EYE_Y, SAME_PERSON_DISTANCE
+
+PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"
 
 
 def _measure(crop: Image.Image) -> tuple[float, float, float]:
@@ -34,6 +36,7 @@ def _read_metadata(folder: Path) -> list[dict[str, str]]:
 def test_seed_sources_are_level_centred_and_same_scale(seed_sources: list[Path], tmp_path: Path) -> None:
     report = prepare_dataset(seed_sources, tmp_path, size=512)
     assert len(report.written) == len(seed_sources) and not report.skipped
+    assert report.unlike == {}  # one person in varied light and angles: nobody flagged
     rows = _read_metadata(tmp_path)
     assert [row["file_name"] for row in rows] == [p.name for p in report.written]
     assert all(row["text"] == template_caption("woman") for row in rows)
@@ -109,3 +112,63 @@ def test_same_names_from_two_folders_and_class_word(astronaut: Image.Image, tmp_
     )
     assert [p.name for p in report.written] == ["face.png", "face-2.png"]
     assert {row["text"] for row in _read_metadata(tmp_path / "out")} == {template_caption("man")}
+
+
+def _people(*names: str) -> list[Path]:
+    paths = [PEOPLE / name for name in names]
+    if not all(path.is_file() for path in paths):
+        pytest.skip("shared photos of people not present")
+    return paths
+
+
+def _beside(big: Image.Image, small: Image.Image) -> Image.Image:
+    canvas = Image.new("RGB", (big.width + small.width, big.height), "white")
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (big.width, big.height - small.height))
+    return canvas
+
+
+def test_group_photo_is_skipped_but_a_face_in_the_background_is_not(astronaut: Image.Image, tmp_path: Path) -> None:
+    _beside(astronaut, astronaut).save(tmp_path / "pair.jpg")  # two faces of one size
+    _beside(astronaut.resize((1024, 1024)), astronaut.resize((358, 358))).save(tmp_path / "background.jpg")
+    assert len(detect_faces(Image.open(tmp_path / "background.jpg"))) == 2  # the small one is found, and passes
+    report = prepare_dataset([tmp_path / "pair.jpg", tmp_path / "background.jpg"], tmp_path / "out", size=256)
+    assert [p.name for p in report.written] == ["background.png"]
+    assert report.skipped == [
+        (
+            str(tmp_path / "pair.jpg"),
+            "pair.jpg: 2 faces found; crop the photo to the person or use a photo of them alone",
+        )
+    ]
+
+
+def test_shared_group_photo_does_not_join_the_set(tmp_path: Path) -> None:
+    photos = _people("obama.jpg", "obama2.jpg", "two_people.jpg")
+    report = prepare_dataset(photos, tmp_path, size=256)
+    assert [p.name for p in report.written] == ["obama.png", "obama2.png"]
+    assert [Path(name).name for name, _ in report.skipped] == ["two_people.jpg"]
+    assert "2 faces found" in report.skipped[0][1] and str(PEOPLE) not in report.skipped[0][1]
+
+
+def test_somebody_else_is_flagged_not_dropped(tmp_path: Path) -> None:
+    report = prepare_dataset(_people("obama.jpg", "obama2.jpg", "biden.jpg"), tmp_path, size=256)
+    assert len(report.written) == 3 and list(report.unlike) == ["biden.png"]
+    assert 0.7 < report.unlike["biden.png"] < 0.9  # measured 0.80: median of 0.84 and 0.76 to Obama's photos
+    assert "biden.png" in report.captions  # still in the set: the person decides
+
+
+def test_the_person_is_whom_most_photos_show() -> None:
+    rng = np.random.default_rng(0)
+    person, stranger = rng.normal(0, 1, 128), rng.normal(0, 1, 128)
+    person *= 0.5 / np.linalg.norm(person)  # own photos 0.2-0.3 apart, 0.7+ from the stranger
+    stranger = person + stranger * 0.8 / np.linalg.norm(stranger)
+
+    def near(centre: np.ndarray) -> np.ndarray:
+        noise = rng.normal(0, 1, 128)
+        return centre + noise * 0.12 / np.linalg.norm(noise)
+
+    faces = [near(person), near(person), near(stranger), near(person)]
+    found = unlike_the_others(faces)
+    assert list(found) == [2] and found[2] > SAME_PERSON_DISTANCE
+    assert unlike_the_others(faces[1:3]) == {}  # of two faces, which one is odd cannot be told
+    assert unlike_the_others([near(person) for _ in range(4)]) == {}

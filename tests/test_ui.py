@@ -20,7 +20,7 @@ from faceswap_core.ui.common import editor_mask, editor_value, mask_layer, on_gp
 from faceswap_core.ui.config import DEFAULT_PORT, parse_config
 from faceswap_core.ui.demo import ModelLoader, create_demo
 from faceswap_core.ui.swap import NO_LORA, SwapHandlers
-from faceswap_core.ui.train import TrainHandlers
+from faceswap_core.ui.train import STOPPING, TrainHandlers
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_train_streams_progress_and_refreshes_the_picker(engine: Engine, photos:
     )
     status, losses, samples, picker = updates[-1]
     assert "new_person" in status and "ready" in status
-    assert list(losses["step"]) == [1, 2] and len(samples) == 2
+    assert list(losses[losses["series"] == "raw"]["step"]) == [1, 2] and len(samples) == 2
     assert picker.value == "new_person" and ("new_person/checkpoint-1", "new_person/checkpoint-1") in picker.choices
     assert "smiling" in (Path(dataset) / "metadata.csv").read_text()
     assert handlers.cancel(SimpleNamespace(session_hash="s1")) == "No training is running."
@@ -154,10 +154,14 @@ def test_cancel_stops_training_and_says_so(engine: Engine, photos: list[str], tm
     _, rows, _, dataset = handlers.prepare(photos[:1], "woman")
     session = SimpleNamespace(session_hash="s2")
     run = handlers.train(dataset, rows, "cancelled", "woman", 200, 2, 1e-4, 100, 64, NO_LORA, session)
-    next(run)  # the worker has started
-    assert handlers.cancel(session) == "Stopping after the current step…"
-    status, *_ = list(run)[-1]
-    assert status.startswith("Cancelled after")
+    while not str(next(run)[0]).startswith("Training"):  # until the steps run
+        pass
+    assert handlers.cancel(session) == STOPPING  # what the page shows at once
+    statuses = [update[0] for update in run]
+    assert statuses[-1].startswith("Cancelled after")
+    # until the run has ended, the stream says it is stopping, never "Training ..." again
+    shown = [text for text in statuses[:-1] if isinstance(text, str)]
+    assert shown and all(text == STOPPING for text in shown)
     assert handlers.cancel(session) == "No training is running."
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_CLASS_WORD,
+    DEFAULT_VQA_MODEL,
     MAX_PROMPT_CHARS,
     MAX_TRAIN_PHOTOS,
     TRAIN_CHECKPOINT_EVERY,
@@ -43,7 +45,14 @@ from faceswap_core.ui.common import HEARTBEAT_S, on_gpu, range_slider, user_erro
 from faceswap_core.ui.swap import refresh_lora_picker
 
 METADATA_FILE = "metadata.csv"
-CAPTION_HEADERS = ["photo", "caption"]
+CAPTION_HEADERS = ["photo", "caption", "use"]
+UNLIKE_NOTE = "does not look like the others (distance {distance:.2f})"
+STOPPING = "Stopping… (saving the last step)"
+CAPTION_ADVICE = (
+    "A good caption describes what changes from photo to photo: **pose, light, expression, background, hair, "
+    "clothes**. Leave out the face's own features (eyes, nose, skin, age): those are what the LoRA learns, "
+    "and words that name them would take them away from it."
+)
 STAGE_WORDS = {
     "preparing": "Preparing the photos",
     "loading": "Loading the base model",
@@ -54,12 +63,29 @@ STAGE_WORDS = {
 TRAIN_GPU_SECONDS = 3600  # ZeroGPU time asked for one training run
 
 
-def _rows(value: Any) -> list[list[str]]:
-    """Dataframe value (pandas or list of rows) -> list of [file name, caption]."""
+def _rows(value: Any) -> list[list[Any]]:
+    """Dataframe value (pandas or list of rows) -> list of [file name, caption, use]; a row without a
+    ``use`` cell (an API caller's two columns) is used."""
     if value is None:
         return []
     rows = value.values.tolist() if hasattr(value, "values") else list(value)
-    return [[str(cell) if cell is not None else "" for cell in row[:2]] for row in rows if row and row[0]]
+    return [
+        [*(str(cell) if cell is not None else "" for cell in row[:2]), _ticked(row[2] if len(row) > 2 else True)]
+        for row in rows
+        if row and row[0]
+    ]
+
+
+def _ticked(cell: Any) -> bool:
+    """A checkbox cell: booleans from the page, "true"/"false" from an API caller."""
+    if isinstance(cell, str):
+        return cell.strip().lower() not in ("false", "0", "no", "")
+    return bool(cell)
+
+
+def _reason(name: str, reason: str) -> str:
+    """The library's message without its leading "photo.jpg: " (the note names the photo itself)."""
+    return reason.removeprefix(f"{name}: ")
 
 
 def default_lora_name() -> str:
@@ -79,20 +105,58 @@ def _ui_name(name: str) -> str:
 class TrainHandlers:
     """What the Train tab's buttons do: prepare the photos, train, cancel."""
 
-    def __init__(self, engine: Engine, work_dir: str | Path | None = None) -> None:
+    def __init__(self, engine: Engine, work_dir: str | Path | None = None, vqa_model: str = DEFAULT_VQA_MODEL) -> None:
         self.engine = engine
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = TrainingJobs(engine.parked)
+        self.vqa_model = vqa_model
+        self._captioner: Any = None
+        self._captioner_lock = threading.Lock()
+
+    def can_describe(self) -> bool:
+        """Whether the captioning model is on this machine (the tab offers automatic captions only then)."""
+        from faceswap_core.captions import vqa_available
+
+        return vqa_available(self.vqa_model)
+
+    def describe_note(self) -> str:
+        """What the "Describe each photo automatically" box says under it (no server paths)."""
+        if self.can_describe():
+            note = f"Automatic descriptions use {self.vqa_model}; check and correct them in the table."
+        else:
+            note = (
+                f"Automatic descriptions need the captioning model {self.vqa_model}, which is not on this server "
+                "(`python -m faceswap_core train --vqa` downloads it once). Write the captions in the table yourself."
+            )
+        return guards.public_message(note)
+
+    def _caption(self, crop: Path, class_word: str) -> str:
+        """A VQA caption of one crop; the model loads once and is shared (one photo at a time)."""
+        from faceswap_core.captions import VqaCaptioner
+
+        with self._captioner_lock:
+            if self._captioner is None:
+                self._captioner = VqaCaptioner(self.vqa_model)
+            return self._captioner.caption(crop, class_word)
 
     @user_errors
     def prepare(
-        self, photos: list[str] | None, class_word: str, progress: gr.Progress = gr.Progress(track_tqdm=True)
-    ) -> tuple[list[tuple[str, str]], list[list[str]], str, str | None]:
-        """Aligned crops of each photo with template captions, written to a fresh dataset folder."""
+        self,
+        photos: list[str] | None,
+        class_word: str,
+        describe: bool = False,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> tuple[list[tuple[str, str]], list[list[Any]], str, str | None]:
+        """Aligned crops of each photo with captions (template, or a VQA description of each), written to a
+        fresh dataset folder; the note lists skipped photos and faces that do not look like the others."""
         from faceswap_core.prepare import prepare_dataset
 
         if not photos:
             return [], [], "", None
+        describe = _ticked(describe)
+        if describe and not self.can_describe():
+            raise SettingsError(self.describe_note())
         if not isinstance(photos, list) or len(photos) > MAX_TRAIN_PHOTOS:
             raise SettingsError(f"give at most {MAX_TRAIN_PHOTOS} photos of the person (5 to 20 work best)")
         class_word = guards.text(class_word, "class word", max_chars=40).strip()
@@ -103,30 +167,54 @@ class TrainHandlers:
             done[0] += 1
             progress((done[0], len(photos)), desc="Aligning faces", unit="photos")
 
-        report = prepare_dataset(photos, out, class_word=class_word or DEFAULT_CLASS_WORD, on_photo=on_photo)
-        gallery = [(str(path), path.name) for path in report.written]
-        rows = [[name, caption] for name, caption in report.captions.items()]
+        class_word = class_word or DEFAULT_CLASS_WORD
+        report = prepare_dataset(photos, out, class_word=class_word, on_photo=on_photo)
+        captions = dict(report.captions)
+        if describe:
+            for number, path in enumerate(report.written, start=1):
+                progress((number, len(report.written)), desc="Describing each photo", unit="photos")
+                captions[path.name] = self._caption(path, class_word)
+        rows = [[name, caption, True] for name, caption in captions.items()]
+        self.write_captions(out, rows)
+        gallery = [
+            (str(path), f"⚠ {path.name}: unlike the others" if path.name in report.unlike else path.name)
+            for path in report.written
+        ]
         message = f"{len(report.written)} photo(s) ready."
         if report.skipped:
-            skipped = "\n".join(f"- {Path(name).name}: {reason}" for name, reason in report.skipped)
+            skipped = "\n".join(
+                f"- {Path(name).name}: {_reason(Path(name).name, reason)}" for name, reason in report.skipped
+            )
             message += f" {len(report.skipped)} skipped:\n{skipped}"
+        if report.unlike:
+            unlike = "\n".join(
+                f"- {name}: {UNLIKE_NOTE.format(distance=distance)}" for name, distance in report.unlike.items()
+            )
+            message += (
+                f"\n\n⚠ Check {'this photo' if len(report.unlike) == 1 else 'these photos'}:\n{unlike}\n\n"
+                "If it is somebody else, untick **use** in the captions table to leave it out of training."
+            )
         if len(report.written) < 5:
             message += "\n\n5 to 20 photos of the same person, from different angles and light, work best."
         return gallery, rows, message, str(out)
 
     @staticmethod
-    def write_captions(dataset: Path, rows: list[list[str]]) -> None:
-        """Save the (possibly edited) captions table as the dataset's metadata.csv."""
+    def write_captions(dataset: Path, rows: list[list[Any]]) -> None:
+        """Save the (possibly edited) captions table as the dataset's metadata.csv; unticked rows are left out."""
         known = {p.name for p in dataset.iterdir() if p.suffix.lower() == ".png"}
         cleaned = []
-        for name, caption in rows:
+        for name, caption, use in rows:
             guards.text(caption, f"caption of {name[:40]}", max_chars=MAX_PROMPT_CHARS)
             if name not in known:
                 raise DatasetError(f"captions table: {name!r} is not one of the prepared photos")
+            if not use:
+                continue
             if not caption.strip():
                 raise DatasetError(f"captions table: the caption of {name} is empty")
             cleaned.append([name, caption.strip()])
         if not cleaned:
+            if rows:
+                raise DatasetError("every photo is unticked in the captions table; tick **use** for at least one")
             raise DatasetError("the captions table is empty; upload photos of the person first")
         with open(dataset / METADATA_FILE, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -197,10 +285,14 @@ class TrainHandlers:
                 report = job.next_report(timeout=HEARTBEAT_S)
                 if report is DONE:
                     break
+                if job.cancel.is_set() and status != STOPPING:  # the last step and its checkpoint take a while
+                    status = STOPPING
+                    yield status, gr.skip(), gr.skip(), gr.skip()
                 if report is None:
                     yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
                     continue
-                status = self._status(lora_name, report)
+                if status != STOPPING:
+                    status = self._status(lora_name, report)
                 if report.stage == "training" and report.loss is not None:
                     losses.append({"step": report.step, "loss": float(report.loss)})
                     progress((report.step, report.total), desc="Training", unit="steps")
@@ -245,18 +337,47 @@ class TrainHandlers:
         return text
 
     def cancel(self, request: gr.Request) -> str:
-        """Stop this page's training after the current step (the last checkpoint is kept)."""
+        """Stop this page's training after the current step, which is saved as a checkpoint (with a sample)."""
         job = self.jobs.get(self._session(request))
         if job is None or job.ended:
             return "No training is running."
         job.cancel.set()
-        return "Stopping after the current step…"
+        return STOPPING
+
+
+LOSS_SMOOTHING = 0.95  # EMA weight: about a 20-step window, enough to show the trend of a noisy diffusion loss
+
+
+def smoothed(values: list[float], weight: float = LOSS_SMOOTHING) -> list[float]:
+    """Exponential moving average, debiased (as TensorBoard does) so the line starts at the first value."""
+    out, average = [], 0.0
+    for count, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight**count))
+    return out
 
 
 def _loss_table(losses: list[dict[str, float]]) -> Any:
+    """The loss chart's data: numeric step and loss (so both axes are quantitative, not categories), and a
+    ``series`` column, "raw" and "smoothed", that draws the two lines in two colours.
+
+    None before the first step, and both series from the first step on: the page fixes the chart's
+    series from the first table it draws, so an empty table would draw nothing ever after, and a
+    series that appeared later would never be drawn.
+    """
     import pandas as pd
 
-    return pd.DataFrame(losses, columns=["step", "loss"])
+    if not losses:
+        return None
+    steps = [int(row["step"]) for row in losses]
+    raw = [float(row["loss"]) for row in losses]
+    return pd.DataFrame(
+        {
+            "step": pd.Series(steps + steps, dtype="int64"),
+            "loss": pd.Series(raw + smoothed(raw), dtype="float64"),
+            "series": pd.Series(["raw"] * len(raw) + ["smoothed"] * len(raw), dtype="object"),
+        }
+    )
 
 
 def _sample_caption(path: Path) -> str:
@@ -279,7 +400,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     dataset = gr.State(None)
     gr.Markdown(
         "**1.** Upload 5–20 photos of the person (one face each, varied angles and light). "
-        "**2.** Check the crops and edit the captions: describe everything *except* the face. "
+        "**2.** Check the crops and the captions (a photo of somebody else is flagged: untick it). "
         "**3.** Name the LoRA and press **Train**. The samples show how the person is learnt at each checkpoint."
     )
     with gr.Row(equal_height=False):
@@ -298,14 +419,23 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 )
             prepare_note = gr.Markdown(elem_id="prepare-note")
             crops = gr.Gallery(label="Aligned crops", columns=6, height=220, allow_preview=True, elem_id="crops")
+            gr.Markdown(CAPTION_ADVICE, elem_id="caption-advice")
+            available = handlers.can_describe()
+            describe = gr.Checkbox(
+                value=False,
+                label="Describe each photo automatically",
+                info=handlers.describe_note(),
+                interactive=available,
+                elem_id="describe",
+            )
             captions = gr.Dataframe(
                 headers=CAPTION_HEADERS,
-                datatype=["str", "str"],
-                column_count=(2, "fixed"),
+                datatype=["str", "str", "bool"],
+                column_count=(3, "fixed"),
                 interactive=True,
                 static_columns=[0],
                 wrap=True,
-                label="Captions (edit the right column)",
+                label="Captions (edit the middle column; untick use to leave a photo out)",
                 elem_id="captions",
             )
         with gr.Column(scale=2):
@@ -340,20 +470,33 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 train = gr.Button("Train", variant="primary", elem_id="train")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-train")
             status = gr.Markdown(elem_id="train-status")
-            loss = gr.LinePlot(_loss_table([]), x="step", y="loss", title="Training loss", height=220, elem_id="loss")
+            loss = gr.LinePlot(
+                None,
+                x="step",
+                y="loss",
+                color="series",
+                color_map={"raw": "#9ca3af", "smoothed": "#2563eb"},
+                title="Training loss",
+                y_title="loss (lower is better)",
+                color_title="follow the smoothed line",
+                y_axis_format=".3~f",
+                height=240,
+                elem_id="loss",
+            )
             samples = gr.Gallery(label="Samples per checkpoint", columns=4, height=220, elem_id="samples")
 
+    prepare_inputs = [photos, class_word, describe]
     prepare_outputs = [crops, captions, prepare_note, dataset]
-    photos.upload(handlers.prepare, [photos, class_word], prepare_outputs, concurrency_id="faces", concurrency_limit=4)
+    photos.upload(handlers.prepare, prepare_inputs, prepare_outputs, concurrency_id="faces", concurrency_limit=4)
     photos.clear(lambda: ([], [], "", None), None, prepare_outputs, queue=False)
-    class_word.change(
-        handlers.prepare, [photos, class_word], prepare_outputs, concurrency_id="faces", concurrency_limit=4
-    )
+    for control in (class_word, describe):
+        control.change(handlers.prepare, prepare_inputs, prepare_outputs, concurrency_id="faces", concurrency_limit=4)
     train.click(
         on_gpu(handlers.train, duration=TRAIN_GPU_SECONDS),
         [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
         [status, loss, samples, lora_picker],
         api_name="train",
+        show_progress_on=[status],  # a refused start (no photos yet) is told there, not as a badge on the chart
         concurrency_id="gpu",
         concurrency_limit=1,
     )

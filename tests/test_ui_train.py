@@ -1,0 +1,120 @@
+"""The Train tab's pieces that need no model: the loss chart's data, the photo notes, the captions table."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+from vqa_factory import save_tiny_blip_vqa
+
+from faceswap_core.captions import VqaCaptioner, template_caption
+from faceswap_core.engine import Engine
+from faceswap_core.errors import DatasetError
+from faceswap_core.settings import ModelSpec
+from faceswap_core.ui.train import TrainHandlers, _loss_table, _rows, smoothed
+
+
+def _plot_data(losses: list[dict[str, float]]) -> dict:
+    plot = gr.LinePlot(x="step", y="loss", color="series")
+    return plot.postprocess(_loss_table(losses)).model_dump()
+
+
+def test_loss_axes_are_numbers() -> None:
+    data = _plot_data([{"step": 1, "loss": 1.146}, {"step": 2, "loss": 1.121}])
+    # a nominal axis lists each value as a category, evenly spaced: a falling loss drawn as rising
+    assert data["datatypes"] == {"step": "quantitative", "loss": "quantitative", "series": "nominal"}
+    assert _plot_data([{"step": 1, "loss": 1.146}])["data"] == [[1, 1.146, "raw"], [1, 1.146, "smoothed"]]
+    # nothing before the first step: an empty table would fix the chart's series (colours) to none
+    assert _loss_table([]) is None
+
+
+def test_a_smoother_line_beside_the_raw_one() -> None:
+    rng = np.random.default_rng(0)
+    values = list(1.0 - np.linspace(0, 0.5, 200) + rng.normal(0, 0.1, 200))
+    table = _loss_table([{"step": i + 1, "loss": v} for i, v in enumerate(values)])
+    raw = table[table["series"] == "raw"]["loss"].to_numpy()
+    smooth = table[table["series"] == "smoothed"]["loss"].to_numpy()
+    assert np.allclose(raw, values) and len(smooth) == len(raw)
+    assert np.abs(np.diff(smooth)).sum() < np.abs(np.diff(raw)).sum() / 5  # far less jagged
+    assert smooth[0] == raw[0] and smooth[-1] < smooth[0] - 0.3  # debiased start, and the trend survives
+    assert np.allclose(smoothed([2.0, 2.0, 2.0]), 2.0)
+
+
+# --- the photos: notes, the use column, automatic captions ---------------------------------------
+PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=str(tmp_path_factory.mktemp("loras")))
+
+
+@pytest.fixture
+def uploads(astronaut: Image.Image, tmp_path: Path) -> list[str]:
+    """Photos where Gradio puts uploads: a server folder named by a hash, then the person's own file name."""
+    folder = tmp_path / "gradio" / "0f3a9c" / "upload"
+    folder.mkdir(parents=True)
+    astronaut.save(folder / "me at the beach.jpg")
+    astronaut.rotate(8, resample=Image.BICUBIC).save(folder / "me.jpg")
+    (folder / "notes.jpg").write_text("not a photo")
+    return [str(folder / name) for name in ("me at the beach.jpg", "me.jpg", "notes.jpg")]
+
+
+def test_skipped_photos_are_named_by_their_own_file_name(engine: Engine, uploads: list[str], tmp_path: Path) -> None:
+    _, rows, note, _ = TrainHandlers(engine, tmp_path / "work").prepare(uploads, "woman")
+    assert [row[0] for row in rows] == ["me at the beach.png", "me.png"] and all(row[2] is True for row in rows)
+    assert "- notes.jpg: not an image file" in note
+    assert "gradio" not in note and str(tmp_path) not in note and "0f3a9c" not in note
+
+
+def test_unticked_photos_stay_out_of_training(engine: Engine, uploads: list[str], tmp_path: Path) -> None:
+    _, rows, _, dataset = TrainHandlers(engine, tmp_path / "work").prepare(uploads, "woman")
+    rows[0][2] = False
+    TrainHandlers.write_captions(Path(dataset), _rows(rows))
+    assert [row["file_name"] for row in _metadata(dataset)] == ["me.png"]
+    TrainHandlers.write_captions(Path(dataset), _rows([[name, caption, "true"] for name, caption, _ in rows]))
+    assert len(_metadata(dataset)) == 2  # an API caller's "true"
+    TrainHandlers.write_captions(Path(dataset), _rows([row[:2] for row in rows]))
+    assert len(_metadata(dataset)) == 2  # two columns: every photo is used
+    with pytest.raises(DatasetError, match="every photo is unticked"):
+        TrainHandlers.write_captions(Path(dataset), _rows([[name, caption, False] for name, caption, _ in rows]))
+
+
+def _metadata(dataset: str) -> list[dict[str, str]]:
+    with open(Path(dataset) / "metadata.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_group_photo_and_somebody_else_are_told_apart(engine: Engine, tmp_path: Path) -> None:
+    names = ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg")
+    if not all((PEOPLE / name).is_file() for name in names):
+        pytest.skip("shared photos of people not present")
+    gallery, rows, note, _ = TrainHandlers(engine, tmp_path).prepare([str(PEOPLE / name) for name in names], "man")
+    assert "- two_people.jpg: 2 faces found; crop the photo to the person or use a photo of them alone" in note
+    assert re.search(r"- biden\.png: does not look like the others \(distance 0\.[78]\d\)", note)
+    assert "untick **use**" in note and str(PEOPLE) not in note
+    assert [caption for _, caption in gallery] == ["obama.png", "obama2.png", "⚠ biden.png: unlike the others"]
+    assert [row[0] for row in rows] == ["obama.png", "obama2.png", "biden.png"]  # flagged, not dropped
+
+
+def test_describe_each_photo_with_the_vqa_model(
+    engine: Engine, uploads: list[str], tmp_path: Path, astronaut: Image.Image
+) -> None:
+    missing = TrainHandlers(engine, tmp_path / "a", vqa_model=str(tmp_path / "no-blip"))
+    assert not missing.can_describe() and "not on this server" in missing.describe_note()
+    with pytest.raises(gr.Error, match="not on this server"):
+        missing.prepare(uploads[:1], "woman", True)
+    model = save_tiny_blip_vqa(tmp_path / "blip")
+    handlers = TrainHandlers(engine, tmp_path / "b", vqa_model=str(model))
+    assert handlers.can_describe()
+    _, rows, _, dataset = handlers.prepare(uploads[:2], "man", True)
+    expected = VqaCaptioner(str(model)).caption(Path(dataset) / "me.png", "man")
+    assert rows[1][1] == expected and expected.startswith("a photo of a man face, ")  # more than the template
+    assert _metadata(dataset)[1]["text"] == expected
+    _, rows, _, _ = handlers.prepare(uploads[:2], "man", False)
+    assert rows[1][1] == template_caption("man")
