@@ -60,7 +60,7 @@ def test_bad_names_and_photos_are_refused_and_leave_nothing(obama: list[Path], t
     with pytest.raises(DatasetError, match="none of the 1 photos"):
         people.add("nobody", [blank])
     assert list(tmp_path.iterdir()) == [blank]
-    people.add("barack", [obama[0], blank])  # one faceless photo among good ones is skipped
+    people.add("barack", [obama[0], blank, PEOPLE / "two_people.jpg"])  # faceless and group photos are skipped
     assert [p.name for p in people.get("barack").photos] == ["obama.png"]
     with pytest.raises(SettingsError, match="already exists"):
         people.add("barack", obama)
@@ -148,6 +148,7 @@ def test_cli_adds_lists_and_swaps_a_person(
     assert main(["person", "add", "barack", *map(str, obama), "--lora-dir", str(people)]) == 0
     added = json.loads(capsys.readouterr().out)
     assert added["label"] == "barack (2 photos)" and added["lora"] is None and added["skipped"] == []
+    assert added["unlike"] == {}
     assert main(["person", "add", "barack", str(obama[0]), "--lora-dir", str(people)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["person", "list", "--lora-dir", str(people)]) == 0

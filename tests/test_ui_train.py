@@ -118,3 +118,35 @@ def test_describe_each_photo_with_the_vqa_model(
     assert _metadata(dataset)[1]["text"] == expected
     _, rows, _, _ = handlers.prepare(uploads[:2], "man", False)
     assert rows[1][1] == template_caption("man")
+
+
+# --- a person added from photos gets a LoRA: the same person, upgraded in place --------------------
+def test_train_tab_upgrades_a_person_added_from_photos(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from faceswap_core.people import People
+
+    photos = [PEOPLE / "obama.jpg", PEOPLE / "obama2.jpg"]
+    if not all(photo.is_file() for photo in photos):
+        pytest.skip("shared photos of people not present")
+    engine = Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=str(tmp_path / "people"))
+    people = People(engine.loras)
+    before = people.add("barack", photos)[0]
+    handlers = TrainHandlers(engine, tmp_path / "work")
+    assert ("barack (2 photos)", "barack") in handlers.untrained_choices()
+    gallery, rows, note, dataset, name, _ = handlers.load_person("barack")
+    assert [label for _, label in gallery] == ["obama.png", "obama2.png"] and dataset is None and name == "barack"
+    assert [row[0] for row in rows] == ["obama.png", "obama2.png"] and "barack" in note
+    with pytest.raises(gr.Error, match="person added from photos"):
+        handlers.load_person("../barack")
+    rows[1][1] = "a photo of a man face, outdoors"  # captions edited in the table go into the person's dataset
+    session = SimpleNamespace(session_hash="upgrade")
+    updates = list(handlers.train(None, rows, "barack", "man", 2, 2, 1e-4, 1, 64, "", session))
+    assert "ready" in updates[-1][0]
+    after = people.get("barack")
+    assert after.lora is not None and after.photos == before.photos and after.label == "barack (LoRA + 2 photos)"
+    with open(before.photos[0].parent / "metadata.csv", newline="", encoding="utf-8") as handle:
+        assert list(csv.reader(handle))[2] == ["obama2.png", "a photo of a man face, outdoors"]
+    assert handlers.untrained_choices() == [handlers.untrained_choices()[0]]  # only "a new person" is left
+    with pytest.raises(gr.Error, match="Upload photos"):  # trained now: no second upgrade from the tab
+        list(handlers.train(None, rows, "barack", "man", 2, 2, 1e-4, 1, 64, "", session))

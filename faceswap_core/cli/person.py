@@ -57,7 +57,10 @@ def run_add(args: argparse.Namespace) -> int:
     person, prepared = People(LoraRegistry(args.lora_dir)).add(
         args.name, args.photos, class_word=args.class_word, backend=args.backend, on_photo=report
     )
-    print(json.dumps(_entry(person) | {"skipped": [name for name, _ in prepared.skipped]}))
+    for name, distance in prepared.unlike.items():
+        print(f"check: {name} does not look like the others (distance {distance:.2f})", file=sys.stderr)
+    skipped = [name for name, _ in prepared.skipped]
+    print(json.dumps(_entry(person) | {"skipped": skipped, "unlike": prepared.unlike}))
     return 0
 
 

@@ -26,6 +26,7 @@ import gradio as gr
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
+from faceswap_core.people import People, Person
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_CLASS_WORD,
@@ -60,6 +61,7 @@ STAGE_WORDS = {
     "training": "Training",
     "done": "Finished",
 }
+NEW_PERSON = "A new person, from the photos here"
 TRAIN_GPU_SECONDS = 3600  # ZeroGPU time asked for one training run
 
 
@@ -110,6 +112,7 @@ class TrainHandlers:
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = TrainingJobs(engine.parked)
+        self.people = People(engine.loras)
         self.vqa_model = vqa_model
         self._captioner: Any = None
         self._captioner_lock = threading.Lock()
@@ -152,8 +155,8 @@ class TrainHandlers:
         fresh dataset folder; the note lists skipped photos and faces that do not look like the others."""
         from faceswap_core.prepare import prepare_dataset
 
-        if not photos:
-            return [], [], "", None
+        if not photos:  # a person's own photos may be in the table; removing uploads clears it (photos.clear)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         describe = _ticked(describe)
         if describe and not self.can_describe():
             raise SettingsError(self.describe_note())
@@ -244,8 +247,10 @@ class TrainHandlers:
         from faceswap_core.training import train_lora
 
         folder = Path(dataset) if isinstance(dataset, str) and dataset else None
-        if folder is None or not folder.is_dir() or self.work_dir.resolve() not in folder.resolve().parents:
-            raise gr.Error("Upload photos of the person first.")
+        uploaded = folder is not None and folder.is_dir() and self.work_dir.resolve() in folder.resolve().parents
+        person = None if uploaded else self._untrained(name)
+        if not uploaded and person is None:
+            raise gr.Error("Upload photos of the person first, or pick a person added from photos.")
         settings = TrainSettings(
             steps=int(guards.number(steps, "steps", TRAIN_STEPS, integer=True)),
             rank=int(guards.number(rank, "rank", TRAIN_RANK, integer=True)),
@@ -257,13 +262,16 @@ class TrainHandlers:
             class_word=guards.text(class_word, "class word", max_chars=40).strip() or DEFAULT_CLASS_WORD,
         )
         settings.validate()
-        lora_name = _ui_name(name)
-        self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
+        if person is None:
+            lora_name = _ui_name(name)
+            self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
+        else:  # upgraded in place, on its own photos (the table may untick or re-caption them)
+            lora_name, folder = person.name, person.photos[0].parent
         self.write_captions(folder, _rows(captions))
 
         def run(report: Any, cancel: Any) -> Any:
             return train_lora(
-                folder,
+                None if person is not None else folder,
                 lora_name,
                 base_model=self.engine.base_model,
                 settings=settings,
@@ -324,6 +332,42 @@ class TrainHandlers:
             )
             select = lora_name
         yield final, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
+
+    def _untrained(self, name: Any) -> Person | None:
+        """The person added from photos (no LoRA yet) of that name, if there is one."""
+        text = guards.text(name, "name", max_chars=200).strip()
+        found = [p for p in self.people.list() if p.name == text and p.lora is None and p.photos]
+        return found[0] if found else None
+
+    def untrained_choices(self) -> list[tuple[str, str]]:
+        """The "Person" picker: a new person from uploaded photos, or one added from photos to upgrade."""
+        return [(NEW_PERSON, "")] + [(p.label, p.name) for p in self.people.list() if p.lora is None and p.photos]
+
+    def refresh_people(self, current: str | None) -> Any:
+        """Re-read the people (one added on the Swap tab a minute ago shows up); keep the choice if it still fits."""
+        choices = self.untrained_choices()
+        return gr.Dropdown(choices=choices, value=current if current in {v for _, v in choices} else "")
+
+    @user_errors
+    def load_person(self, name: str | None) -> tuple[Any, ...]:
+        """Crops, captions, note, dataset and name for the "Person" picker: a person's own photos, or a fresh start."""
+        if not name:
+            return [], [], "", None, default_lora_name(), gr.File(value=None, interactive=True)
+        person = self._untrained(name)
+        if person is None:
+            raise SettingsError("pick a person added from photos (trained people continue with resume)")
+        from faceswap_core.training.dataset import read_metadata
+
+        captions = {item.image.name: item.caption for item in read_metadata(person.photos[0].parent)}
+        rows = [[photo.name, captions.get(photo.name, ""), True] for photo in person.photos]
+        note = (
+            f"**{person.name}**: {len(person.photos)} photo(s) added earlier. Training gives this person a LoRA; "
+            "the photos stay and are used beside it."
+        )
+        if len(person.photos) < 5:
+            note += " 5 to 20 photos work best: add a new person with more photos for a better LoRA."
+        gallery = [(str(photo), photo.name) for photo in person.photos]
+        return gallery, rows, note, None, person.name, gr.File(value=None, interactive=False)
 
     def _status(self, name: str, report: Any) -> str:
         stage = STAGE_WORDS.get(report.stage, report.stage)
@@ -405,6 +449,13 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
+            who = gr.Dropdown(
+                choices=handlers.untrained_choices(),
+                value="",
+                label="Person",
+                info="Train a new person from photos, or give a person added from photos a LoRA",
+                elem_id="train-person",
+            )
             with gr.Row():
                 class_word = gr.Dropdown(
                     choices=list(CLASS_WORDS), value=DEFAULT_CLASS_WORD, label="The person is a", scale=1
@@ -439,7 +490,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 elem_id="captions",
             )
         with gr.Column(scale=2):
-            name = gr.Textbox(value=default_lora_name, label="LoRA name", elem_id="lora-name")
+            name = gr.Textbox(value=default_lora_name, label="Name of the person", elem_id="lora-name")
             steps = range_slider(
                 TRAIN_STEPS,
                 label="Steps",
@@ -491,6 +542,8 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     photos.clear(lambda: ([], [], "", None), None, prepare_outputs, queue=False)
     for control in (class_word, describe):
         control.change(handlers.prepare, prepare_inputs, prepare_outputs, concurrency_id="faces", concurrency_limit=4)
+    who.focus(handlers.refresh_people, who, who, queue=False)
+    who.input(handlers.load_person, who, [crops, captions, prepare_note, dataset, name, photos], queue=False)
     train.click(
         on_gpu(handlers.train, duration=TRAIN_GPU_SECONDS),
         [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
