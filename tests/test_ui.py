@@ -55,6 +55,8 @@ def test_base_config_for_a_single_file_base_from_flag_or_environment() -> None:
     env = {"FACESWAP_BASE_MODEL": "/models/sdxl.safetensors", "FACESWAP_BASE_CONFIG": "/models/sdxl-configs"}
     assert parse_config([], env).model.base_config == "/models/sdxl-configs"
     assert parse_config(["--base-config", "/other"], env).model.base_config == "/other"
+    assert parse_config([], {"FACESWAP_VQA_MODEL": "/models/blip"}).vqa_model == "/models/blip"
+    assert parse_config(["--vqa-model", "/other"], {}).vqa_model == "/other"
 
 
 @pytest.mark.parametrize("env", [{"FACESWAP_PORT": "http"}, {"FACESWAP_SHARE": "maybe"}])

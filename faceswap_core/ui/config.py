@@ -11,7 +11,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from faceswap_core.settings import DEFAULT_BASE_MODEL, DEFAULT_IP_ADAPTER, DEVICES, FAST_LORA, ModelSpec
+from faceswap_core.settings import (
+    DEFAULT_BASE_MODEL,
+    DEFAULT_IP_ADAPTER,
+    DEFAULT_VQA_MODEL,
+    DEVICES,
+    FAST_LORA,
+    ModelSpec,
+)
 
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
@@ -29,6 +36,7 @@ class AppConfig:
     port: int = DEFAULT_PORT
     share: bool = False
     auth: tuple[str, str] | None = None  # one user name and password asked for by the page (--auth)
+    vqa_model: str = DEFAULT_VQA_MODEL  # the Train tab's automatic captions, offered when it is on this machine
 
 
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -80,6 +88,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="image-prompt adapter for photos of a person: hub id or folder in its layout [FACESWAP_IP_ADAPTER] "
         "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--vqa-model",
+        default=environ.get("FACESWAP_VQA_MODEL") or DEFAULT_VQA_MODEL,
+        metavar="SOURCE",
+        help="captioning model the Train tab offers when it is on this machine (hub id in the cache, or a "
+        "folder) [FACESWAP_VQA_MODEL] (default: %(default)s)",
     )
     parser.add_argument(
         "--lora-dir",
@@ -156,4 +171,5 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         port=args.port,
         share=args.share,
         auth=_auth(args.auth),
+        vqa_model=args.vqa_model,
     )

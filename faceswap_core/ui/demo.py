@@ -13,7 +13,7 @@ import gradio as gr
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import FaceswapError
-from faceswap_core.settings import RESULT_MAX_AGE_S
+from faceswap_core.settings import DEFAULT_VQA_MODEL, RESULT_MAX_AGE_S
 from faceswap_core.ui.guards import public_message
 from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
 from faceswap_core.ui.train import TrainHandlers, create_train_tab
@@ -79,7 +79,7 @@ class ModelLoader:
         return gr.Markdown(self.message(), elem_classes=classes), gr.Timer(active=not self.done)
 
 
-def create_demo(engine: Engine, *, load_model: bool = True) -> gr.Blocks:
+def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEFAULT_VQA_MODEL) -> gr.Blocks:
     """The app for ``engine``; ``load_model`` starts loading the base model in the background.
 
     The app is a public server: from here on ``engine`` takes LoRAs by registry name only (no paths),
@@ -88,7 +88,7 @@ def create_demo(engine: Engine, *, load_model: bool = True) -> gr.Blocks:
     engine.loras.allow_paths = False
     loader = ModelLoader(engine)
     swap_handlers = SwapHandlers(engine)
-    train_handlers = TrainHandlers(engine)
+    train_handlers = TrainHandlers(engine, vqa_model=vqa_model)
     with gr.Blocks(title=TITLE, delete_cache=(RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         status = gr.Markdown(loader.message(), elem_id="model-status")
