@@ -286,7 +286,7 @@ def test_closing_the_page_while_training_encodes_leaves_the_server_answering(
     app: App, face_photos: list[Path], inputs: tuple[Path, Path]
 ) -> None:
     raw = RawSession(app.url)
-    prepared = raw.call("prepare", [raw.upload(*face_photos), "woman"])["output"]["data"]
+    prepared = raw.call("prepare", [raw.upload(*face_photos), "woman", False])["output"]["data"]
     captions = prepared[1]
     raw.join("train", [None, captions, "left-behind", "woman", 4, 4, 1e-4, 2, 256, ""])
     for message in raw.messages():
