@@ -351,10 +351,12 @@ class SwapHandlers:
     def assign(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str, Any]:
         """The chosen face gets the picked person (its mask is added; the likeness starts at the person's
         default), or is kept (its mask is removed)."""
-        photo = self._photo(fields)
         person = self._person(fields.get("person"))
         uploaded = bool(uploaded_photos(fields.get("references")))
         slider = likeness_slider(None if person == KEEP else self._who(person), uploaded)
+        if fields.get("photo") is None and editor_image(fields.get("editor")) is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), slider  # picked before the photo: it gets this person
+        photo = self._photo(fields)
         if not photo.faces:
             return photo, gr.skip(), "", gr.skip(), slider
         face = self._face_index(photo, fields.get("face"))
@@ -1000,9 +1002,10 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         [photo, editor, summary, mask_note, likeness],
         **on_faces,
     )
-    references.change(
-        by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], queue=False
-    )
+    for event in (references.upload, references.clear, references.delete):  # not .change: Add empties the
+        event(  # upload itself, and then sets the slider for the new person
+            by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], queue=False
+        )
     add_fields = {**mask_fields, "new_name": new_name}
     add.click(
         by_name(handlers.add_person, add_fields),
