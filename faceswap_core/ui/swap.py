@@ -408,7 +408,7 @@ class SwapHandlers:
         photo = self._photo(fields)
         person = self._person(fields.get("person"))
         if person == KEEP:
-            raise gr.Error("Pick a person (or 'No LoRA') first, then give it to every face.")
+            raise gr.Error("Pick a person (or 'No person') first, then give it to every face.")
         if not photo.faces:
             raise gr.Error(NO_FACE_NOTE)
         choice = self._choice(fields, person)
