@@ -143,16 +143,19 @@ class IdentityAdapter:
         """
         if self.is_loaded(pipeline):
             return
+        import torch
+
         folder = self.local_folder()
         offload_device = getattr(pipeline, "_offload_device", None) if _offloaded(pipeline) else None
         try:
-            pipeline.load_ip_adapter(
-                str(folder),
-                subfolder=self.subfolder,
-                weight_name=self.weight_name,
-                image_encoder_folder=self.encoder_folder,
-                local_files_only=True,
-            )
+            with torch.inference_mode(False):  # see _own_weights
+                pipeline.load_ip_adapter(
+                    str(folder),
+                    subfolder=self.subfolder,
+                    weight_name=self.weight_name,
+                    image_encoder_folder=self.encoder_folder,
+                    local_files_only=True,
+                )
         except FaceswapError:
             raise
         except Exception as err:  # a mismatched adapter raises KeyError/RuntimeError/ValueError from diffusers
@@ -368,8 +371,8 @@ def _own_weights(pipeline: Any) -> None:
 
     modules = [pipeline.image_encoder, pipeline.unet.encoder_hid_proj]
     modules += [proc for proc in pipeline.unet.attn_processors.values() if hasattr(proc, "to_k_ip")]
-    with torch.no_grad():
-        for module in modules:
+    with torch.inference_mode(False), torch.no_grad():  # copies made in a swap's inference mode would be
+        for module in modules:  # inference tensors, which a LoRA loaded later (peft) cannot wrap
             for tensor in [*module.parameters(), *module.buffers()]:
                 if tensor.device.type == "cpu":
                     tensor.data = tensor.data.clone()

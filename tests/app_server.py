@@ -24,19 +24,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(base_model: Path, lora_dir: Path, log_path: Path) -> Iterator[str]:
+def running_app(base_model: Path, lora_dir: Path, log_path: Path, ip_adapter: Path | None = None) -> Iterator[str]:
     """Start ``python app.py`` on the tiny model; yield its URL once it answers; stop it afterwards."""
-    with serving_app(base_model, lora_dir, log_path) as (url, _process):
+    with serving_app(base_model, lora_dir, log_path, ip_adapter) as (url, _process):
         yield url
 
 
 @contextmanager
-def serving_app(base_model: Path, lora_dir: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """:func:`running_app` that also yields the server process (to watch its memory or whether it died)."""
+def serving_app(
+    base_model: Path, lora_dir: Path, log_path: Path, ip_adapter: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`running_app` that also yields the server process (to watch its memory or whether it died).
+
+    ``ip_adapter``: an image-prompt adapter folder (a tiny one from ``save_tiny_ip_adapter``) for photos of people.
+    """
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, str(REPO / "app.py"), "--base", str(base_model), "--lora-dir", str(lora_dir)]
     command += ["--device", "cpu", "--host", "127.0.0.1", "--port", str(port)]
+    if ip_adapter is not None:
+        command += ["--ip-adapter", str(ip_adapter)]
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -18,12 +18,25 @@ BOX = (30, 20, 70, 60)
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def face_photo(astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("api-face") / "astronaut.png"
+    astronaut.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir: Path, face_photo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from faceswap_core.identity_adapter import save_tiny_ip_adapter
+    from faceswap_core.loras import LoraRegistry
+    from faceswap_core.people import People
+
     lora_dir = tmp_path_factory.mktemp("api-loras")
     make_test_lora(tiny_model_dir, lora_dir / "alice", seed=1)
     make_test_lora(tiny_model_dir, lora_dir / "bob", seed=2)
+    People(LoraRegistry(lora_dir)).add("carl", [face_photo])  # a person from a photo, no LoRA
+    adapter = save_tiny_ip_adapter(tmp_path_factory.mktemp("api-ip-adapter"))
     log = tmp_path_factory.mktemp("api-log") / "app.log"
-    with running_app(tiny_model_dir, lora_dir, log) as url:
+    with running_app(tiny_model_dir, lora_dir, log, ip_adapter=adapter) as url:
         yield url
 
 
@@ -41,7 +54,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return target, mask_path
 
 
-def call_swap(url: str, target: Path, mask: Path, lora: str, seed: int = 7) -> tuple[Image.Image, dict]:
+def call_swap(
+    url: str, target: Path, mask: Path, lora: str, seed: int = 7, photos: list[Path] = (), likeness: float | None = None
+) -> tuple[Image.Image, dict]:
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
@@ -57,6 +72,10 @@ def call_swap(url: str, target: Path, mask: Path, lora: str, seed: int = 7) -> t
         5.0,
         seed,
         0,
+        "",
+        False,
+        [handle_file(str(photo)) for photo in photos],
+        likeness,
         api_name="/swap",
     )
     with Image.open(path) as image:
@@ -93,5 +112,26 @@ def test_library_errors_reach_the_client_with_their_message(server: str, inputs:
     from gradio_client.exceptions import AppError
 
     target, mask = inputs
-    with pytest.raises(AppError, match="LoRA 'nobody' not found"):
+    with pytest.raises(AppError, match="person 'nobody' not found"):
         call_swap(server, target, mask, "nobody")
+
+
+def test_photos_of_a_person_and_a_person_from_photos_through_the_api(
+    server: str, inputs: tuple[Path, Path], face_photo: Path
+) -> None:
+    target, mask = inputs
+    original = np.asarray(Image.open(target).convert("RGB"))
+    outside = np.ones(original.shape[:2], bool)
+    outside[BOX[1] : BOX[3], BOX[0] : BOX[2]] = False
+    plain = np.asarray(call_swap(server, target, mask, "")[0].convert("RGB"))
+    image, record = call_swap(server, target, mask, "", photos=[face_photo])
+    [face] = record["faces"]
+    assert face["identity_scale"] == 0.7 and len(face["identity_photos"]) == 1 and face["person"] is None
+    steered = np.asarray(image.convert("RGB"))
+    assert np.array_equal(steered[outside], original[outside]) and not np.array_equal(steered, plain)
+    off = np.asarray(call_swap(server, target, mask, "", photos=[face_photo], likeness=0)[0].convert("RGB"))
+    assert np.array_equal(off, plain)
+    image, record = call_swap(server, target, mask, "carl")  # the person's own photo, by name
+    assert record["faces"][0]["person"] == "carl" and record["faces"][0]["lora"] is None
+    assert len(record["faces"][0]["identity_photos"]) == 1
+    assert not np.array_equal(np.asarray(image.convert("RGB")), plain)

@@ -183,7 +183,7 @@ def test_group_photo_second_face_gets_its_own_person(page: Any, tmp_path: Path) 
         upload(page, group, note="2 faces found")
         pick(page, "#face-index", "Face 2")
         wait_for_text(page, "#lora", "Person for face 2")
-        pick(page, "#lora", "No LoRA (base model only)")
+        pick(page, "#lora", "No person (base model only)")
         wait_for_text(page, "#face-summary", "2: **base model**".replace("**", ""))
         pick(page, "#face-index", "Face 1 (largest)")
         pick(page, "#lora", "Keep this face (no change)")
@@ -200,6 +200,29 @@ def test_group_photo_second_face_gets_its_own_person(page: Any, tmp_path: Path) 
             record = json.loads(result.text["parameters"])
         assert [(face["face"], face["mask"]) for face in record["faces"]] == [(1, "given")]
         page.screenshot(path=str(ARTIFACTS / "swap-group.png"), full_page=True)
+
+
+def test_add_a_person_from_photos_and_find_them_in_the_picker(
+    page: Any, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    photos = []
+    for index, angle in enumerate((0, 6)):
+        path = tmp_path / f"face{index}.jpg"
+        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    with screenshot_on_failure(page, "add-person"):
+        page.get_by_role("tab", name="Swap a face").click()
+        assert page.locator("#likeness input[type=number]").is_disabled()  # no photos yet: nothing to take
+        page.get_by_text("Photos of the person (optional)").click()
+        page.locator("#person-photo-files input[type=file]").first.set_input_files(photos)
+        page.fill("#new-person-name textarea, #new-person-name input", "astro")
+        page.click("#add-person")
+        wait_for_text(page, "#add-person-note", "Added astro (2 photos)")
+        page.wait_for_function("() => document.querySelector('#lora input')?.value === 'astro (2 photos)'")
+        time.sleep(1.0)  # whatever else the add set off has settled
+        assert page.locator("#likeness input[type=number]").is_enabled()
+        assert page.locator("#likeness input[type=number]").input_value() == "0.7"
+        page.screenshot(path=str(ARTIFACTS / "add-person.png"), full_page=True)
 
 
 def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
@@ -225,7 +248,7 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")
-        assert picker.input_value() == "browser_person"
+        assert picker.input_value().startswith("browser_person (LoRA")
         picker.click()
         wait_for_text(page, "body", "browser_person/checkpoint-1")  # the open list shows the checkpoints too
         page.keyboard.press("Escape")

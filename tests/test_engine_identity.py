@@ -134,3 +134,19 @@ def test_photos_work_in_fast_mode_too(
     assert np.array_equal(np.asarray(obama.image)[~inside], np.asarray(target)[~inside])
     quality = engine.swap(target, settings=replace(QUICK, identity_photos=photos["obama"])).record["faces"][0]
     assert quality["mode"] == "quality" and quality["scheduler"] != "LCMScheduler"  # the scheduler was put back
+
+
+def test_a_lora_loads_after_the_adapter_was_loaded_during_a_swap(
+    tiny_model_dir: Path, adapter_dir: Path, lora_dir: Path, tmp_path: Path, astronaut: Image.Image
+) -> None:
+    """The adapter loads inside a swap's inference mode; its layers must stay ordinary tensors, or peft
+    cannot wrap them when the next LoRA (here fast mode's) is loaded."""
+    from faceswap_core.fast import save_tiny_fast_lora
+
+    fast_lora = save_tiny_fast_lora(tmp_path / "lcm", tiny_model_dir).parent
+    spec = ModelSpec(str(tiny_model_dir), device="cpu", ip_adapter=str(adapter_dir), fast_lora=str(fast_lora))
+    engine = Engine(spec, lora_dir=lora_dir)
+    astronaut.save(tmp_path / "photo.png")
+    engine.swap(astronaut, settings=replace(QUICK, identity_photos=(str(tmp_path / "photo.png"),)))
+    fast = engine.swap(astronaut, settings=replace(QUICK, fast=True, identity_photos=(str(tmp_path / "photo.png"),)))
+    assert fast.record["faces"][0]["mode"] == "fast" and len(fast.record["faces"][0]["identity_photos"]) == 1

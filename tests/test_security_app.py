@@ -178,6 +178,45 @@ def test_train_names_stay_inside_the_lora_folder_and_never_hide_a_lora(app: App,
     assert not (app.lora_dir / "carol").exists() and not (app.lora_dir.parent / "up").exists()
 
 
+def test_adding_a_person_checks_the_name_the_count_and_each_photo_first(
+    app: App, face_photos: list[Path], tmp_path: Path
+) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client = app.client()
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/add_person"]
+
+    def add(name: str, photos: list[Path]) -> Any:
+        values = []
+        for parameter in parameters["parameters"]:
+            if parameter["label"] == "Keep them as a person named":
+                values.append(name)
+            elif parameter["label"].startswith("1-8 photos of the face"):
+                values.append([handle_file(str(photo)) for photo in photos])
+            else:
+                values.append(parameter.get("parameter_default"))
+        return client.predict(*values, api_name="/add_person")
+
+    text = tmp_path / "notes.png"
+    text.write_text("a text file renamed .png")
+    outside = app.lora_dir.parent / "added-outside"
+    for name, photos, message in (
+        (str(outside), face_photos, "use up to 64 letters"),
+        ("../up", face_photos, "use up to 64 letters"),
+        ("alice", face_photos, "already exists"),
+        ("crowd", face_photos[:1] * 51, "at most 50"),
+        ("fake", [face_photos[0], text], "notes.png: not an image file"),
+    ):
+        with pytest.raises(AppError, match=message) as info:
+            add(name, photos)
+        assert "/tmp" not in str(info.value) and str(app.lora_dir) not in str(info.value)
+    assert not outside.exists() and not (app.lora_dir.parent / "up").exists()
+    assert not (app.lora_dir / "crowd").exists() and not (app.lora_dir / "fake").exists()
+    add("astro", face_photos)
+    assert len(list((app.lora_dir / "astro" / "dataset").glob("*.png"))) == 2
+
+
 # --- 2. decompression bombs -----------------------------------------------------------------------
 def test_a_decompression_bomb_is_refused_from_its_header_without_memory(app: App, tmp_path: Path) -> None:
     import psutil
@@ -320,8 +359,8 @@ def test_sixty_strengths_and_nan_numbers_are_refused_at_once(app: App, inputs: t
     assert time.monotonic() - started < 15
     raw = RawSession(app.url)
     files = raw.upload(target, mask)
-    plain = ["", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, "", False]
-    for index, name in ((5, "steps"), (7, "seed"), (8, "face index"), (1, "LoRA strength")):
+    plain = ["", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, "", False, None, None]
+    for index, name in ((5, "steps"), (7, "seed"), (8, "face index"), (1, "LoRA strength"), (12, "likeness")):
         values = list(plain)
         values[index] = float("nan")
         output = raw.call("swap", [*files, *values])["output"]

@@ -15,8 +15,16 @@ from PIL import Image
 
 from faceswap_core.engine import Engine
 from faceswap_core.fast import save_tiny_fast_lora
+from faceswap_core.identity_adapter import save_tiny_ip_adapter
 from faceswap_core.images import png_metadata
-from faceswap_core.settings import EDITOR_MAX_SIDE, MAX_STRENGTH_CANDIDATES, SEARCH_STRENGTHS, ModelSpec
+from faceswap_core.settings import (
+    EDITOR_MAX_SIDE,
+    IDENTITY_SCALE,
+    MAX_STRENGTH_CANDIDATES,
+    MAX_TRAIN_PHOTOS,
+    SEARCH_STRENGTHS,
+    ModelSpec,
+)
 from faceswap_core.ui.common import editor_mask, editor_value
 from faceswap_core.ui.swap import (
     KEEP,
@@ -41,7 +49,9 @@ def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> En
     make_test_lora(tiny_model_dir, lora_dir / "bob", seed=2)
     (lora_dir / "bob" / "training.json").write_text(json.dumps({"class_word": "man"}))
     fast_lora = save_tiny_fast_lora(tmp_path_factory.mktemp("fast-lora"), tiny_model_dir).parent
-    return Engine(ModelSpec(str(tiny_model_dir), device="cpu", fast_lora=str(fast_lora)), lora_dir=lora_dir)
+    adapter = save_tiny_ip_adapter(tmp_path_factory.mktemp("ip-adapter"))
+    spec = ModelSpec(str(tiny_model_dir), device="cpu", fast_lora=str(fast_lora), ip_adapter=str(adapter))
+    return Engine(spec, lora_dir=lora_dir)
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +125,14 @@ def test_each_face_gets_its_own_person_and_the_paint_follows(swap: SwapHandlers,
     assert painted(fields)[cy, cx] == 0  # only face 1 starts masked
 
     # Choosing face 2 shows it as kept; picking bob for it paints it too.
-    person, _, _ = swap.choose_face(photo, 1)
-    assert person.value == KEEP and person.label == "Person for face 2"
-    photo, value, summary, _ = swap.assign({**fields, "face": 1, "person": "bob", "strength": 0.6})
+    person, _, _, likeness = swap.choose_face(photo, 1)
+    assert person.value == KEEP and person.label == "Person for face 2" and not likeness.interactive
+    photo, value, summary, _, _ = swap.assign({**fields, "face": 1, "person": "bob", "strength": 0.6})
     fields["editor"] = value
     assert painted(fields)[cy, cx] == 255 and "2: **bob** (0.6)" in summary and "1: **alice** (0.5)" in summary
 
     # Face 1 kept: its paint goes, and what is painted is exactly what gets replaced.
-    photo, value, summary, _ = swap.assign({**fields, "face": 0, "person": KEEP})
+    photo, value, summary, _, _ = swap.assign({**fields, "face": 0, "person": KEEP})
     fields["editor"] = value
     first = photo.faces[0]
     fx, fy = (round(v) for v in first.center)
@@ -177,8 +187,11 @@ def test_hostile_values_get_one_clear_line(swap: SwapHandlers, tmp_path: Path) -
         ({"strength": float("nan")}, "strength must be a finite number"),
         ({"steps": None}, "steps must be a number"),
         ({"seed": 1e30}, "seed must be between -1 and"),
-        ({"person": "../../etc/passwd"}, "not found; pick one of this app's LoRAs"),
-        ({"person": "/abs/path/x.safetensors"}, "not found; pick one of this app's LoRAs"),
+        ({"person": "../../etc/passwd"}, "not found; pick one from the list"),
+        ({"person": "/abs/path/x.safetensors"}, "not found; pick one from the list"),
+        ({"likeness": float("nan")}, "likeness must be a finite number"),
+        ({"likeness": 9}, "likeness must be between 0 and 1.5"),
+        ({"references": ["x.png"] * 9}, "at most 8 are used"),
         ({"prompt": "x" * 5000}, "at most 2000"),
     ):
         with pytest.raises(gr.Error, match=message):
@@ -273,7 +286,7 @@ def test_picker_lists_keep_base_and_every_lora(engine: Engine, swap: SwapHandler
     assert values[:2] == [KEEP, NO_LORA] and "alice" in values
     make_test_lora(tiny_model_dir, engine.loras.folder / "carol", seed=3)
     picker = refresh_lora_picker(engine, "alice", select="carol")
-    assert ("carol", "carol") in picker.choices and picker.value == "carol"
+    assert ("carol (LoRA)", "carol") in picker.choices and picker.value == "carol"
     assert refresh_lora_picker(engine, "gone").value == NO_LORA
     text, prompt = swap.describe_lora("bob")
     assert "a man" in text and prompt.placeholder == "a photo of a man face"
@@ -288,3 +301,150 @@ def test_settings_arrive_by_field_name() -> None:
     import inspect
 
     assert isinstance(inspect.signature(with_progress).parameters["progress"].default, gr.Progress)
+
+
+# --- people: photos only, no training -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def photos_of() -> dict[str, list[str]]:
+    found = {name: [str(PEOPLE / f"{name}{n}.jpg") for n in ("", "2")] for name in ("obama", "biden")}
+    if not all(Path(p).is_file() for group in found.values() for p in group):
+        pytest.skip("shared photos of people not present")
+    return found
+
+
+def result_pixels(download: Any) -> np.ndarray:
+    return np.asarray(Image.open(download.value["path"]).convert("RGB"))
+
+
+def test_a_person_added_from_photos_swaps_in_at_once(
+    swap: SwapHandlers, photos_of: dict[str, list[str]], tmp_path: Path
+) -> None:
+    fields = loaded(swap, _astronaut(tmp_path), person=NO_LORA)
+    _, base, record, *_ = swap.generate(fields)
+    assert record["faces"][0]["person"] is None and "identity_photos" not in record["faces"][0]
+
+    picker, photo, editor, summary, note, slider, added, files, name = swap.add_person(
+        {**fields, "new_name": "barack", "references": photos_of["obama"]}
+    )
+    assert ("barack (2 photos)", "barack") in picker.choices and picker.value == "barack"
+    assert "Added **barack (2 photos)**" in added and files.value is None and name == ""
+    assert photo.choices[0].person == "barack" and photo.choices[0].likeness == IDENTITY_SCALE.default
+    assert slider.value == IDENTITY_SCALE.default and slider.interactive and "2 photos of barack" in slider.info
+    fields.update(photo=photo, editor=editor, person="barack", likeness=IDENTITY_SCALE.default)
+    _, download, record, *_ = swap.generate(fields)
+    face = record["faces"][0]
+    assert face["person"] == "barack" and face["lora"] is None
+    assert face["identity_scale"] == IDENTITY_SCALE.default and len(face["identity_photos"]) == 2
+    mask = painted(fields)
+    original = np.asarray(photo.original)
+    swapped, plain = result_pixels(download), result_pixels(base)
+    assert np.array_equal(swapped[mask == 0], original[mask == 0])
+    assert not np.array_equal(swapped[mask > 0], plain[mask > 0])
+    text, _ = swap.describe_lora("barack")
+    assert "2 photos" in text and "no training" in text
+
+    photo, summary = swap.update_choice({**fields, "likeness": 0})  # likeness 0: the photos are left out
+    assert photo.choices[0].likeness == 0
+    _, download, record, *_ = swap.generate(fields)
+    assert np.array_equal(result_pixels(download), plain) and "identity_photos" not in record["faces"][0]
+
+
+def test_each_face_gets_its_own_person_from_photos(
+    swap: SwapHandlers, engine: Engine, photos_of: dict[str, list[str]], two_people: Path
+) -> None:
+    from faceswap_core.people import People
+
+    People(engine.loras).add("joe", photos_of["biden"])
+    People(engine.loras).add("barack-2", photos_of["obama"][:1])
+    fields = loaded(swap, two_people, person="joe")
+    assert fields["photo"].choices[0].likeness is None  # the person's default
+    photo, value, summary, _, slider = swap.assign({**fields, "face": 1, "person": "barack-2"})
+    assert "1: **joe**" in summary and "2: **barack-2**" in summary and slider.value == IDENTITY_SCALE.default
+    person, _, _, shown = swap.choose_face(photo, 0)
+    assert person.value == "joe" and shown.interactive and "2 photos of joe" in shown.info
+    _, download, record, *_ = swap.generate({**fields, "photo": photo, "editor": value})
+    first, second = record["faces"]
+    assert (first["face"], first["person"], len(first["identity_photos"])) == (0, "joe", 2)
+    assert (second["face"], second["person"], len(second["identity_photos"])) == (1, "barack-2", 1)
+    assert not set(first["identity_photos"]) & set(second["identity_photos"])
+    mask = np.asarray(editor_mask(value))
+    assert np.array_equal(result_pixels(download)[mask == 0], np.asarray(photo.original)[mask == 0])
+
+
+def test_uploaded_photos_steer_a_person_without_photos(swap: SwapHandlers, tmp_path: Path) -> None:
+    """The base model or a LoRA-only person takes the Swap tab's photos; nothing is saved."""
+    astronaut = _astronaut(tmp_path)
+    fields = loaded(swap, astronaut, person="alice")
+    photo, slider = swap.photos_changed(fields)
+    assert not slider.interactive and "No photos of this person" in slider.info
+    *_, slider = swap.assign({"photo": None, "editor": None, "person": "alice", "references": [str(astronaut)]})
+    assert slider.interactive and slider.value == 0.4  # picked before a photo is there: the slider follows
+    photo, slider = swap.photos_changed({**fields, "references": [str(astronaut)]})
+    assert slider.interactive and slider.value == 0.4 and photo.choices[0].likeness == 0.4  # beside a LoRA
+    _, _, record, *_ = swap.generate({**fields, "photo": photo, "references": [str(astronaut)]})
+    face = record["faces"][0]
+    assert face["lora"] == "alice" and face["identity_scale"] == 0.4 and len(face["identity_photos"]) == 1
+    names = set(swap.people.names())
+    _, _, record, *_ = swap.generate({**fields, "photo": photo, "references": None})
+    assert "identity_photos" not in record["faces"][0] and set(swap.people.names()) == names
+
+
+def test_adding_a_person_refuses_hostile_input_and_writes_nothing(
+    swap: SwapHandlers, engine: Engine, photos_of: dict[str, list[str]], tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in engine.loras.folder.iterdir())
+    text = tmp_path / "notes.png"
+    text.write_text("not a photo at all")
+    cases = (
+        ({"new_name": "../escape"}, "use up to 64 letters"),
+        ({"new_name": "/abs/path"}, "use up to 64 letters"),
+        ({"new_name": "a/b"}, "use up to 64 letters"),
+        ({"new_name": ""}, "give the person a name"),
+        ({"new_name": "alice"}, "already exists"),
+        ({"references": None}, "Choose 1-5 photos"),
+        ({"references": photos_of["obama"] * MAX_TRAIN_PHOTOS}, f"at most {MAX_TRAIN_PHOTOS}"),
+        ({"references": [photos_of["obama"][0], str(text)]}, "notes.png"),
+        ({"references": {"path": "/etc/passwd"}}, "list of image files"),
+    )
+    for changes, message in cases:
+        with pytest.raises(gr.Error, match=message) as info:
+            swap.add_person({"photo": None, "new_name": "newcomer", "references": photos_of["obama"], **changes})
+        assert str(tmp_path) not in str(info.value)
+    assert sorted(p.name for p in engine.loras.folder.iterdir()) == before
+
+    blank = tmp_path / "empty-wall.png"
+    Image.new("RGB", (300, 300), "gray").save(blank)
+    picker, *skips, added, _, _ = swap.add_person(
+        {"photo": None, "new_name": "maybe", "references": [photos_of["obama"][0], str(blank)]}
+    )
+    assert picker.value == "maybe" and skips[:4] == [gr.skip()] * 4
+    assert "(1 photo)" in added and "Skipped: empty-wall.png" in added and str(tmp_path) not in added
+
+
+def test_the_api_takes_people_and_photos(swap: SwapHandlers, photos_of: dict[str, list[str]], tmp_path: Path) -> None:
+    from faceswap_core.people import People
+
+    if "barack-api" not in swap.people.names():
+        People(swap.engine.loras).add("barack-api", photos_of["obama"])
+    target, obama = str(_astronaut(tmp_path)), photos_of["obama"]
+    common = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 2, "face": 0, "faces": ""}
+    plain, record = swap.api_swap(target, None, "", prompt="", strength=0.5, **common)
+    person, record = swap.api_swap(target, None, "barack-api", prompt="", strength=0.5, **common)
+    assert record["faces"][0]["person"] == "barack-api" and len(record["faces"][0]["identity_photos"]) == 2
+    adhoc, record = swap.api_swap(target, None, "", prompt="", strength=0.5, identity_photos=obama, **common)
+    assert record["faces"][0]["identity_scale"] == IDENTITY_SCALE.default
+    pixels = {name: np.asarray(Image.open(path)) for name, path in (("plain", plain), ("adhoc", adhoc))}
+    assert not np.array_equal(pixels["plain"], pixels["adhoc"])
+    off, _ = swap.api_swap(target, None, "", prompt="", strength=0.5, identity_photos=obama, identity_scale=0, **common)
+    assert np.array_equal(np.asarray(Image.open(off)), pixels["plain"])
+    faces = json.dumps([{"face": 0, "lora": "barack-api", "likeness": 0.3}])
+    _, record = swap.api_swap(target, None, "", prompt="", strength=0.5, **{**common, "faces": faces})
+    assert record["faces"][0]["person"] == "barack-api" and record["faces"][0]["identity_scale"] == 0.3
+    for changes, message in (
+        ({"identity_scale": float("nan")}, "likeness must be a finite number"),
+        ({"identity_scale": 2}, "likeness must be between"),
+        ({"identity_photos": photos_of["obama"] * 5}, "at most 8"),
+        ({"faces": json.dumps([{"face": 0, "lora": "../barack-api"}])}, "not found"),
+    ):
+        with pytest.raises(gr.Error, match=message):
+            swap.api_swap(target, None, "", prompt="", strength=0.5, **{**common, **changes})

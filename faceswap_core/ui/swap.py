@@ -26,16 +26,20 @@ from faceswap_core.errors import FaceswapError, SettingsError
 from faceswap_core.faces.detect import Face, detect_faces
 from faceswap_core.faces.masks import face_mask
 from faceswap_core.images import check_header, load_image
-from faceswap_core.loras import reference_photos
+from faceswap_core.people import People, Person, check_person_name
 from faceswap_core.settings import (
     CLASS_WORDS,
     EDITOR_MAX_SIDE,
     GUIDANCE,
+    IDENTITY_SCALE,
+    IDENTITY_SCALE_WITH_LORA,
     LORA_SCALE,
     MASK_FEATHER_PX,
     MASK_GROW_PX,
+    MAX_IDENTITY_PHOTOS,
     MAX_REFERENCE_PHOTOS,
     MAX_SEED,
+    MAX_TRAIN_PHOTOS,
     PADDING,
     SEARCH_STRENGTHS,
     STEPS,
@@ -60,6 +64,7 @@ from faceswap_core.ui.common import (
 
 KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
 NO_LORA = ""  # the person picker's value for "repaint with the base model only"
+BASE_MODEL = Person(NO_LORA)  # "no person": no LoRA, no photos of its own (the uploaded ones may still steer it)
 RANDOM_SEED = -1
 SEED = Range(RANDOM_SEED, MAX_SEED, RANDOM_SEED, 1)  # -1: a new random seed each time
 CANDIDATE_SIZE = 256
@@ -71,11 +76,13 @@ EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the 
 
 @dataclass
 class FaceChoice:
-    """What one face becomes: a person (LoRA name, or "" for the base model), a strength and a prompt."""
+    """What one face becomes: a person (a name from :class:`People`, or "" for the base model), a strength,
+    a prompt, and the likeness: the weight of the person's photos (None: the person's default, 0: off)."""
 
     person: str = NO_LORA
     strength: float = STRENGTH.default
     prompt: str = ""
+    likeness: float | None = None
 
 
 @dataclass
@@ -94,13 +101,15 @@ class TargetPhoto:
 
 
 def person_choices(engine: Engine, *, with_keep: bool = True) -> list[tuple[str, str]]:
-    """The picker's entries: keep, base model only, then every LoRA and checkpoint the registry finds now."""
+    """The picker's entries: keep, base model only, then every person found now, labelled with what it has
+    (photos, a LoRA or both); a trained person's checkpoints follow it."""
     keep = [("Keep this face (no change)", KEEP)] if with_keep else []
-    return [*keep, ("No LoRA (base model only)", NO_LORA)] + [(name, name) for name in engine.loras.names()]
+    people = [(person.label, person.name) for person in People(engine.loras).list()]
+    return [*keep, ("No person (base model only)", NO_LORA), *people]
 
 
 def refresh_lora_picker(engine: Engine, current: str | None = NO_LORA, select: str | None = None) -> dict[str, Any]:
-    """Re-read the LoRA folder (new training shows up without a restart); keep the choice if it still exists."""
+    """Re-read the people folder (new people show up without a restart); keep the choice if it still exists."""
     choices = person_choices(engine)
     values = {value for _, value in choices}
     wanted = select if select in values else current if current in values else NO_LORA
@@ -115,8 +124,60 @@ def _seed(value: Any) -> int | None:
     return None if seed < 0 else seed
 
 
+def _likeness(value: Any) -> float | None:
+    """The likeness slider (or the API's identity_scale): None is the person's default."""
+    if value is None or value == "":
+        return None
+    return guards.number(value, "likeness", IDENTITY_SCALE)
+
+
 def _text(value: Any, name: str) -> str:
     return guards.text(value, name).strip()
+
+
+def default_likeness(person: Person, uploaded: bool) -> float:
+    """Where the likeness slider starts: the person's own photos, else the uploaded ones (weaker beside a
+    LoRA, which carries most of the likeness), else 0: there is nothing to take a likeness from."""
+    if person.photos:
+        return person.likeness
+    if uploaded:
+        return IDENTITY_SCALE.default if person.lora is None else IDENTITY_SCALE_WITH_LORA
+    return 0.0
+
+
+def likeness_slider(person: Person | None, uploaded: bool, value: float | None = None) -> Any:
+    """The likeness slider for ``person``: usable only when there are photos to take a likeness from."""
+    if person is None:  # the face is kept as it is
+        return gr.Slider(interactive=False, info="This face is kept as it is")
+    start = default_likeness(person, uploaded) if value is None else value
+    if person.photos:
+        count = len(person.photos[:MAX_IDENTITY_PHOTOS])
+        info = f"From {count} photo{'s' * (count != 1)} of {person.name}; 0 = off"
+    elif uploaded:
+        info = "From the photos of the person uploaded below; 0 = off"
+    else:
+        return gr.Slider(
+            value=0.0,
+            interactive=False,
+            info="No photos of this person: upload some under 'Photos of the person', or add a person",
+        )
+    return gr.Slider(value=start, interactive=True, info=info)
+
+
+def uploaded_photos(value: Any) -> tuple[str, ...]:
+    """The Swap tab's photos of the person (public endpoint): a list of at most MAX_IDENTITY_PHOTOS image files,
+    each refused from its header before anything decodes it."""
+    if value is None or value == []:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise SettingsError("photos of the person must be a list of image files")
+    if len(value) > MAX_IDENTITY_PHOTOS:
+        raise SettingsError(f"{len(value)} photos of the person were given; at most {MAX_IDENTITY_PHOTOS} are used")
+    for path in value:
+        check_header(path, name=Path(path).name)
+    return tuple(value)
 
 
 def _progress_callback(progress: gr.Progress | None, what: str) -> Any:
@@ -146,14 +207,17 @@ class SwapHandlers:
     def __init__(self, engine: Engine, files: ResultFiles | None = None) -> None:
         self.engine = engine
         self.files = files or ResultFiles()
+        self.people = People(engine.loras)
 
     # --- the photo ------------------------------------------------------------------------------
     @user_errors
-    def load_photo(self, path: str | None, person: str | None, strength: float, prompt: str) -> tuple[Any, ...]:
+    def load_photo(
+        self, path: str | None, person: str | None, strength: float, prompt: str, likeness: float | None = None
+    ) -> tuple[Any, ...]:
         """A photo from the upload button: checked from its header, kept full size, shown numbered."""
         if not path:
             raise gr.Error("Choose a photo to upload.")
-        return self._show_photo(load_image(path, name="target photo"), person, strength, prompt)
+        return self._show_photo(load_image(path, name="target photo"), person, strength, prompt, likeness)
 
     @user_errors
     def load_from_editor(self, value: dict[str, Any] | None, person: str | None, strength: float, prompt: str) -> tuple:
@@ -163,7 +227,9 @@ class SwapHandlers:
             raise gr.Error("That file could not be opened as a photo; upload a JPEG, PNG or WebP image.")
         return self._show_photo(image, person, strength, prompt)
 
-    def _show_photo(self, image: Image.Image, person: str | None, strength: float, prompt: str) -> tuple[Any, ...]:
+    def _show_photo(
+        self, image: Image.Image, person: str | None, strength: float, prompt: str, likeness: float | None = None
+    ) -> tuple[Any, ...]:
         """State, editor value, face picker, note: the largest face gets the chosen person and its mask."""
         faces = detect_faces(image, name="target photo")
         scale = min(1.0, EDITOR_MAX_SIDE / max(image.size))
@@ -172,7 +238,7 @@ class SwapHandlers:
         photo = TargetPhoto(image, self.files.save_display(shown), scale, faces)
         if faces:
             strength = guards.number(strength, "strength")
-            photo.choices[0] = FaceChoice(self._person(person), strength, _text(prompt, "prompt"))
+            photo.choices[0] = FaceChoice(self._person(person), strength, _text(prompt, "prompt"), _likeness(likeness))
             count = "1 face found" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo"
             note = f"{count}; face 1 is masked. {EDIT_NOTE}"
         else:
@@ -201,16 +267,28 @@ class SwapHandlers:
             if choice is None:
                 parts.append(f"{index + 1}: kept")
             else:
-                parts.append(f"{index + 1}: **{choice.person or 'base model'}** ({choice.strength:g})")
+                likeness = "" if not choice.likeness else f", likeness {choice.likeness:g}"
+                parts.append(f"{index + 1}: **{choice.person or 'base model'}** ({choice.strength:g}{likeness})")
         return "Faces → " + " · ".join(parts)
 
     def _person(self, person: str | None) -> str:
-        """A person from the picker: a name the registry lists now, never a path (public endpoint)."""
+        """A person from the picker: a name the people folder lists now, never a path (public endpoint)."""
         name = guards.text(person, "person", max_chars=300).strip()
         if name in (NO_LORA, KEEP):
             return name
-        info = guards.lora(self.engine.loras, name)
-        return info.name if info else NO_LORA
+        return self.people.get(name).name
+
+    def _who(self, person: str | None) -> Person:
+        """The person behind a checked picker value ("" is the base model: no LoRA, no photos of its own)."""
+        name = self._person(person)
+        if name == KEEP:
+            raise SettingsError("'Keep this face' repaints nothing: pick a person (or 'No person') to replace a face")
+        return BASE_MODEL if name == NO_LORA else self.people.get(name)
+
+    def _choice(self, fields: Mapping[str, Any], person: str) -> FaceChoice:
+        """The face's choice from the controls: ``person`` (checked) with the strength, prompt and likeness."""
+        strength, prompt = self._strength_prompt(fields)
+        return FaceChoice(person, strength, prompt, _likeness(fields.get("likeness")))
 
     # --- faces and masks ------------------------------------------------------------------------
     def _auto_mask(self, photo: TargetPhoto, sizes: MaskSettings, only: int | None = None) -> Image.Image:
@@ -247,19 +325,20 @@ class SwapHandlers:
         ), f"Masked faces {', '.join(str(i + 1) for i in sorted(photo.choices))}. {EDIT_NOTE}"
 
     @user_errors
-    def choose_face(self, photo: TargetPhoto | None, index: Any) -> tuple[Any, Any, Any]:
-        """The face picker moved: show that face's person, strength and prompt (a new face starts as 'keep')."""
+    def choose_face(self, photo: TargetPhoto | None, index: Any, uploaded: Any = None) -> tuple[Any, Any, Any, Any]:
+        """The face picker moved: show that face's person, strength, prompt and likeness (a new face is 'keep')."""
         if photo is None or not photo.faces:
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         face = self._face_index(photo, index)
         choice = photo.choices.get(face)
         if choice is None:
             picker = gr.Dropdown(choices=person_choices(self.engine), value=KEEP, label=f"Person for face {face + 1}")
-            return picker, gr.skip(), gr.skip()
+            return picker, gr.skip(), gr.skip(), likeness_slider(None, False)
         picker = gr.Dropdown(
             choices=person_choices(self.engine), value=choice.person, label=f"Person for face {face + 1}"
         )
-        return picker, choice.strength, choice.prompt
+        slider = likeness_slider(self._who(choice.person), bool(uploaded_photos(uploaded)), choice.likeness)
+        return picker, choice.strength, choice.prompt, slider
 
     @staticmethod
     def _face_index(photo: TargetPhoto, index: Any) -> int:
@@ -269,12 +348,17 @@ class SwapHandlers:
         return face
 
     @user_errors
-    def assign(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str]:
-        """The chosen face gets the picked person (its mask is added), or is kept (its mask is removed)."""
-        photo = self._photo(fields)
+    def assign(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str, Any]:
+        """The chosen face gets the picked person (its mask is added; the likeness starts at the person's
+        default), or is kept (its mask is removed)."""
         person = self._person(fields.get("person"))
+        uploaded = bool(uploaded_photos(fields.get("references")))
+        slider = likeness_slider(None if person == KEEP else self._who(person), uploaded)
+        if fields.get("photo") is None and editor_image(fields.get("editor")) is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), slider  # picked before the photo: it gets this person
+        photo = self._photo(fields)
         if not photo.faces:
-            return photo, gr.skip(), "", gr.skip()
+            return photo, gr.skip(), "", gr.skip(), slider
         face = self._face_index(photo, fields.get("face"))
         painted = editor_mask(fields.get("editor"))
         layer = np.zeros(photo.display_size[::-1], np.uint8) if painted is None else np.asarray(painted).copy()
@@ -284,25 +368,39 @@ class SwapHandlers:
             layer[own > 0] = 0
             note = f"Face {face + 1} is kept as it is."
         else:
-            strength = guards.number(fields.get("strength"), "strength")
-            photo.choices[face] = FaceChoice(person, strength, _text(fields.get("prompt"), "prompt"))
+            likeness = default_likeness(self._who(person), uploaded)
+            photo.choices[face] = replace(self._choice(fields, person), likeness=likeness)
             np.maximum(layer, own, out=layer)
             note = f"Face {face + 1} → {person or 'base model'}. {EDIT_NOTE}"
         mask = Image.fromarray(layer, mode="L")
-        return photo, self._editor(photo, mask), self._summary(photo), note
+        return photo, self._editor(photo, mask), self._summary(photo), note, slider
 
     @user_errors
     def update_choice(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, str]:
-        """Strength or prompt moved: they belong to the chosen face (when it gets a person)."""
+        """Strength, prompt or likeness moved: they belong to the chosen face (when it gets a person)."""
         photo = self._photo(fields)
         face = self._face_index(photo, fields.get("face"))
         if face in photo.choices:
-            photo.choices[face] = replace(
-                photo.choices[face],
-                strength=guards.number(fields.get("strength"), "strength"),
-                prompt=_text(fields.get("prompt"), "prompt"),
-            )
+            photo.choices[face] = self._choice(fields, photo.choices[face].person)
         return photo, self._summary(photo)
+
+    @user_errors
+    def photos_changed(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto | None, Any]:
+        """Photos of the person were uploaded or cleared: faces whose person has no photos of its own start
+        from the new default likeness, and the slider shows the chosen face's."""
+        uploaded = bool(uploaded_photos(fields.get("references")))
+        photo = fields.get("photo")
+        if photo is None or not photo.faces:
+            person = self._person(fields.get("person"))
+            return photo, likeness_slider(None if person == KEEP else self._who(person), uploaded)
+        for index, choice in photo.choices.items():
+            who = self._who(choice.person)
+            if not who.photos:
+                photo.choices[index] = replace(choice, likeness=default_likeness(who, uploaded))
+        choice = photo.choices.get(self._face_index(photo, fields.get("face")))
+        if choice is None:
+            return photo, likeness_slider(None, uploaded)
+        return photo, likeness_slider(self._who(choice.person), uploaded, choice.likeness)
 
     @user_errors
     def same_for_everyone(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str]:
@@ -310,11 +408,11 @@ class SwapHandlers:
         photo = self._photo(fields)
         person = self._person(fields.get("person"))
         if person == KEEP:
-            raise gr.Error("Pick a person (or 'No LoRA') first, then give it to every face.")
+            raise gr.Error("Pick a person (or 'No person') first, then give it to every face.")
         if not photo.faces:
             raise gr.Error(NO_FACE_NOTE)
-        strength, prompt = guards.number(fields.get("strength"), "strength"), _text(fields.get("prompt"), "prompt")
-        photo.choices = {index: FaceChoice(person, strength, prompt) for index in range(len(photo.faces))}
+        choice = self._choice(fields, person)
+        photo.choices = {index: replace(choice) for index in range(len(photo.faces))}
         painted = editor_mask(fields.get("editor"))
         layer = np.asarray(self._auto_mask(photo, self._mask_sizes(fields)))
         if painted is not None:
@@ -328,24 +426,66 @@ class SwapHandlers:
         if not name or name == KEEP:
             return "", gr.Textbox(placeholder=SwapSettings().prompt)
         try:
-            info = self.engine.loras.resolve(self._person(name))
+            person = self.people.get(self._person(name))
         except FaceswapError as err:
             return f"⚠️ {guards.public_message(str(err))}", gr.skip()
-        meta = info.metadata
+        meta = person.lora.metadata if person.lora is not None else {}
         facts = []
         if meta.get("class_word"):
             facts.append(f"a {meta['class_word']}")
-        if meta.get("reference_photos"):
-            facts.append(f"{len(meta['reference_photos'])} photos")
+        if person.photos:
+            facts.append(f"{len(person.photos)} photo{'s' * (len(person.photos) != 1)}")
         step = meta.get("checkpoint_step") or meta.get("steps_done")
         if step:
-            facts.append(f"step {step}")
+            facts.append(f"LoRA at step {step}")
+        elif person.lora is not None:
+            facts.append("a LoRA")
+        else:
+            facts.append("no training: the likeness comes from the photos")
         base = meta.get("base_model")
         warning = ""
         if base and base != self.engine.base_model:
             warning = " ⚠️ trained on another base model than the one loaded"
-        text = f"**{info.name}**" + (f": {', '.join(facts)}" if facts else "") + warning
-        return text, gr.Textbox(placeholder=self.default_prompt(info.name))
+        text = f"**{person.name}**" + (f": {', '.join(facts)}" if facts else "") + warning
+        return text, gr.Textbox(placeholder=self.default_prompt(person.name))
+
+    # --- adding a person -----------------------------------------------------------------------
+    @user_errors
+    def add_person(self, fields: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The uploaded photos of the person saved as a new person (aligned in seconds, no training), who then
+        gets the chosen face.
+
+        Public endpoint: the name stays inside the people folder, at most MAX_TRAIN_PHOTOS files, each
+        refused from its header before anything decodes it. Returns the picker, the photo state, editor,
+        face summary, mask note, likeness slider, a note on what was added and skipped, and the photo
+        upload and name box emptied (the photos are the person's now).
+        """
+        name = check_person_name(guards.text(fields.get("new_name"), "name", max_chars=300))
+        self.engine.loras.check_new_name(name)
+        files = fields.get("references") or []
+        if isinstance(files, str):
+            files = [files]
+        if not isinstance(files, list) or not all(isinstance(item, str) and item for item in files):
+            raise SettingsError("the photos of the new person must be a list of image files")
+        if not files:
+            raise gr.Error("Choose 1-5 photos of the person's face, then press Add.")
+        if len(files) > MAX_TRAIN_PHOTOS:
+            raise SettingsError(f"{len(files)} photos were given; a person takes at most {MAX_TRAIN_PHOTOS}")
+        for path in files:
+            check_header(path, name=Path(path).name)
+        person, report = self.people.add(name, files)
+        note = f"Added **{person.label}**: ready to use, no training needed."
+        if report.skipped:
+            skipped = "; ".join(guards.public_message(reason) for _, reason in report.skipped)
+            note += f" Skipped: {skipped}"
+        picker = refresh_lora_picker(self.engine, select=person.name)
+        emptied = (gr.File(value=None), "")
+        photo = fields.get("photo")
+        if photo is None or not photo.faces:
+            slider = likeness_slider(person, False)
+            return picker, gr.skip(), gr.skip(), gr.skip(), gr.skip(), slider, note, *emptied
+        photo, editor, summary, mask_note, slider = self.assign({**fields, "person": person.name, "references": None})
+        return picker, photo, editor, summary, mask_note, slider, note, *emptied
 
     # --- generating -----------------------------------------------------------------------------
     def _photo(self, fields: Mapping[str, Any]) -> TargetPhoto:
@@ -359,7 +499,7 @@ class SwapHandlers:
             photo = TargetPhoto(background, Path(), 1.0, faces)
             person = self._person(fields.get("person"))
             if faces and person != KEEP:
-                photo.choices[0] = FaceChoice(person, *self._strength_prompt(fields))
+                photo.choices[0] = self._choice(fields, person)
         return photo
 
     def default_prompt(self, person: str) -> str:
@@ -372,9 +512,9 @@ class SwapHandlers:
             class_word = None
         return template_caption(class_word) if class_word in CLASS_WORDS else SwapSettings().prompt
 
-    def _settings(self, fields: Mapping[str, Any], choice: FaceChoice) -> SwapSettings:
-        if choice.person == KEEP:
-            raise SettingsError("'Keep this face' repaints nothing: pick a person (or 'No LoRA') to replace a face")
+    def _settings(self, fields: Mapping[str, Any], choice: FaceChoice, uploaded: tuple[str, ...] = ()) -> SwapSettings:
+        """The face's settings: the person's LoRA and photos (or the ``uploaded`` ones when it has none)."""
+        person = self._who(choice.person)
         settings = SwapSettings(
             prompt=choice.prompt or self.default_prompt(choice.person),
             negative_prompt=_text(fields.get("negative"), "negative prompt"),
@@ -383,29 +523,34 @@ class SwapHandlers:
             steps=int(guards.number(fields.get("steps", STEPS.default), "steps")),
             guidance=guards.number(fields.get("guidance", GUIDANCE.default), "guidance"),
             seed=_seed(fields.get("seed")),
-            lora=choice.person or None,
             lora_scale=guards.number(fields.get("lora_scale", LORA_SCALE.default), "LoRA strength"),
             color_match=bool(fields.get("color_match", True)),
+            identity_photos=uploaded,
             fast=bool(fields.get("fast", False)),
         )
+        settings = person.settings(settings, choice.likeness)
         settings.validate()
         return settings
 
-    def _targets(self, fields: Mapping[str, Any], photo: TargetPhoto) -> tuple[list[FaceTarget], Image.Image]:
-        """One target per face that gets a person, and the painted mask at the original's size."""
+    def _targets(
+        self, fields: Mapping[str, Any], photo: TargetPhoto
+    ) -> tuple[list[FaceTarget], list[FaceChoice], Image.Image]:
+        """One target per face that gets a person (with its choice), and the painted mask at the original's size."""
         painted = editor_mask(fields.get("editor"))
         if painted is None:
             raise gr.Error("Nothing is painted: press Auto mask, or paint over the face to replace.")
         if painted.size != photo.display_size:
             raise gr.Error("The mask does not match the photo; upload the photo again.")
         mask = painted if photo.scale == 1.0 else painted.resize(photo.original.size, Image.BILINEAR)
+        uploaded = uploaded_photos(fields.get("references"))
         if not photo.faces:
-            choice = FaceChoice(self._person(fields.get("person")), *self._strength_prompt(fields))
-            return [FaceTarget(self._settings(fields, choice), None)], mask
+            choice = self._choice(fields, self._person(fields.get("person")))
+            return [FaceTarget(self._settings(fields, choice, uploaded), None)], [choice], mask
         if not photo.choices:
             raise gr.Error("Every face is set to 'Keep this face': choose a person for at least one face.")
-        targets = [FaceTarget(self._settings(fields, choice), index) for index, choice in sorted(photo.choices.items())]
-        return targets, mask
+        chosen = sorted(photo.choices.items())
+        targets = [FaceTarget(self._settings(fields, choice, uploaded), index) for index, choice in chosen]
+        return targets, [choice for _, choice in chosen], mask
 
     @staticmethod
     def _strength_prompt(fields: Mapping[str, Any]) -> tuple[float, str]:
@@ -415,11 +560,12 @@ class SwapHandlers:
     def generate(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
         """Repaint every face that gets a person, in one request with one progress bar."""
         photo = self._photo(fields)
-        targets, mask = self._targets(fields, photo)
+        targets, choices, mask = self._targets(fields, photo)
         what = "Generating" if len(targets) == 1 else f"Generating {len(targets)} faces"
         result = self.engine.swap(
             photo.original, targets, mask=mask, progress=_progress_callback(progress, what), cancel=current_cancel()
         )
+        _name_people(result, choices)
         slider, button, record = self._show(photo, result)
         return slider, button, record, gr.Gallery(value=None, visible=False), [], gr.Tabs(selected="result")
 
@@ -439,10 +585,11 @@ class SwapHandlers:
         """Several strengths on the chosen face with one seed, ranked by likeness to photos of the person."""
         strengths = parse_strengths(fields.get("strengths") or "")  # refused before any work
         photo = self._photo(fields)
-        targets, mask = self._targets(fields, photo)
+        targets, choices, mask = self._targets(fields, photo)
         face = self._face_index(photo, fields.get("face")) if photo.faces else None
         target = next((t for t in targets if t.face == face), targets[0])
-        photos, source = self.reference_photos(fields.get("references"), target.settings.lora)
+        choice = choices[targets.index(target)]
+        photos, source = self.reference_photos(fields.get("references"), choice.person)
         shares = [t for t in targets if t is not target]
         if shares:  # only this face is tried: the other faces' paint is not part of its mask
             from faceswap_core.regions import split_mask
@@ -461,6 +608,7 @@ class SwapHandlers:
         )
         candidates, gallery = [], []
         for result in results:
+            _name_people(result, [choice])
             record = guards.public_record(result.record)
             path = self.files.save(result.image, record, stem="candidate")
             candidates.append({"path": str(path), "record": record})
@@ -468,26 +616,17 @@ class SwapHandlers:
         if photos:
             note = f"Ranked best first by likeness to {len(photos)} {source}: lower distance = more alike."
         else:
-            note = "Not ranked: add photos of the person under *Reference photos* to sort the candidates by likeness."
+            note = "Not ranked: upload *Photos of the person* to sort the candidates by likeness."
         slider, button, record = self._show(photo, results[0])
         shown = gr.Gallery(value=gallery, visible=True, label=f"{len(results)} candidates, best first. {note}")
         return slider, button, record, shown, candidates, gr.Tabs(selected="result")
 
-    def reference_photos(self, uploaded: list[str] | None, lora: str | None) -> tuple[list[str], str]:
-        """Uploaded photos of the person, else the LoRA's own training photos when its metadata lists them."""
-        if uploaded:
-            if not isinstance(uploaded, list) or len(uploaded) > MAX_REFERENCE_PHOTOS:
-                raise SettingsError(f"give at most {MAX_REFERENCE_PHOTOS} reference photos")
-            return [str(p) for p in uploaded], "uploaded reference photos"  # each refused from its header on load
-        if lora:
-            try:
-                info = guards.lora(self.engine.loras, lora)
-            except FaceswapError:
-                info = None
-            found = [str(p) for p in reference_photos(info)[:MAX_REFERENCE_PHOTOS]] if info else []
-            if found:
-                return found, "training photos of the person"
-        return [], ""
+    def reference_photos(self, uploaded: list[str] | None, person: str | None) -> tuple[list[str], str]:
+        """Photos to rank candidates by: the person's own (those that steer it), else the uploaded ones."""
+        who = self._who(person)
+        if who.photos:
+            return [str(p) for p in who.photos[:MAX_REFERENCE_PHOTOS]], f"photos of {who.name}"
+        return list(uploaded_photos(uploaded)), "uploaded photos of the person"
 
     def show_candidate(
         self, photo: TargetPhoto | None, candidates: list[dict[str, Any]], event: gr.SelectData
@@ -518,27 +657,38 @@ class SwapHandlers:
         face: float | None = None,
         faces: str | None = None,
         fast: bool = False,
+        identity_photos: list[str] | None = None,
+        identity_scale: float | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, dict[str, Any]]:
         """For scripts: a target image file, an optional mask file (white = replace), one face or a JSON list of
-        ``{"face", "lora", "prompt", "strength"}`` (each missing key takes the call's value); a PNG out."""
+        ``{"face", "lora", "prompt", "strength", "likeness"}`` (each missing key takes the call's value); a PNG out.
+
+        ``lora`` names a person (photos, a LoRA or both); ``identity_photos`` are photos of the person for faces
+        whose person has none of its own, and ``identity_scale`` their likeness (None: the person's default).
+        """
         if not image:
             raise gr.Error("no target image was sent")
         check_header(str(image), name="target image")  # refused from its header, before anything decodes it
         if mask:
             check_header(str(mask), name="mask")
+        uploaded = uploaded_photos(identity_photos)
         fields = {"lora_scale": lora_scale, "padding": padding, "steps": steps, "guidance": guidance, "seed": seed}
         fields["fast"] = fast
         fields["negative"] = SwapSettings().negative_prompt
-        base = FaceChoice(self._person(lora or NO_LORA), guards.number(strength, "strength"), _text(prompt, "prompt"))
+        base = FaceChoice(
+            self._person(lora or NO_LORA),
+            guards.number(strength, "strength"),
+            _text(prompt, "prompt"),
+            _likeness(identity_scale),
+        )
         if faces and faces.strip():
-            chosen = parse_faces(guards.text(faces, "faces", max_chars=20_000), base)
-            targets = [
-                FaceTarget(self._settings(fields, replace(c, person=self._person(c.person))), i) for i, c in chosen
-            ]
+            parsed = parse_faces(guards.text(faces, "faces", max_chars=20_000), base)
+            chosen = [(i, replace(c, person=self._person(c.person))) for i, c in parsed]
         else:
             index = None if face is None or face == "" else int(guards.number(face, "face"))
-            targets = [FaceTarget(self._settings(fields, base), index if index is not None or mask else 0)]
+            chosen = [(index if index is not None or mask else 0, base)]
+        targets = [FaceTarget(self._settings(fields, choice, uploaded), index) for index, choice in chosen]
         result = self.engine.swap(
             image,
             targets,
@@ -546,12 +696,20 @@ class SwapHandlers:
             progress=_progress_callback(progress, "Generating"),
             cancel=current_cancel(),
         )
+        _name_people(result, [choice for _, choice in chosen])
         record = guards.public_record(result.record)
         return str(self.files.save(result.image, record)), record
 
 
+def _name_people(result: SwapResult, choices: list[FaceChoice]) -> None:
+    """Say in the record which person each repainted face got (a photo-only person has no LoRA name there)."""
+    for face, choice in zip(result.record["faces"], choices, strict=True):
+        face["person"] = choice.person or None
+
+
 def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
-    """The API's per-face list: ``[{"face": 0, "lora": "alice", "prompt": "...", "strength": 0.5}, ...]``."""
+    """The API's per-face list: ``[{"face": 0, "lora": "alice", "prompt": "...", "strength": 0.5}, ...]``;
+    ``"lora"`` names a person, and ``"likeness"`` weighs its photos (0 = off)."""
     try:
         items = json.loads(text)
     except json.JSONDecodeError as err:
@@ -560,7 +718,7 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
         raise SettingsError('faces must be a JSON list like [{"face": 0, "lora": "alice"}]')
     chosen: list[tuple[int, FaceChoice]] = []
     for item in items:
-        unknown = set(item) - {"face", "lora", "prompt", "strength"}
+        unknown = set(item) - {"face", "lora", "prompt", "strength", "likeness"}
         if unknown:
             raise SettingsError(f"faces: unknown key(s) {', '.join(sorted(unknown))}")
         index = item.get("face")
@@ -572,6 +730,7 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
             guards.text(item.get("lora", base.person), "lora", max_chars=300).strip(),
             guards.number(item.get("strength", base.strength), "strength"),
             _text(item.get("prompt", base.prompt), "prompt"),
+            _likeness(item.get("likeness", base.likeness)),
         )
         chosen.append((index, choice))
     return chosen
@@ -707,13 +866,40 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     choices=person_choices(engine),
                     value=NO_LORA,
                     label="Person for face 1",
-                    info="Train one in the Train tab",
+                    info="Add one from photos below, or train one in the Train tab",
                     elem_id="lora",
-                    allow_custom_value=True,  # the choices grow as people are trained; the registry checks names
+                    allow_custom_value=True,  # the choices grow as people are added; the people folder checks names
                     scale=4,
                 )
                 refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="lora-refresh")
             lora_info = gr.Markdown(elem_id="lora-info")
+            likeness = range_slider(
+                IDENTITY_SCALE,
+                value=0.0,
+                label="Likeness from photos",
+                info="No photos of this person: upload some under 'Photos of the person', or add a person",
+                interactive=False,
+                elem_id="likeness",
+            )
+            with gr.Accordion("Photos of the person (optional)", open=False, elem_id="person-photos"):
+                references = gr.File(
+                    label=f"1-{MAX_IDENTITY_PHOTOS} photos of the face: used when the person has none of its own "
+                    "(no training), and to rank Try strengths",
+                    file_count="multiple",
+                    file_types=["image"],
+                    type="filepath",
+                    elem_id="person-photo-files",
+                )
+                with gr.Row(equal_height=True):
+                    new_name = gr.Textbox(
+                        label="Keep them as a person named",
+                        placeholder="e.g. anna",
+                        max_length=64,
+                        elem_id="new-person-name",
+                        scale=3,
+                    )
+                    add = gr.Button("Add person", size="sm", elem_id="add-person", scale=1, min_width=100)
+                add_note = gr.Markdown(elem_id="add-person-note")
             with gr.Row():
                 strength = range_slider(
                     STRENGTH,
@@ -744,13 +930,11 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     min_width=90,
                 )
             download = gr.DownloadButton("Download full-size PNG", visible=False, elem_id="download")
-            with gr.Accordion("Try strengths: what to try, photos to rank by", open=False, elem_id="strengths-panel"):
-                strengths = gr.Textbox(value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS), label="Strengths to try")
-                references = gr.File(
-                    label="Reference photos of the person (optional)",
-                    file_count="multiple",
-                    file_types=["image"],
-                    type="filepath",
+            with gr.Accordion("Try strengths: what to try", open=False, elem_id="strengths-panel"):
+                strengths = gr.Textbox(
+                    value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS),
+                    label="Strengths to try",
+                    info="Ranked by likeness to the person's photos (or the ones uploaded above)",
                 )
             with gr.Accordion("Advanced", open=False):
                 lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
@@ -781,13 +965,13 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             examples,
             inputs=[editor],
             outputs=shown,
-            fn=lambda value: handlers.load_from_editor(value, NO_LORA, STRENGTH.default, ""),
+            fn=lambda value: handlers.load_from_editor(value, NO_LORA, STRENGTH.default, ""),  # likeness: default
             run_on_click=True,
             label="Example photo (NASA, public domain): click it, then Generate",
         )
     upload.upload(
         handlers.load_photo,
-        [upload, person, strength, prompt],
+        [upload, person, strength, prompt, likeness],
         shown,
         **on_faces,
     )
@@ -799,6 +983,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "person": person,
         "strength": strength,
         "prompt": prompt,
+        "likeness": likeness,
+        "references": references,
         "size_from_face": size_from_face,
         "grow": grow,
         "feather": feather,
@@ -809,14 +995,28 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         [editor, mask_note],
         **on_faces,
     )
-    face.input(handlers.choose_face, [photo, face], [person, strength, prompt], queue=False)
+    face.input(handlers.choose_face, [photo, face, references], [person, strength, prompt, likeness], queue=False)
     person.input(
         by_name(handlers.assign, mask_fields),
         set(mask_fields.values()),
-        [photo, editor, summary, mask_note],
+        [photo, editor, summary, mask_note, likeness],
         **on_faces,
     )
-    for control in (strength, prompt):
+    for event in (references.upload, references.clear, references.delete):  # not .change: Add empties the
+        event(  # upload itself, and then sets the slider for the new person
+            by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], queue=False
+        )
+    add_fields = {**mask_fields, "new_name": new_name}
+    add.click(
+        by_name(handlers.add_person, add_fields),
+        set(add_fields.values()),
+        [person, photo, editor, summary, mask_note, likeness, add_note, references, new_name],
+        api_name="add_person",
+        show_progress_on=[add_note],
+        concurrency_id="faces",
+        concurrency_limit=4,
+    )
+    for control in (strength, prompt, likeness):
         control.input(
             by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], queue=False
         )
@@ -843,7 +1043,6 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "color_match": color_match,
         "fast": fast,
         "strengths": strengths,
-        "references": references,
     }
     outputs = [result, download, record, candidates, candidate_state, views]
     gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
@@ -872,6 +1071,11 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         guards.safe_number(api_face, "face index")
         api_faces = gr.Textbox(label='several faces: JSON [{"face": 0, "lora": "alice", "strength": 0.5}, ...]')
         api_fast = gr.Checkbox(value=False, label="fast: a few-step LoRA, ~4 UNet evaluations")
+        api_photos = gr.File(
+            file_count="multiple", type="filepath", label="photos of the person (optional; for a person without any)"
+        )
+        api_likeness = gr.Number(value=None, label="likeness of the photos (empty: the person's default; 0: off)")
+        guards.safe_number(api_likeness, "likeness")
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
@@ -890,6 +1094,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             api_face,
             api_faces,
             api_fast,
+            api_photos,
+            api_likeness,
         ],
         [api_out, record],
         api_name="swap",
