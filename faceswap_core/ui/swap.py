@@ -767,12 +767,15 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         MASK_FEATHER_PX, label="Feather (px)", info="Soft edge width", elem_id="feather"
                     )
             with gr.Accordion("Try strengths: what to try, photos to rank by", open=False, elem_id="strengths-panel"):
-                strengths = gr.Textbox(value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS), label="Strengths to try")
+                strengths = gr.Textbox(
+                    value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS), label="Strengths to try", elem_id="strengths"
+                )
                 references = gr.File(
                     label="Reference photos of the person (optional)",
                     file_count="multiple",
                     file_types=["image"],
                     type="filepath",
+                    elem_id="references",
                 )
             with gr.Accordion("Advanced", open=False):
                 lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
@@ -803,15 +806,19 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
 
     shown = [photo, editor, face, summary, mask_note]
 
+    def after_load(photo: TargetPhoto | None) -> tuple[Any, ...]:
+        """The mask sliders at the sizes used, and the photo in view (not the last photo's result)."""
+        return (*handlers.mask_sizes(photo), gr.Tabs(selected="mask"))
+
     def with_mask_sizes(values: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (*values, *handlers.mask_sizes(values[0]))
+        return (*values, *after_load(values[0]))
 
     on_faces = {"show_progress_on": [mask_note], "concurrency_id": "faces", "concurrency_limit": 4}
     if examples:
         gr.Examples(
             examples,
             inputs=[editor],
-            outputs=[*shown, grow, feather],
+            outputs=[*shown, grow, feather, views],
             fn=lambda value: with_mask_sizes(handlers.load_from_editor(value, NO_LORA, STRENGTH.default, "")),
             run_on_click=True,
             label="Example photo (NASA, public domain): click it, then Generate",
@@ -821,7 +828,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         [upload, person, strength, prompt],
         shown,
         **on_faces,
-    ).success(handlers.mask_sizes, photo, [grow, feather], queue=False)
+    ).success(after_load, photo, [grow, feather, views], queue=False)
 
     mask_fields = {
         "photo": photo,
