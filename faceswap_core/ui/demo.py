@@ -44,7 +44,13 @@ footer { display: none !important; }
 /* the brush and eraser beside the photo, not over it */
 #target .pixi-target, #target .pixi-target-crop { left: 40px; width: calc(100% - 40px); }
 /* candidate captions under the thumbnail, not over the chin */
-#candidates .caption-label { position: static; max-width: 100%; margin: 2px auto 0; }
+#candidates .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 170px)) !important; }
+#candidates .thumbnail-item {
+  aspect-ratio: auto !important; height: auto !important; overflow: visible !important;
+  display: flex; flex-direction: column;
+}
+#candidates .thumbnail-item img { aspect-ratio: 1; width: 100% !important; height: auto !important; flex: none; }
+#candidates .caption-label { position: static; max-width: 100%; margin: 2px 0 0; transform: none; white-space: normal; }
 @media (max-width: 640px) {  /* a phone */
   #target, #result { height: 340px !important; }
   #result > label[data-testid="block-label"] { display: none; }  /* it sits under the zoom bar */
