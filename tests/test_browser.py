@@ -8,7 +8,6 @@ in test-artifacts/. Skipped when /usr/bin/chromium is not installed (CI installs
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,19 +16,27 @@ from typing import Any
 
 import pytest
 from app_server import REPO, running_app
+from browser_driver import (
+    CHROMIUM,
+    DESKTOP,
+    PHONE,
+    RESULT_SHOWN,
+    TIMEOUT_MS,
+    big_photo,
+    choose_photo,
+    chromium,
+    generate,
+    image_point,
+    open_app,
+    pick,
+    upload,
+    wait_for_text,
+    wait_idle,
+    wait_mask_painted,
+)
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 120_000
 
 pytestmark = [
     pytest.mark.browser,
@@ -40,26 +47,25 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from faceswap_core.identity_adapter import save_tiny_ip_adapter
+
     lora_dir = tmp_path_factory.mktemp("browser-loras")
+    adapter = save_tiny_ip_adapter(tmp_path_factory.mktemp("browser-ip-adapter"))  # photos of a person work
     ARTIFACTS.mkdir(exist_ok=True)
-    with running_app(tiny_model_dir, lora_dir, ARTIFACTS / "browser-app.log") as url:
+    with running_app(tiny_model_dir, lora_dir, ARTIFACTS / "browser-app.log", adapter) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def page(server: str) -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(TIMEOUT_MS)
-        tab.goto(server)
-        tab.wait_for_selector("#target")
-        try:
-            yield tab
-        finally:
-            browser.close()
+def browser(server: str) -> Iterator[Any]:
+    pytest.importorskip("playwright.sync_api")
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, server: str) -> Any:
+    return open_app(browser, server, {"width": 1400, "height": 1000}, accept_downloads=True)
 
 
 @contextmanager
@@ -70,41 +76,6 @@ def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         raise
-
-
-def wait_for_text(page: Any, selector: str, text: str, timeout_ms: int = TIMEOUT_MS) -> None:
-    page.wait_for_function(
-        "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
-        arg=[selector, text],
-        timeout=timeout_ms,
-    )
-
-
-def wait_idle(page: Any, selector: str) -> None:
-    """Until the component's progress timer ("1.2s", "queue: 1/1") has been gone for a second."""
-    busy = "sel => /queue|\\d\\.\\ds/.test(document.querySelector(sel)?.innerText || '')"
-    time.sleep(0.5)
-    quiet_since = None
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:
-        if page.evaluate(busy, selector):
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > 1.0:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{selector} stayed busy")
-
-
-def upload(page: Any, path: Path, note: str = "is masked") -> None:
-    """Upload a photo with the Upload button and wait until its faces are numbered and masked."""
-    wait_for_text(page, "#model-status", "Model ready")
-    with page.expect_file_chooser() as chooser:
-        page.click("#upload")
-    chooser.value.set_files(str(path))
-    wait_for_text(page, "#mask-note", note, timeout_ms=60_000)
-    wait_idle(page, "#target")
 
 
 def set_number(page: Any, selector: str, value: str) -> None:
@@ -121,21 +92,6 @@ def set_number(page: Any, selector: str, value: str) -> None:
     raise AssertionError(f"{selector} kept {number.input_value()!r} instead of {value!r}")
 
 
-def pick(page: Any, selector: str, option: str) -> None:
-    """Choose ``option`` in a Gradio dropdown as a person would: open it, click the entry."""
-    page.locator(f"{selector} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
-def image_point(page: Any, size: tuple[int, int], x: float, y: float) -> tuple[float, float]:
-    """Page coordinates of image pixel (x, y): the editor shows the photo centred, at its zoom ("98%")."""
-    box = page.locator("#target canvas").first.bounding_box()
-    zoom = re.search(r"(\d+)%", page.locator("#target").inner_text())
-    scale = int(zoom.group(1)) / 100 if zoom else 1.0
-    centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    return centre_x + (x - size[0] / 2) * scale, centre_y + (y - size[1] / 2) * scale
-
-
 def test_upload_auto_mask_paint_generate_and_download(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
     target = tmp_path / "astronaut.png"
     astronaut.save(target)
@@ -150,12 +106,7 @@ def test_upload_auto_mask_paint_generate_and_download(page: Any, astronaut: Imag
             page.mouse.move(start[0] + step * 8, start[1], steps=2)
         page.mouse.up()
         wait_idle(page, "#target")
-        page.click("#generate")
-        page.wait_for_function(
-            "() => { const imgs = document.querySelectorAll('#result img');"
-            " return imgs.length >= 2 && Array.from(imgs).every(i => i.complete && i.naturalWidth > 0); }",
-            timeout=TIMEOUT_MS,
-        )
+        generate(page)
         sizes = page.evaluate(
             "Array.from(document.querySelectorAll('#result img')).map(i => [i.naturalWidth, i.naturalHeight])"
         )
@@ -262,3 +213,130 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.click("#cancel-train")
         wait_for_text(page, "#train-status", "Stopping", timeout_ms=3_000)
         wait_for_text(page, "#train-status", "Cancelled after")
+
+
+def shot(page: Any, name: str) -> None:
+    """A screenshot of what the screen shows (not the whole page), kept in test-artifacts/."""
+    size = page.viewport_size
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{size['width']}x{size['height']}.png"))
+
+
+def box(page: Any, selector: str) -> dict[str, float]:
+    found = page.locator(selector).first.bounding_box()
+    assert found is not None, f"{selector} is not on the page"
+    return found
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def in_view(page: Any, selector: str) -> bool:
+    where, size = box(page, selector), page.viewport_size
+    return where["y"] >= 0 and where["y"] + where["height"] <= size["height"] + 1
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1366x768", "390x844"])
+def test_photo_tools_and_result_fit_the_screen(
+    browser: Any, server: str, astronaut: Image.Image, tmp_path: Path, viewport: dict[str, int]
+) -> None:
+    """Laptop: photo, mask, person and Generate on the first screen. Phone: nothing cut or covered.
+    Both: the result is in view after Generate."""
+    target = tmp_path / "astronaut.jpg"
+    astronaut.save(target)
+    page = open_app(browser, server, viewport)
+    with screenshot_on_failure(page, f"layout-{viewport['width']}"):
+        wait_for_text(page, "#model-status", "Model ready")
+        assert not page.locator("#target .zoom-number").is_visible()  # no "1000%" over an empty canvas
+        shot(page, "layout-empty")
+        upload(page, target)
+        shot(page, "layout-loaded")
+        tools, zoom = box(page, "#target .toolbar-wrap"), box(page, "#target .top-panel")
+        photo_left, photo_top = image_point(page, astronaut.size, 0, 0)
+        assert tools["x"] + tools["width"] <= photo_left  # the brush bar beside the photo, not over it
+        assert zoom["y"] + zoom["height"] <= photo_top  # and the zoom bar above it
+        for label in page.locator("#target label, #result label").all():
+            if label.is_visible():
+                assert not overlap(label.bounding_box(), zoom), "a label sits under the zoom bar"
+        clipped = page.evaluate(
+            "() => { const i = document.querySelector('#face-index input'); return i.scrollWidth > i.clientWidth + 1; }"
+        )
+        assert not clipped and page.locator("#face-index input").input_value() == "Face 1 (largest)"
+        if viewport == DESKTOP:
+            assert page.evaluate("window.scrollY") == 0
+            for selector in ("#upload", "#target canvas", "#lora", "#generate"):
+                assert in_view(page, selector), f"{selector} is below the fold at 1366x768"
+        generate(page)
+        page.wait_for_function(
+            "() => { const r = document.querySelector('#result').getBoundingClientRect();"
+            " return r.top >= 0 && r.bottom <= innerHeight + 1; }"
+        )
+        shot(page, "layout-result")
+    page.context.close()
+
+
+def test_a_24_megapixel_photo_from_upload_to_result(page: Any, tmp_path: Path) -> None:
+    """A phone's 24 MP JPEG: numbered and masked on a display copy, swapped and downloadable full size."""
+    photo = big_photo(tmp_path / "phone.jpg")
+    with screenshot_on_failure(page, "big-photo"):
+        page.get_by_role("tab", name="Swap a face").click()
+        since = choose_photo(page, photo)
+        wait_mask_painted(page, since, "1 face found")
+        wait_idle(page, "#target")
+        assert page.locator("#target canvas").first.is_visible()
+        shot(page, "big-photo-loaded")
+        generate(page)
+        wait_for_text(page, "#download", "6000×4000")
+        sizes = page.evaluate("Array.from(document.querySelectorAll('#result img')).map(i => i.naturalWidth)")
+        assert sizes and all(width == 2048 for width in sizes)  # the comparison is display size, not 24 MP
+        shot(page, "big-photo-result")
+
+
+def test_a_file_that_is_not_a_photo_and_a_photo_without_a_face(page: Any, tmp_path: Path) -> None:
+    from skimage import data
+
+    renamed = tmp_path / "notes.png"
+    renamed.write_text("a shopping list, not a photo")
+    no_face = tmp_path / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(no_face)
+    with screenshot_on_failure(page, "messages"):
+        page.get_by_role("tab", name="Swap a face").click()
+        choose_photo(page, renamed)
+        wait_for_text(page, "body", "not an image")
+        shot(page, "message-not-a-photo")
+        for close in page.locator(".toast-close").all():
+            close.click()
+        since = choose_photo(page, no_face)
+        wait_mask_painted(page, since, "No face found: paint over the area to replace with the brush")
+        shot(page, "message-no-face")
+
+
+def test_try_strengths_shows_candidates_with_strength_and_likeness(
+    page: Any, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    portrait = tmp_path / "portrait.png"
+    astronaut.crop((100, 0, 400, 512)).save(portrait)
+    with screenshot_on_failure(page, "strengths"):
+        page.get_by_role("tab", name="Swap a face").click()
+        upload(page, portrait)
+        panel = page.locator("#strengths-panel")
+        panel.get_by_text("Try strengths: what to try").click()
+        page.fill("#strengths textarea, #strengths input", "0.3, 0.6")
+        page.locator("#person-photos").get_by_text("Photos of the person").click()
+        page.locator("#person-photo-files input[type=file]").set_input_files(str(portrait))
+        wait_for_text(page, "#person-photo-files", "portrait.png")
+        page.click("#try-strengths")
+        page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
+        page.locator("#candidates img").nth(1).wait_for(state="visible")
+        captions = page.locator("#candidates .caption-label").all_inner_texts()
+        assert len(captions) == 2 and all("strength" in c and "distance" in c for c in captions), captions
+        assert {c.split("·")[0].strip() for c in captions} == {"strength 0.30", "strength 0.60"}
+        thumb, caption = box(page, "#candidates img"), box(page, "#candidates .caption-label")
+        assert caption["y"] >= thumb["y"] + thumb["height"] - 1  # under the face, not over its chin
+        wait_for_text(page, "#candidates", "best first")
+        shot(page, "try-strengths")

@@ -14,12 +14,15 @@ from lora_factory import make_test_lora
 from PIL import Image
 
 from faceswap_core.engine import Engine
+from faceswap_core.faces.masks import mask_scale
 from faceswap_core.fast import save_tiny_fast_lora
 from faceswap_core.identity_adapter import save_tiny_ip_adapter
 from faceswap_core.images import png_metadata
 from faceswap_core.settings import (
     EDITOR_MAX_SIDE,
     IDENTITY_SCALE,
+    MASK_FEATHER_FRACTION,
+    MASK_GROW_FRACTION,
     MAX_STRENGTH_CANDIDATES,
     MAX_TRAIN_PHOTOS,
     SEARCH_STRENGTHS,
@@ -92,6 +95,9 @@ def test_upload_masks_the_largest_face_on_a_numbered_display_copy(swap: SwapHand
     mask = painted(fields)
     cx, cy = (round(v) for v in face.center)
     assert mask[cy, cx] == 255 and mask[0, 0] == 0 and photo.choices[0].person == "alice"
+    grow, feather = swap.mask_sizes(photo)  # the sliders show the sizes the automatic mask used, not 0
+    width = mask_scale(face)
+    assert grow == round(MASK_GROW_FRACTION * width) and feather == round(MASK_FEATHER_FRACTION * width) > 0
 
 
 def test_a_big_photo_is_edited_small_and_swapped_full_size(swap: SwapHandlers, tmp_path: Path) -> None:

@@ -29,6 +29,36 @@ CSS = """
 #model-status p { margin: 0; }
 #model-status.error { border-left: 4px solid #dc2626; padding-left: 8px; }
 footer { display: none !important; }
+/* a short header, so the photo, its mask and Generate share one 1366x768 screen */
+#title h1 { margin: 0 0 2px; font-size: 1.6rem; }
+#title p { margin: 0; }
+/* the empty editor: a hint instead of a blank canvas at "1000%" with tools for nothing */
+#target .image-container:has(> .empty) :is(.top-panel, .toolbar-wrap, .pixi-target, .pixi-target-crop, .empty) {
+  visibility: hidden;
+}
+#target .image-container:has(> .empty)::after {
+  content: "Upload a photo with the button above, or click the example below";
+  position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
+  padding: 24px; text-align: center; font-size: 1.1rem; color: var(--body-text-color-subdued);
+}
+/* the brush and eraser beside the photo, not over it */
+#target .pixi-target, #target .pixi-target-crop { left: 40px; width: calc(100% - 40px); }
+/* candidate captions under the thumbnail, not over the chin */
+#candidates .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 170px)) !important; }
+#candidates .thumbnail-item {
+  aspect-ratio: auto !important; height: auto !important; overflow: visible !important;
+  display: flex; flex-direction: column;
+}
+#candidates .thumbnail-item img { aspect-ratio: 1; width: 100% !important; height: auto !important; flex: none; }
+#candidates .caption-label { position: static; max-width: 100%; margin: 2px 0 0; transform: none; white-space: normal; }
+@media (max-width: 640px) {  /* a phone */
+  #target, #result { height: 340px !important; }
+  #result > label[data-testid="block-label"] { display: none; }  /* it sits under the zoom bar */
+  #photo-bar > #upload { flex-basis: 100% !important; }  /* a full-width button, then face and Auto mask */
+  #photo-bar > .form:has(#face-index) { flex: 2 1 0 !important; }  /* "Face 1 (largest)" whole */
+  #generate-bar button { white-space: nowrap; padding-left: 6px; padding-right: 6px; }
+  #fast .info-text { display: none; }
+}
 """
 
 
@@ -90,7 +120,7 @@ def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEF
     swap_handlers = SwapHandlers(engine)
     train_handlers = TrainHandlers(engine, vqa_model=vqa_model)
     with gr.Blocks(title=TITLE, delete_cache=(RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)) as demo:
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="title")
         status = gr.Markdown(loader.message(), elem_id="model-status")
         timer = gr.Timer(STATUS_POLL_SECONDS)
         with gr.Tabs():

@@ -24,7 +24,7 @@ from faceswap_core.captions import template_caption
 from faceswap_core.engine import Engine, FaceTarget, SwapResult
 from faceswap_core.errors import FaceswapError, SettingsError
 from faceswap_core.faces.detect import Face, detect_faces
-from faceswap_core.faces.masks import face_mask
+from faceswap_core.faces.masks import face_mask, mask_scale
 from faceswap_core.images import check_header, load_image
 from faceswap_core.people import People, Person, check_person_name
 from faceswap_core.settings import (
@@ -34,7 +34,9 @@ from faceswap_core.settings import (
     IDENTITY_SCALE,
     IDENTITY_SCALE_WITH_LORA,
     LORA_SCALE,
+    MASK_FEATHER_FRACTION,
     MASK_FEATHER_PX,
+    MASK_GROW_FRACTION,
     MASK_GROW_PX,
     MAX_IDENTITY_PHOTOS,
     MAX_REFERENCE_PHOTOS,
@@ -68,9 +70,12 @@ BASE_MODEL = Person(NO_LORA)  # "no person": no LoRA, no photos of its own (the 
 RANDOM_SEED = -1
 SEED = Range(RANDOM_SEED, MAX_SEED, RANDOM_SEED, 1)  # -1: a new random seed each time
 CANDIDATE_SIZE = 256
+EDITOR_HEIGHT = 420  # px: with the bar above it, photo and Generate share one 1366x768 screen
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
 NO_FACE_NOTE = "No face found: paint over the area to replace with the brush, then press Generate."
+# On a phone the result shows a screen above the Generate button: bring it into view (no move when it is in view).
+SHOW_RESULT = "() => document.querySelector('#views')?.scrollIntoView({block: 'nearest', behavior: 'smooth'})"
 EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the brush and eraser."
 
 
@@ -310,6 +315,15 @@ class SwapHandlers:
         sizes = MaskSettings(grow=grow, feather=feather)
         sizes.validate()
         return sizes
+
+    @staticmethod
+    def mask_sizes(photo: TargetPhoto | None) -> tuple[Any, Any]:
+        """Grow and feather as the automatic mask sized them for face 1 (photo pixels), for the sliders to show."""
+        if not isinstance(photo, TargetPhoto) or not photo.faces:
+            return gr.skip(), gr.skip()
+        width = mask_scale(photo.faces[0])
+        grow = min(max(round(MASK_GROW_FRACTION * width), MASK_GROW_PX.minimum), MASK_GROW_PX.maximum)
+        return grow, min(round(MASK_FEATHER_FRACTION * width), MASK_FEATHER_PX.maximum)
 
     @user_errors
     def auto_mask(self, fields: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -801,26 +815,33 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     defaults = SwapSettings()
     photo = gr.State(None)
     candidate_state = gr.State([])
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_id="swap-layout"):
         with gr.Column(scale=3, min_width=320):
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=True, elem_id="photo-bar"):
                 upload = gr.UploadButton(
-                    "📷 Upload photo", file_types=["image"], type="filepath", variant="primary", elem_id="upload"
+                    "📷 Upload photo",
+                    file_types=["image"],
+                    type="filepath",
+                    variant="primary",
+                    elem_id="upload",
+                    min_width=140,
                 )
                 face = gr.Dropdown(
                     choices=[("Face 1", 0)],
                     value=0,
                     label="Face (numbered on the photo)",
+                    show_label=False,  # "Face 2" says it; a label would make the whole bar two lines tall
                     elem_id="face-index",
                     interactive=False,
                     allow_custom_value=True,  # the choices follow the photo; the handlers check the index
-                    min_width=160,
+                    min_width=140,
                 )
                 auto = gr.Button("Auto mask", elem_id="auto-mask", min_width=100)
-            with gr.Tabs(selected="mask") as views:
+            with gr.Tabs(selected="mask", elem_id="views") as views:
                 with gr.Tab("Photo and mask", id="mask"):
                     editor = gr.ImageEditor(
                         label="The blue paint marks what gets replaced",
+                        show_label=False,  # the note under it says so; a floating label sits under the zoom bar
                         type="pil",
                         image_mode="RGBA",
                         format="png",
@@ -834,33 +855,25 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                             32,
                             32,
                         ),  # the canvas takes the photo's size; a larger start size shifts set layers
-                        height=400,
-                        placeholder="# Upload a photo\nwith the button above, or use the example below",
+                        height=EDITOR_HEIGHT,
                         elem_id="target",
                     )
                     guards.safe_editor(editor)  # images refused from their header before Gradio decodes them
                 with gr.Tab("Result", id="result"):
                     result = gr.ImageSlider(
-                        label="Before / after: drag the handle", type="pil", height=400, elem_id="result"
+                        label="Before / after: drag the handle", type="pil", height=EDITOR_HEIGHT, elem_id="result"
                     )
                     candidates = gr.Gallery(
                         visible=False,
                         columns=4,
-                        height=180,
+                        height="auto",  # the captions sit under the thumbnails: a fixed height cut them off
                         allow_preview=False,
                         object_fit="contain",
                         elem_id="candidates",
                     )
             mask_note = gr.Markdown("Upload a photo to begin.", elem_id="mask-note")
-            with gr.Accordion("Mask size", open=False):
-                size_from_face = gr.Checkbox(
-                    value=True, label="Size the mask from the face", elem_id="mask-size-from-face"
-                )
-                with gr.Row():
-                    grow = range_slider(MASK_GROW_PX, label="Grow (px)", info="Then press Auto mask")
-                    feather = range_slider(MASK_FEATHER_PX, label="Feather (px)", info="Soft edge width")
             examples = [[str(ASSETS / name)] for name in EXAMPLE_PHOTOS if (ASSETS / name).is_file()]
-        with gr.Column(scale=2, min_width=300):
+        with gr.Column(scale=2, min_width=300, elem_id="swap-controls"):
             with gr.Row(equal_height=True):
                 person = gr.Dropdown(
                     choices=person_choices(engine),
@@ -907,7 +920,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     info="Low keeps the photo, high the person",
                     elem_id="strength",
                 )
-                padding = range_slider(PADDING, label="Context", info="Photo around the face")
+                padding = range_slider(PADDING, label="Context", info="Photo around the face", elem_id="context")
             prompt = gr.Textbox(
                 value="",
                 label="Prompt",
@@ -916,29 +929,44 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 info="Describe the photo, not the face",
                 elem_id="prompt",
             )
-            everyone = gr.Button("Same person for every face", size="sm", visible=True, elem_id="same-for-all")
-            summary = gr.Markdown(elem_id="face-summary")
-            with gr.Row(equal_height=True):
-                generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
-                search = gr.Button("Try strengths", elem_id="try-strengths", scale=1)
+            with gr.Row(equal_height=True, elem_id="generate-bar"):
+                generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2, min_width=100)
+                search = gr.Button("Try strengths", elem_id="try-strengths", scale=2, min_width=100)
                 fast = gr.Checkbox(
                     value=False,
                     label="Fast",
-                    info="~4 steps; ignores the negative prompt",
+                    info="~4 steps",  # and no negative prompt: said in the Advanced accordion
                     elem_id="fast",
                     scale=1,
-                    min_width=90,
+                    min_width=70,
                 )
             download = gr.DownloadButton("Download full-size PNG", visible=False, elem_id="download")
+            everyone = gr.Button("Same person for every face", size="sm", visible=True, elem_id="same-for-all")
+            summary = gr.Markdown(elem_id="face-summary")
+            with gr.Accordion("Mask size", open=False, elem_id="mask-size"):
+                size_from_face = gr.Checkbox(
+                    value=True, label="Size the mask from the face", elem_id="mask-size-from-face"
+                )
+                with gr.Row():
+                    grow = range_slider(MASK_GROW_PX, label="Grow (px)", info="Then press Auto mask", elem_id="grow")
+                    feather = range_slider(
+                        MASK_FEATHER_PX, label="Feather (px)", info="Soft edge width", elem_id="feather"
+                    )
             with gr.Accordion("Try strengths: what to try", open=False, elem_id="strengths-panel"):
                 strengths = gr.Textbox(
                     value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS),
                     label="Strengths to try",
                     info="Ranked by likeness to the person's photos (or the ones uploaded above)",
+                    elem_id="strengths",
                 )
             with gr.Accordion("Advanced", open=False):
                 lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
-                negative = gr.Textbox(value=defaults.negative_prompt, label="Negative prompt", lines=2)
+                negative = gr.Textbox(
+                    value=defaults.negative_prompt,
+                    label="Negative prompt",
+                    info="Not used in Fast mode",
+                    lines=2,
+                )
                 steps = range_slider(STEPS, label="Steps")
                 guidance = range_slider(GUIDANCE, label="Guidance")
                 with gr.Row(equal_height=True):
@@ -959,13 +987,21 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 record = gr.JSON(label="Saved in the PNG as text", elem_id="record")
 
     shown = [photo, editor, face, summary, mask_note]
+
+    def after_load(photo: TargetPhoto | None) -> tuple[Any, ...]:
+        """The mask sliders at the sizes used, and the photo in view (not the last photo's result)."""
+        return (*handlers.mask_sizes(photo), gr.Tabs(selected="mask"))
+
+    def with_mask_sizes(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*values, *after_load(values[0]))
+
     on_faces = {"show_progress_on": [mask_note], "concurrency_id": "faces", "concurrency_limit": 4}
     if examples:
         gr.Examples(
             examples,
             inputs=[editor],
-            outputs=shown,
-            fn=lambda value: handlers.load_from_editor(value, NO_LORA, STRENGTH.default, ""),  # likeness: default
+            outputs=[*shown, grow, feather, views],
+            fn=lambda value: with_mask_sizes(handlers.load_from_editor(value, NO_LORA, STRENGTH.default, "")),
             run_on_click=True,
             label="Example photo (NASA, public domain): click it, then Generate",
         )
@@ -974,7 +1010,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         [upload, person, strength, prompt, likeness],
         shown,
         **on_faces,
-    )
+    ).success(after_load, photo, [grow, feather, views], queue=False)
 
     mask_fields = {
         "photo": photo,
@@ -1052,14 +1088,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         outputs,
         api_name="generate",
         **gpu,
-    )
+    ).success(None, js=SHOW_RESULT)
     search.click(
         on_gpu(cancellable(by_name(handlers.try_strengths, swap_fields, progress=True), outputs=len(outputs))),
         set(swap_fields.values()),
         outputs,
         api_name="try_strengths",
         **gpu,
-    )
+    ).success(None, js=SHOW_RESULT)
     candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], queue=False)
 
     # A plain endpoint for scripts (gradio_client): files in, PNG out; no canvas involved.
