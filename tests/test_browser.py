@@ -164,7 +164,7 @@ def test_add_a_person_from_photos_and_find_them_in_the_picker(
     with screenshot_on_failure(page, "add-person"):
         page.get_by_role("tab", name="Swap a face").click()
         assert page.locator("#likeness input[type=number]").is_disabled()  # no photos yet: nothing to take
-        page.get_by_text("Photos of the person (optional)").click()
+        page.locator("#person-photos").get_by_text("Photos of the person").click()
         page.locator("#person-photo-files input[type=file]").first.set_input_files(photos)
         page.fill("#new-person-name textarea, #new-person-name input", "astro")
         page.click("#add-person")
@@ -336,7 +336,12 @@ def test_try_strengths_shows_candidates_with_strength_and_likeness(
         captions = page.locator("#candidates .caption-label").all_inner_texts()
         assert len(captions) == 2 and all("strength" in c and "distance" in c for c in captions), captions
         assert {c.split("·")[0].strip() for c in captions} == {"strength 0.30", "strength 0.60"}
-        thumb, caption = box(page, "#candidates img"), box(page, "#candidates .caption-label")
-        assert caption["y"] >= thumb["y"] + thumb["height"] - 1  # under the face, not over its chin
-        wait_for_text(page, "#candidates", "best first")
+        # the caption under the face, not over its chin (once the thumbnails' images have loaded and laid out)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#candidates img'),"
+            " c = document.querySelector('#candidates .caption-label');"
+            " return i && c && i.complete && c.getBoundingClientRect().top >= i.getBoundingClientRect().bottom - 1; }",
+            timeout=10_000,
+        )
+        wait_for_text(page, "#candidates", "most alike first")
         shot(page, "try-strengths")

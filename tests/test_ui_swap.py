@@ -33,6 +33,7 @@ from faceswap_core.ui.swap import (
     KEEP,
     NO_FACE_NOTE,
     NO_LORA,
+    NO_PHOTOS_INFO,
     SwapHandlers,
     by_name,
     parse_faces,
@@ -226,7 +227,7 @@ def test_try_strengths_shows_ranked_face_crops_where_the_result_is(swap: SwapHan
     crops = [Image.open(item["image"]["path"]) for item in gallery.value]
     assert all(max(crop.size) <= 256 for crop in crops) and crops[0].size != (300, 300)
     captions = [item["caption"] for item in gallery.value]
-    assert all("strength" in c and "distance" in c for c in captions) and "best first" in gallery.label
+    assert all("strength" in c and "distance" in c for c in captions) and "most alike first" in gallery.label
     distances = [c["record"]["identity_distance"] for c in candidates]
     assert distances == sorted(distances) and record["rank"] == 0
     picked = swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=1))
@@ -382,7 +383,7 @@ def test_uploaded_photos_steer_a_person_without_photos(swap: SwapHandlers, tmp_p
     astronaut = _astronaut(tmp_path)
     fields = loaded(swap, astronaut, person="alice")
     photo, slider = swap.photos_changed(fields)
-    assert not slider.interactive and "No photos of this person" in slider.info
+    assert not slider.interactive and slider.info == NO_PHOTOS_INFO
     *_, slider = swap.assign({"photo": None, "editor": None, "person": "alice", "references": [str(astronaut)]})
     assert slider.interactive and slider.value == 0.4  # picked before a photo is there: the slider follows
     photo, slider = swap.photos_changed({**fields, "references": [str(astronaut)]})

@@ -73,6 +73,7 @@ CANDIDATE_SIZE = 256
 EDITOR_HEIGHT = 420  # px: with the bar above it, photo and Generate share one 1366x768 screen
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
+NO_PHOTOS_INFO = "No photos: add some above"  # the likeness slider without photos to take a likeness from
 NO_FACE_NOTE = "No face found: paint over the area to replace with the brush, then press Generate."
 # On a phone the result shows a screen above the Generate button: bring it into view (no move when it is in view).
 SHOW_RESULT = "() => document.querySelector('#views')?.scrollIntoView({block: 'nearest', behavior: 'smooth'})"
@@ -153,19 +154,15 @@ def default_likeness(person: Person, uploaded: bool) -> float:
 def likeness_slider(person: Person | None, uploaded: bool, value: float | None = None) -> Any:
     """The likeness slider for ``person``: usable only when there are photos to take a likeness from."""
     if person is None:  # the face is kept as it is
-        return gr.Slider(interactive=False, info="This face is kept as it is")
+        return gr.Slider(interactive=False, info="This face is kept")
     start = default_likeness(person, uploaded) if value is None else value
     if person.photos:
         count = len(person.photos[:MAX_IDENTITY_PHOTOS])
-        info = f"From {count} photo{'s' * (count != 1)} of {person.name}; 0 = off"
+        info = f"{count} photo{'s' * (count != 1)} of {person.name}; 0 = off"
     elif uploaded:
-        info = "From the photos of the person uploaded below; 0 = off"
+        info = "The photos above; 0 = off"
     else:
-        return gr.Slider(
-            value=0.0,
-            interactive=False,
-            info="No photos of this person: upload some under 'Photos of the person', or add a person",
-        )
+        return gr.Slider(value=0.0, interactive=False, info=NO_PHOTOS_INFO)
     return gr.Slider(value=start, interactive=True, info=info)
 
 
@@ -627,12 +624,12 @@ class SwapHandlers:
             path = self.files.save(result.image, record, stem="candidate")
             candidates.append({"path": str(path), "record": record})
             gallery.append((face_crop(result), candidate_caption(result)))
-        if photos:
-            note = f"Ranked best first by likeness to {len(photos)} {source}: lower distance = more alike."
+        if photos:  # one line: a longer label covers the top of the thumbnails
+            label = f"{len(results)} candidates, most alike first (lower distance = more like the {source})"
         else:
-            note = "Not ranked: upload *Photos of the person* to sort the candidates by likeness."
+            label = f"{len(results)} candidates, not ranked: add photos of the person to rank them"
         slider, button, record = self._show(photo, results[0])
-        shown = gr.Gallery(value=gallery, visible=True, label=f"{len(results)} candidates, best first. {note}")
+        shown = gr.Gallery(value=gallery, visible=True, label=label)
         return slider, button, record, shown, candidates, gr.Tabs(selected="result")
 
     def reference_photos(self, uploaded: list[str] | None, person: str | None) -> tuple[list[str], str]:
@@ -640,7 +637,7 @@ class SwapHandlers:
         who = self._who(person)
         if who.photos:
             return [str(p) for p in who.photos[:MAX_REFERENCE_PHOTOS]], f"photos of {who.name}"
-        return list(uploaded_photos(uploaded)), "uploaded photos of the person"
+        return list(uploaded_photos(uploaded)), "uploaded photos"
 
     def show_candidate(
         self, photo: TargetPhoto | None, candidates: list[dict[str, Any]], event: gr.SelectData
@@ -879,22 +876,13 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     choices=person_choices(engine),
                     value=NO_LORA,
                     label="Person for face 1",
-                    info="Add one from photos below, or train one in the Train tab",
                     elem_id="lora",
                     allow_custom_value=True,  # the choices grow as people are added; the people folder checks names
                     scale=4,
                 )
                 refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="lora-refresh")
             lora_info = gr.Markdown(elem_id="lora-info")
-            likeness = range_slider(
-                IDENTITY_SCALE,
-                value=0.0,
-                label="Likeness from photos",
-                info="No photos of this person: upload some under 'Photos of the person', or add a person",
-                interactive=False,
-                elem_id="likeness",
-            )
-            with gr.Accordion("Photos of the person (optional)", open=False, elem_id="person-photos"):
+            with gr.Accordion("Photos of the person: use some, or add a person", open=False, elem_id="person-photos"):
                 references = gr.File(
                     label=f"1-{MAX_IDENTITY_PHOTOS} photos of the face: used when the person has none of its own "
                     "(no training), and to rank Try strengths",
@@ -913,22 +901,34 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     )
                     add = gr.Button("Add person", size="sm", elem_id="add-person", scale=1, min_width=100)
                 add_note = gr.Markdown(elem_id="add-person-note")
-            with gr.Row():
+            with gr.Row():  # the two controls of how much changes, side by side and always in view
                 strength = range_slider(
                     STRENGTH,
                     label="Strength",
-                    info="Low keeps the photo, high the person",
+                    info="Low: the photo; high: the person",
                     elem_id="strength",
                 )
-                padding = range_slider(PADDING, label="Context", info="Photo around the face", elem_id="context")
-            prompt = gr.Textbox(
-                value="",
-                label="Prompt",
-                placeholder=defaults.prompt,
-                lines=1,
-                info="Describe the photo, not the face",
-                elem_id="prompt",
-            )
+                likeness = range_slider(
+                    IDENTITY_SCALE,
+                    value=0.0,
+                    label="Likeness from photos",
+                    info=NO_PHOTOS_INFO,
+                    interactive=False,
+                    elem_id="likeness",
+                )
+            with gr.Row():
+                prompt = gr.Textbox(
+                    value="",
+                    label="Prompt",
+                    placeholder=defaults.prompt,
+                    lines=1,
+                    info="Describe the photo, not the face",
+                    elem_id="prompt",
+                    scale=3,
+                )
+                padding = range_slider(
+                    PADDING, label="Context", info="Photo around the face", elem_id="context", scale=2
+                )
             with gr.Row(equal_height=True, elem_id="generate-bar"):
                 generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2, min_width=100)
                 search = gr.Button("Try strengths", elem_id="try-strengths", scale=2, min_width=100)
