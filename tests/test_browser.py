@@ -45,6 +45,14 @@ pytestmark = [
 ]
 
 
+def wait_result_images(page: Any) -> None:
+    """The before/after slider's images load after the download button shows: wait until both have."""
+    page.wait_for_function(
+        "() => { const i = Array.from(document.querySelectorAll('#result img'));"
+        " return i.length && i.every(e => e.complete && e.naturalWidth > 0); }"
+    )
+
+
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from faceswap_core.identity_adapter import save_tiny_ip_adapter
@@ -107,10 +115,11 @@ def test_upload_auto_mask_paint_generate_and_download(page: Any, astronaut: Imag
         page.mouse.up()
         wait_idle(page, "#target")
         generate(page)
+        wait_result_images(page)
         sizes = page.evaluate(
             "Array.from(document.querySelectorAll('#result img')).map(i => [i.naturalWidth, i.naturalHeight])"
         )
-        assert all(tuple(size) == astronaut.size for size in sizes)
+        assert sizes and all(tuple(size) == astronaut.size for size in sizes)
         with page.expect_download() as download_info:
             page.click("#download")
         saved = tmp_path / "result.png"
@@ -292,6 +301,7 @@ def test_a_24_megapixel_photo_from_upload_to_result(page: Any, tmp_path: Path) -
         shot(page, "big-photo-loaded")
         generate(page)
         wait_for_text(page, "#download", "6000×4000")
+        wait_result_images(page)
         sizes = page.evaluate("Array.from(document.querySelectorAll('#result img')).map(i => i.naturalWidth)")
         assert sizes and all(width == 2048 for width in sizes)  # the comparison is display size, not 24 MP
         shot(page, "big-photo-result")
