@@ -16,13 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from faceswap_core.errors import DatasetError, ModelLoadError, SettingsError
+from faceswap_core.identity_adapter import default_identity_scale
 from faceswap_core.loras import LORA_NAME, LoraInfo, LoraRegistry, reference_photos
 from faceswap_core.prepare import METADATA_FILE, PrepareReport, prepare_dataset
 from faceswap_core.settings import (
     DEFAULT_CLASS_WORD,
     DEFAULT_FACE_BACKEND,
-    IDENTITY_SCALE,
-    IDENTITY_SCALE_WITH_LORA,
     MAX_IDENTITY_PHOTOS,
     MAX_TRAIN_PHOTOS,
     SwapSettings,
@@ -49,9 +48,7 @@ class Person:
     @property
     def likeness(self) -> float:
         """The default weight of the photos: full alone; lower beside a LoRA, which carries most of the likeness."""
-        if not self.photos:
-            return 0.0
-        return IDENTITY_SCALE.default if self.lora is None else IDENTITY_SCALE_WITH_LORA
+        return default_identity_scale(self.lora is not None) if self.photos else 0.0
 
     def settings(self, base: SwapSettings, likeness: float | None = None) -> SwapSettings:
         """``base`` with this person's LoRA and photos (or ``base``'s own photos when the person has none).
@@ -83,7 +80,15 @@ class People:
 
     def list(self) -> list[Person]:
         """Every person, sorted by name; a trained person is followed by its checkpoints, newest first."""
-        people = [Person(info.name, tuple(_photos_of(info)), info) for info in self.loras.list()]
+        found: dict[Path, tuple[Path, ...]] = {}  # a person's checkpoints share its photos: look them up once
+
+        def photos(info: LoraInfo) -> tuple[Path, ...]:
+            folder = _person_folder(info)
+            if folder not in found:
+                found[folder] = tuple(_photos_of(info))
+            return found[folder]
+
+        people = [Person(info.name, photos(info), info) for info in self.loras.list()]
         named = {person.name for person in people}
         if self.folder.is_dir():
             for entry in self.folder.iterdir():
@@ -99,22 +104,25 @@ class People:
     def get(self, name: str) -> Person:
         """A person by registry name only (what the app lists); the message names no folder."""
         text = str(name or "").strip()
-        for person in self.list():
-            if person.name == text:
-                return person
-        shown = text if len(text) <= 60 else text[:60] + "..."
-        raise ModelLoadError(f"person {shown!r} not found; pick one from the list or add them first")
+        person = self._find(text)
+        if person is None:
+            shown = text if len(text) <= 60 else text[:60] + "..."
+            raise ModelLoadError(f"person {shown!r} not found; pick one from the list or add them first")
+        return person
 
     def resolve(self, name_or_path: str | os.PathLike) -> Person:
         """A person by name, or (command line) a LoRA file or folder given by path, with its photos if it has any."""
         text = str(name_or_path).strip()
-        for person in self.list():
-            if person.name == text:
-                return person
         if not self.loras.allow_paths:
             return self.get(text)
-        info = self.loras.resolve(text)
-        return Person(info.name, tuple(_photos_of(info)), info)
+        person = self._find(text)
+        if person is None:
+            info = self.loras.resolve(text)
+            person = Person(info.name, tuple(_photos_of(info)), info)
+        return person
+
+    def _find(self, name: str) -> Person | None:
+        return next((person for person in self.list() if person.name == name), None)
 
     def add(
         self,
@@ -174,12 +182,17 @@ def photos_in(dataset: Path) -> list[Path]:
         return []
 
 
+def _person_folder(info: LoraInfo) -> Path:
+    """The folder a LoRA belongs to: its own, or its person's for a checkpoint."""
+    return info.path.parent.parent if info.metadata.get("checkpoint_step") is not None else info.path.parent
+
+
 def _photos_of(info: LoraInfo) -> list[Path]:
     """A LoRA's photos: those its training record names, else its folder's dataset (none for a single file)."""
     listed = reference_photos(info)
     if listed:
         return listed
-    folder = info.path.parent.parent if info.metadata.get("checkpoint_step") is not None else info.path.parent
+    folder = _person_folder(info)
     return photos_in(folder / PHOTOS_DIR) if folder.name == info.name.split("/")[0] else []
 
 

@@ -45,6 +45,16 @@ pytestmark = [
 ]
 
 
+def two_photos(face: Image.Image, folder: Path, stem: str) -> list[str]:
+    """Two photos of one person: the face upright and slightly turned."""
+    photos = []
+    for index, angle in enumerate((0, 6)):
+        path = folder / f"{stem}{index}.jpg"
+        face.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    return photos
+
+
 def wait_result_images(page: Any) -> None:
     """The before/after slider's images load after the download button shows: wait until both have."""
     page.wait_for_function(
@@ -165,11 +175,7 @@ def test_group_photo_second_face_gets_its_own_person(page: Any, tmp_path: Path) 
 def test_add_a_person_from_photos_and_find_them_in_the_picker(
     page: Any, astronaut: Image.Image, tmp_path: Path
 ) -> None:
-    photos = []
-    for index, angle in enumerate((0, 6)):
-        path = tmp_path / f"face{index}.jpg"
-        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
-        photos.append(str(path))
+    photos = two_photos(astronaut, tmp_path, "face")
     with screenshot_on_failure(page, "add-person"):
         page.get_by_role("tab", name="Swap a face").click()
         assert page.locator("#likeness input[type=number]").is_disabled()  # no photos yet: nothing to take
@@ -186,11 +192,7 @@ def test_add_a_person_from_photos_and_find_them_in_the_picker(
 
 
 def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
-    photos = []
-    for index, angle in enumerate((0, 6)):
-        path = tmp_path / f"person{index}.jpg"
-        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
-        photos.append(str(path))
+    photos = two_photos(astronaut, tmp_path, "person")
     with screenshot_on_failure(page, "train"):
         page.get_by_role("tab", name="Train a person").click()
         page.click("#train")  # no photos yet: refused, and said so in the status line, not on the chart

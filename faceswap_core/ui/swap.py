@@ -25,6 +25,7 @@ from faceswap_core.engine import Engine, FaceTarget, SwapResult
 from faceswap_core.errors import FaceswapError, SettingsError
 from faceswap_core.faces.detect import Face, detect_faces
 from faceswap_core.faces.masks import face_mask, mask_scale
+from faceswap_core.identity_adapter import default_identity_scale
 from faceswap_core.images import check_header, load_image
 from faceswap_core.people import People, Person, check_person_name
 from faceswap_core.settings import (
@@ -32,7 +33,6 @@ from faceswap_core.settings import (
     EDITOR_MAX_SIDE,
     GUIDANCE,
     IDENTITY_SCALE,
-    IDENTITY_SCALE_WITH_LORA,
     LORA_SCALE,
     MASK_FEATHER_FRACTION,
     MASK_FEATHER_PX,
@@ -147,7 +147,7 @@ def default_likeness(person: Person, uploaded: bool) -> float:
     if person.photos:
         return person.likeness
     if uploaded:
-        return IDENTITY_SCALE.default if person.lora is None else IDENTITY_SCALE_WITH_LORA
+        return default_identity_scale(person.lora is not None)
     return 0.0
 
 

@@ -336,12 +336,15 @@ class TrainHandlers:
     def _untrained(self, name: Any) -> Person | None:
         """The person added from photos (no LoRA yet) of that name, if there is one."""
         text = guards.text(name, "name", max_chars=200).strip()
-        found = [p for p in self.people.list() if p.name == text and p.lora is None and p.photos]
+        found = [person for person in self._untrained_people() if person.name == text]
         return found[0] if found else None
 
     def untrained_choices(self) -> list[tuple[str, str]]:
         """The "Person" picker: a new person from uploaded photos, or one added from photos to upgrade."""
-        return [(NEW_PERSON, "")] + [(p.label, p.name) for p in self.people.list() if p.lora is None and p.photos]
+        return [(NEW_PERSON, "")] + [(person.label, person.name) for person in self._untrained_people()]
+
+    def _untrained_people(self) -> list[Person]:
+        return [person for person in self.people.list() if person.lora is None and person.photos]
 
     def refresh_people(self, current: str | None) -> Any:
         """Re-read the people (one added on the Swap tab a minute ago shows up); keep the choice if it still fits."""
