@@ -42,3 +42,7 @@ class DatasetError(FaceswapError):
 
 class CancelledError(FaceswapError):
     """The user cancelled a long operation; partial results that were saved are kept."""
+
+
+class ClusterError(FaceswapError):
+    """A Ray cluster could not be reached or went away; the job folder keeps what was done, so it resumes."""

@@ -193,12 +193,19 @@ def to_array(image: Image.Image) -> np.ndarray:
 def save_png(image: Image.Image, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
     """Save as PNG with text chunks (parameters), creating the folder; returns the path."""
     out = Path(path)
+    with atomic_path(out) as scratch:  # a download or a registry scan never sees half a file
+        scratch.write_bytes(png_bytes(image, metadata))
+    return out
+
+
+def png_bytes(image: Image.Image, metadata: dict[str, str] | None = None) -> bytes:
+    """The PNG file :func:`save_png` writes, in memory: a worker on another machine sends it to the writer."""
     info = PngImagePlugin.PngInfo()
     for key, value in (metadata or {}).items():
         info.add_text(key, value)
-    with atomic_path(out) as scratch:  # a download or a registry scan never sees half a file
-        image.save(scratch, format="PNG", pnginfo=info)
-    return out
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
 
 
 def png_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -46,13 +46,25 @@ def register(subparsers: Any) -> None:
         "--request", type=Path, metavar="FILE.json", help="a swap written down as JSON (TARGET, if given, is its photo)"
     )
     parser.add_argument("--save-request", type=Path, metavar="FILE.json", help="also write the request as JSON")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png", help="where to write the result")
+    add_request_options(parser)
+    parser.add_argument(
+        "--strengths", type=_float_list, metavar="S,S,...", help="try each strength, e.g. 0.3,0.4,0.5,0.6"
+    )
+    parser.add_argument(
+        "--reference", type=Path, nargs="+", metavar="PHOTO", help="photos of the person: rank candidates by identity"
+    )
+    parser.set_defaults(func=run)
+
+
+def add_request_options(parser: argparse.ArgumentParser) -> None:
+    """The flags that describe a request (faces, people, mask, settings), shared by ``swap`` and ``batch``."""
     parser.add_argument(
         "--reference-face",
         type=Path,
         metavar="PHOTO",
         help="a photo of the person to find in TARGET: --face reference[:PERSON] repaints the face most like them",
     )
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png", help="where to write the result")
     parser.add_argument("--vae", metavar="VAE", help="VAE override, e.g. madebyollin/sdxl-vae-fp16-fix for fp16")
     parser.add_argument("--low-vram", action="store_true", help="offload sub-models to the CPU (8-12 GB GPUs)")
     parser.add_argument("--lora", metavar="NAME_OR_PATH", help="LoRA name in --lora-dir, or a .safetensors path")
@@ -86,12 +98,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--negative-prompt", default=SwapSettings.negative_prompt, metavar="TEXT")
     parser.add_argument(
         "--strength", type=float, default=STRENGTH.default, metavar="S", help=_default("denoising strength", STRENGTH)
-    )
-    parser.add_argument(
-        "--strengths", type=_float_list, metavar="S,S,...", help="try each strength, e.g. 0.3,0.4,0.5,0.6"
-    )
-    parser.add_argument(
-        "--reference", type=Path, nargs="+", metavar="PHOTO", help="photos of the person: rank candidates by identity"
     )
     parser.add_argument(
         "--padding", type=float, default=PADDING.default, metavar="F", help=_default("context around the mask", PADDING)
@@ -131,7 +137,6 @@ def register(subparsers: Any) -> None:
         metavar="SOURCE",
         help=f"the few-step LoRA: hub id, folder or .safetensors file (default {FAST_LORA})",
     )
-    parser.set_defaults(func=run)
 
 
 def face_spec(text: str) -> tuple[int | str, str | None]:
@@ -222,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     engine = Engine(model_spec(args), lora_dir=args.lora_dir)
-    _check_people(engine, request)  # a missing or unsafe LoRA fails here, before the model loads
+    check_people(engine, request)  # a missing or unsafe LoRA fails here, before the model loads
     progress = _print_progress if sys.stderr.isatty() else None
     if args.save_request is not None:
         args.save_request.write_text(request.to_json())
@@ -251,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_people(engine: Any, request: SwapRequest) -> None:
+def check_people(engine: Any, request: SwapRequest) -> None:
     people = People(engine.loras)
     for name in {request.person, *(face.person for face in request.faces)} - {None, ""}:
         people.resolve(str(name))

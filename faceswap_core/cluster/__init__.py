@@ -1,0 +1,41 @@
+"""Running past one GPU on Ray: batches through Ray Data (:mod:`.data`), the app's swaps through Ray Serve
+(:mod:`.serve`). Ray is optional: nothing here imports it until a ``--ray`` address is given.
+
+Every node must see the same paths for what a request names: the photos of a batch, the request's
+files and ``--lora-dir`` (people and LoRAs), i.e. shared storage. Results travel back as bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faceswap_core.errors import ClusterError
+
+RAY_ADDRESS_ENV = "FACESWAP_RAY_ADDRESS"
+LOCAL = "local"  # start a cluster on this machine
+
+
+def connect(address: str, **init_args: Any) -> None:
+    """Join the Ray cluster at ``address`` (``local``: start one here); a no-op when already connected."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("--ray needs Ray: pip install 'ray[data,serve]'") from None
+    if ray.is_initialized():
+        return
+    args = {"include_dashboard": False, "configure_logging": False, **init_args}
+    try:
+        ray.init(**args) if address == LOCAL else ray.init(address=address, **args)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {first_line(err)}") from None
+
+
+def cluster_gpus() -> int:
+    """GPUs in the connected cluster: each engine actor takes one when there are any, a CPU otherwise."""
+    import ray
+
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
