@@ -1,0 +1,168 @@
+"""Batches and the app's swaps on a local Ray cluster (2 CPUs, no GPU, the tiny model).
+
+One cluster for the whole module (starting Ray takes seconds); Ray Data's engine actors and Serve's
+replicas each take one CPU. What is checked: Ray's results are the local loop's bytes, a worker killed
+mid-batch costs nothing, and two clients of the Serve deployment each get their own result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from PIL import Image
+from test_batch import make_photos
+
+from faceswap_core.cli import main
+from faceswap_core.engine import Engine
+from faceswap_core.errors import CancelledError
+from faceswap_core.jobs.batch import LocalExecutor, run_batch
+from faceswap_core.requests import SwapRequest
+from faceswap_core.settings import ModelSpec, SwapSettings
+
+ray = pytest.importorskip("ray")
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=200 * 1024**2,
+        configure_logging=False,
+        log_to_driver=False,
+    )
+    yield
+    if "ray.serve" in __import__("sys").modules:
+        from ray import serve
+
+        serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def photos(astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_photos(tmp_path_factory.mktemp("ray-batch") / "in", astronaut, count=3)
+
+
+@pytest.fixture(scope="module")
+def local_results(tiny_model_dir: Path, photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The batch run by the local loop: what every Ray run must reproduce byte for byte."""
+    out = tmp_path_factory.mktemp("ray-batch") / "local"
+    engine = Engine(str(tiny_model_dir), lora_dir=out.parent / "loras")
+    run_batch(photos, out, SwapRequest(str(photos), settings=SwapSettings(steps=STEPS, seed=5)), LocalExecutor(engine))
+    return out
+
+
+def same_results(one: Path, other: Path) -> None:
+    names = sorted(path.name for path in one.glob("*.png"))
+    assert names == ["face0.png", "face1.png", "face2.png"]
+    assert names == sorted(path.name for path in other.glob("*.png"))
+    for name in names:
+        assert (one / name).read_bytes() == (other / name).read_bytes(), name
+
+
+def test_batch_on_ray_writes_the_local_bytes(
+    cluster: None, tiny_model_dir: Path, photos: Path, local_results: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ray"
+    args = ["batch", str(photos), "-o", str(out), "--base", str(tiny_model_dir), "--device", "cpu"]
+    assert main([*args, "--steps", str(STEPS), "--seed", "5", "--ray", "local", "--workers", "2"]) == 0
+    same_results(local_results, out)
+    statuses = [entry["status"] for entry in json.loads((out / "batch.json").read_text())["photos"]]
+    local = [entry["status"] for entry in json.loads((local_results / "batch.json").read_text())["photos"]]
+    assert statuses == local == ["done", "done", "done", "skipped", "skipped"]
+
+
+def engine_worker_pids() -> list[int]:
+    """The processes of Ray Data's engine actors (their title names the class)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if "EngineWorker" in " ".join(process.info["cmdline"] or ()):
+            found.append(process.info["pid"])
+    return found
+
+
+def test_a_worker_killed_mid_batch_costs_no_result(
+    cluster: None, tiny_model_dir: Path, photos: Path, local_results: Path, tmp_path: Path
+) -> None:
+    from faceswap_core.cluster.data import RayExecutor
+
+    out = tmp_path / "ray"
+    seen: Counter[str] = Counter()
+    killed: list[int] = []
+
+    def kill_a_worker(entry: dict) -> None:
+        seen[entry["photo"]] += 1
+        if not killed:  # after the first result: the others are still queued or running
+            pids = engine_worker_pids()
+            assert pids, "no engine actor process found"
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    executor = RayExecutor(ModelSpec(base=str(tiny_model_dir), device="cpu"), str(tmp_path / "loras"), workers=2)
+    request = SwapRequest(str(photos), settings=SwapSettings(steps=STEPS, seed=5))
+    report = run_batch(photos, out, request, executor, on_item=kill_a_worker)
+    assert killed and not psutil.pid_exists(killed[0])
+    assert report["counts"] == {"done": 3, "skipped": 2, "exists": 0, "pending": 0}
+    assert set(seen.values()) == {1} and len(seen) == 4  # each photo reported (and written) exactly once
+    same_results(local_results, out)
+
+
+@pytest.fixture(scope="module")
+def remote_engine(cluster: None, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    from faceswap_core.cluster.serve import RemoteEngine, deploy
+
+    model = ModelSpec(base=str(tiny_model_dir), device="cpu")
+    lora_dir = tmp_path_factory.mktemp("serve-loras")
+    handle = deploy(model, str(lora_dir), min_replicas=1, max_replicas=2)
+    return RemoteEngine(model, handle, lora_dir=lora_dir)
+
+
+def test_two_clients_of_the_serve_deployment_each_get_their_own_result(
+    remote_engine: Engine, tiny_model_dir: Path, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    photos = [
+        astronaut.crop((100, 0, 403, 301)).resize((128, 128)),
+        astronaut.crop((110, 0, 403, 291)).resize((144, 144)),
+    ]
+    requests = [
+        SwapRequest(photo, settings=SwapSettings(steps=4, seed=seed))
+        for photo, seed in zip(photos, (1, 2), strict=True)
+    ]
+    results: dict[int, object] = {}
+    progress: list[tuple[int, int]] = []
+
+    def client(i: int) -> None:
+        results[i] = remote_engine.run(requests[i], progress=(lambda s, t: progress.append((s, t))) if i else None)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    local = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras")
+    for i, request in enumerate(requests):
+        expected = local.run(request)
+        assert results[i].image.tobytes() == expected.image.tobytes()  # type: ignore[attr-defined]
+        assert results[i].record["faces"] == expected.record["faces"]  # type: ignore[attr-defined]
+    assert results[0].image.size != results[1].image.size  # type: ignore[attr-defined]
+    assert progress[-1] == (2, 2)  # 4 steps x strength 0.5, streamed from the replica
+
+
+def test_cancelling_a_remote_swap_stops_it_and_the_replica_serves_on(
+    remote_engine: Engine, astronaut: Image.Image
+) -> None:
+    cancel = threading.Event()
+    request = SwapRequest(astronaut.crop((100, 0, 403, 301)).resize((128, 128)), settings=SwapSettings(steps=8, seed=3))
+    with pytest.raises(CancelledError):
+        remote_engine.run(request, progress=lambda step, total: cancel.set(), cancel=cancel)
+    assert remote_engine.run(request).image.size == (128, 128)
