@@ -133,3 +133,28 @@ def test_scaled_face_moves_box_and_landmarks(astronaut: Image.Image) -> None:
     half = face.scaled(0.5)
     assert half.width == pytest.approx(face.width / 2)
     assert np.allclose(half.landmarks, face.landmarks / 2)
+
+
+def test_detection_from_two_threads_at_once_finds_the_same_landmarks(astronaut: Image.Image) -> None:
+    """Concurrent plans (app sessions, Serve clients) must get the masks a lone plan gets."""
+    import threading
+
+    photos = [
+        astronaut.crop((100, 0, 403, 301)).resize((128, 128)),
+        astronaut.crop((110, 0, 403, 291)).resize((144, 144)),
+    ]
+    expected = [[face.landmarks.tolist() for face in detect_faces(photo)] for photo in photos]
+    found: list[list] = []
+
+    def detect(photo: Image.Image) -> None:
+        for _ in range(4):
+            found.append([photo.size, [face.landmarks.tolist() for face in detect_faces(photo)]])
+
+    threads = [threading.Thread(target=detect, args=(photo,)) for photo in photos]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 8
+    for size, landmarks in found:
+        assert landmarks == expected[[photo.size for photo in photos].index(size)]

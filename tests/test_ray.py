@@ -152,7 +152,7 @@ def test_two_clients_of_the_serve_deployment_each_get_their_own_result(
     local = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras")
     for i, request in enumerate(requests):
         expected = local.run(request)
-        assert results[i].image.tobytes() == expected.image.tobytes()  # type: ignore[attr-defined]
+        assert results[i].image.tobytes() == expected.image.tobytes(), i  # type: ignore[attr-defined]
         assert results[i].record["faces"] == expected.record["faces"]  # type: ignore[attr-defined]
     assert results[0].image.size != results[1].image.size  # type: ignore[attr-defined]
     assert progress[-1] == (2, 2)  # 4 steps x strength 0.5, streamed from the replica

@@ -84,6 +84,9 @@ class Face:
 
 _dlib_models: dict[str, Any] = {}
 _dlib_lock = threading.Lock()
+# dlib's detector and shape predictor are not safe to run from two threads at once: concurrent plans
+# (several app sessions, a Serve client) got slightly different landmarks, so masks and results varied.
+_dlib_run_lock = threading.Lock()
 _fa_models: dict[str, Any] = {}
 _fa_lock = threading.Lock()
 
@@ -162,14 +165,16 @@ def _detect_dlib(pixels: np.ndarray) -> list[Face]:
     if factor < 1.0:
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    rects, scores, _ = dlib_model("detector").run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
+    detector, predictor = dlib_model("detector"), dlib_model("landmarks")
+    with _dlib_run_lock:
+        rects, scores, _ = detector.run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
     kept = _non_max_suppression([(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects], list(scores))
-    predictor = dlib_model("landmarks")
     faces = []
     for (x0, y0, x1, y1), score in kept:
         box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
         rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1)
-        shape = predictor(pixels, rect)
+        with _dlib_run_lock:
+            shape = predictor(pixels, rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
         faces.append(Face(box, points, float(score)))
     return faces
