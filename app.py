@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
-from faceswap_core.ui.config import parse_config
+from faceswap_core.ui.config import AppConfig, parse_config
+
+if TYPE_CHECKING:
+    from faceswap_core.engine import Engine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     from faceswap_core.settings import MAX_UPLOAD_BYTES
     from faceswap_core.ui.demo import CSS, THEME, create_demo
 
-    engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False)
+    local = config.ray is None
+    engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False) if local else remote_engine(config)
     demo = create_demo(engine, vqa_model=config.vqa_model)
-    demo.queue(default_concurrency_limit=1).launch(
+    # one swap at a time per engine: locally the one pipeline, on Ray as many as the replicas can take
+    demo.queue(default_concurrency_limit=1 if local else config.ray_max_replicas).launch(
         server_name=config.host,
         server_port=config.port,
         share=config.share,
@@ -33,6 +39,22 @@ def main(argv: list[str] | None = None) -> int:
         max_file_size=MAX_UPLOAD_BYTES,  # Gradio refuses larger uploads before they reach a handler
     )
     return 0
+
+
+def remote_engine(config: AppConfig) -> Engine:
+    """The engine of ``--ray``: the Serve deployment started (or updated) on the cluster, and its stand-in here."""
+    from faceswap_core.cluster import connect
+    from faceswap_core.cluster.serve import RemoteEngine, deploy
+    from faceswap_core.errors import FaceswapError
+
+    try:
+        connect(config.ray or "")
+        handle = deploy(
+            config.model, config.lora_dir, min_replicas=config.ray_min_replicas, max_replicas=config.ray_max_replicas
+        )
+    except FaceswapError as err:
+        raise SystemExit(f"error: {err}") from None
+    return RemoteEngine(config.model, handle, lora_dir=config.lora_dir)
 
 
 if __name__ == "__main__":

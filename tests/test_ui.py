@@ -178,3 +178,19 @@ def test_gpu_functions_are_wrapped_for_zerogpu_only_when_spaces_is_there(monkeyp
     monkeypatch.setitem(sys.modules, "spaces", fake)
     assert on_gpu(handler) == ("wrapped", handler)
     assert on_gpu(handler, duration=60) == ("wrapped", 60, handler)
+
+
+def test_ray_flags_from_flag_or_environment_and_ray_stays_unimported() -> None:
+    import subprocess
+    import sys
+
+    env = {"FACESWAP_RAY_ADDRESS": "ray://head:10001", "FACESWAP_RAY_MAX_REPLICAS": "4"}
+    config = parse_config([], env)
+    assert (config.ray, config.ray_min_replicas, config.ray_max_replicas) == ("ray://head:10001", 1, 4)
+    assert parse_config(["--ray", "local", "--ray-min-replicas", "2", "--ray-max-replicas", "2"], {}).ray == "local"
+    assert parse_config([], {}).ray is None
+    with pytest.raises(SystemExit):
+        parse_config(["--ray", "local", "--ray-min-replicas", "3", "--ray-max-replicas", "2"], {})
+    code = "import sys, app, faceswap_core.cli; faceswap_core.cli.build_parser(); print('ray' in sys.modules)"
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() == "False"  # Ray is imported only when --ray is given

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from faceswap_core.cluster import LOCAL, RAY_ADDRESS_ENV
 from faceswap_core.settings import (
     DEFAULT_BASE_MODEL,
     DEFAULT_IP_ADAPTER,
@@ -37,6 +38,9 @@ class AppConfig:
     share: bool = False
     auth: tuple[str, str] | None = None  # one user name and password asked for by the page (--auth)
     vqa_model: str = DEFAULT_VQA_MODEL  # the Train tab's automatic captions, offered when it is on this machine
+    ray: str | None = None  # a Ray cluster address: swaps run on a Serve deployment there, not in this process
+    ray_min_replicas: int = 1
+    ray_max_replicas: int = 1
 
 
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -138,7 +142,37 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="USER:PASSWORD",
         help="ask for this user name and password before showing the page or answering the API [FACESWAP_AUTH]",
     )
+    cluster = parser.add_argument_group("Ray (optional: pip install 'ray[data,serve]')")
+    cluster.add_argument(
+        "--ray",
+        default=environ.get(RAY_ADDRESS_ENV) or None,
+        metavar="ADDRESS",
+        help=f"swap on a Ray Serve deployment of the engine on the cluster at ADDRESS ({LOCAL!r}: start one here); "
+        f"this process keeps the page and loads no model [{RAY_ADDRESS_ENV}]",
+    )
+    cluster.add_argument(
+        "--ray-min-replicas",
+        type=int,
+        default=_env_count(environ, "FACESWAP_RAY_MIN_REPLICAS"),
+        metavar="N",
+        help="engine replicas kept running, one GPU each [FACESWAP_RAY_MIN_REPLICAS] (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--ray-max-replicas",
+        type=int,
+        default=_env_count(environ, "FACESWAP_RAY_MAX_REPLICAS"),
+        metavar="N",
+        help="replicas the deployment may scale up to while swaps wait; also how many swaps the page sends at once "
+        "[FACESWAP_RAY_MAX_REPLICAS] (default: %(default)s)",
+    )
     return parser
+
+
+def _env_count(environ: Mapping[str, str], name: str) -> int:
+    value = environ.get(name, "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"error: {name}={value!r} is not a count (1 or more)")
+    return int(value)
 
 
 def _auth(value: str | None) -> tuple[str, str] | None:
@@ -156,6 +190,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     args = build_parser(env).parse_args(argv)
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
+    if not 1 <= args.ray_min_replicas <= args.ray_max_replicas:
+        raise SystemExit("error: --ray-min-replicas and --ray-max-replicas need 1 <= min <= max")
     model = ModelSpec(
         base=args.base,
         base_config=args.base_config,
@@ -172,4 +208,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         share=args.share,
         auth=_auth(args.auth),
         vqa_model=args.vqa_model,
+        ray=args.ray,
+        ray_min_replicas=args.ray_min_replicas,
+        ray_max_replicas=args.ray_max_replicas,
     )
