@@ -57,7 +57,7 @@ def main() -> None:
         engine.load()
         runs: dict[str, float] = {}
         started = time.perf_counter()
-        run_batch(photos, root / "local", request, LocalExecutor(engine))
+        run_batch(photos, root / "local loop", request, LocalExecutor(engine))
         runs["local loop"] = time.perf_counter() - started
         ray.init(
             num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, log_to_driver=False
@@ -70,7 +70,7 @@ def main() -> None:
                 runs[name] = time.perf_counter() - started
         finally:
             ray.shutdown()
-        local = sorted((root / "local").glob("*.png"))
+        local = sorted((root / "local loop").glob("*.png"))
         same = all((root / name / path.name).read_bytes() == path.read_bytes() for name in runs for path in local)
     print(f"{count} photos of {size} px, {steps} steps at strength 0.5, tiny model on CPU")
     for name, seconds in runs.items():
