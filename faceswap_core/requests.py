@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.errors import NoFaceError, SettingsError
+from faceswap_core.errors import NoFaceError, SettingsError, first_line
 from faceswap_core.settings import (
     IDENTITY_SCALE,
     MAX_FACES,
@@ -211,7 +211,7 @@ def parse_json(text: str | bytes, what: str) -> Any:
     except RecursionError:
         raise SettingsError(f"{what} is nested too deeply") from None
     except ValueError as err:  # e.g. an integer of thousands of digits
-        raise SettingsError(f"{what}: {str(err).splitlines()[0][:120]}") from None
+        raise SettingsError(f"{what}: {first_line(err, 120)}") from None
 
 
 # --- resolving: a request -> per-face plans -------------------------------------------------------
