@@ -71,11 +71,7 @@ def run_variant(
         torch.set_flush_denormal(True)
     rank = int(TRAIN_RANK.default) if base is None else 4
     settings = TrainSettings(
-        resolution=resolution,
-        rank=rank,
-        flip=True,
-        sample_every_checkpoint=False,
-        gradient_checkpointing=gradient_checkpointing,
+        resolution=resolution, rank=rank, sample_every_checkpoint=False, gradient_checkpointing=gradient_checkpointing
     )
     scratch = Path(tempfile.mkdtemp())
     run = _Run(scratch, base or "random full-size SDXL", settings, device, None)
