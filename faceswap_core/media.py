@@ -21,6 +21,7 @@ import numpy as np
 from faceswap_core.errors import FaceswapError
 from faceswap_core.settings import VIDEO_FORMATS, VideoLimits
 
+TRUNCATED_SLACK_S = 0.5  # a stream ending this much before its header's duration was cut short
 MP4_AUDIO_COPY = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}  # else re-encoded to AAC
 
 
@@ -83,7 +84,7 @@ def probe(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoIn
             else:
                 duration = 0.0
             frames = int(stream.frames) or round(duration * float(fps))
-            rotation = _rotation(container, stream)
+            rotation = _rotation(path, stream)
             width, height = stream.codec_context.width, stream.codec_context.height
             if rotation % 180:
                 width, height = height, width
@@ -146,6 +147,14 @@ def read_frames(info: VideoInfo, *, start: int = 0, stop: int | None = None) -> 
             ) from None
     if index == 0:
         raise BadVideoError(f"{info.path.name}: the video stream has no frames")
+    frame_s = 1 / float(info.fps)
+    if stop is None and info.duration_s - last_time > max(TRUNCATED_SLACK_S, 3 * frame_s):
+        raise CorruptVideoError(
+            f"{info.path.name}: the stream breaks off at {last_time:.2f} s of the {info.duration_s:.2f} s "
+            "its header gives (a cut or damaged file)",
+            last_time,
+            index,
+        )
 
 
 class VideoWriter:
@@ -182,7 +191,7 @@ class VideoWriter:
             stream = self._container.add_stream("ffv1", rate=rate)
             stream.pix_fmt = "bgr0"
         stream.width, stream.height = _even(info.width, self.format), _even(info.height, self.format)
-        stream.time_base = self._time_base
+        stream.time_base = stream.codec_context.time_base = self._time_base  # each frame keeps its own time
         self._video = stream
         if audio and info.has_audio:
             self._open_audio()
@@ -296,19 +305,25 @@ def _even(side: int, fmt: str) -> int:
     return side - side % 2 if fmt == "mp4" else side
 
 
-def _rotation(container: Any, stream: Any) -> int:
-    """Degrees (0, 90, 180, 270) the stored frames turn counter-clockwise to be upright, from metadata."""
-    value = stream.metadata.get("rotate") or container.metadata.get("rotate")
-    if value is None:
-        try:
-            frame = next(container.decode(stream))
-            value = getattr(frame, "rotation", 0)  # display-matrix angle: counter-clockwise
-        except (StopIteration, Exception):  # noqa: BLE001 - a clip that fails here fails clearly in read_frames
-            value = 0
-        container.seek(0)
+def _rotation(path: Path, stream: Any) -> int:
+    """Degrees (0, 90, 180, 270) the stored frames turn counter-clockwise to be upright, from metadata.
+
+    Old files carry a clockwise ``rotate`` tag; newer ones a display matrix that FFmpeg hands out on
+    decoded frames, so the first frame is decoded in a container of its own (no seeking back).
+    """
+    import av
+
+    tag = stream.metadata.get("rotate")
+    if tag is not None:
+        angle = -float(tag)
     else:
-        value = -int(value)  # the "rotate" tag is clockwise
-    return int(round(float(value) / 90)) * 90 % 360
+        try:
+            with av.open(str(path)) as peek:
+                frame = next(peek.decode(video=0), None)
+                angle = float(getattr(frame, "rotation", 0) or 0)
+        except (av.error.FFmpegError, ValueError):  # a clip that fails here fails clearly when read
+            angle = 0.0
+    return int(round(angle / 90)) * 90 % 360
 
 
 def _upright(pixels: np.ndarray, rotation: int) -> np.ndarray:

@@ -443,9 +443,13 @@ def swap_clip(
     try:
         job.repaint(engine, progress, cancel)
     except CancelledError:
-        if job.state.done:
-            job.export(output)
-        raise
+        if not job.state.done:
+            raise
+        job.export(output)
+        raise CancelledError(
+            f"cancelled after {job.state.done} of {job.state.frames} frames; they were written to "
+            f"{Path(output).name}, and the same job resumes from there"
+        ) from None
     job.export(output)
     if job.state.broken_at_s is not None:
         raise CorruptVideoError(

@@ -81,9 +81,18 @@ def warp_frame(photo: Image.Image, matrix: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+def around_face(photo: Image.Image, margin: float = 1.0) -> Image.Image:
+    """The square around the photo's largest face, ``margin`` face widths on each side of its centre."""
+    from faceswap_core.faces.detect import find_face
+
+    face = find_face(photo)
+    (cx, cy), half = face.center, face.width * margin
+    return photo.convert("RGB").crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+
+
 def face_patch(photo: Image.Image, side: int) -> np.ndarray:
-    """The photo squeezed to a square ``side`` px tile (a face to move around a frame)."""
-    return np.asarray(photo.convert("RGB").resize((side, side), Image.LANCZOS))
+    """The square around the photo's largest face as a ``side`` px tile to move around a frame."""
+    return np.asarray(around_face(photo).resize((side, side), Image.LANCZOS))
 
 
 def crossing(
