@@ -194,7 +194,13 @@ class VideoJob:
         self.patches.mkdir(exist_ok=True)
         self._save_state()
         self.tracks: list[list[np.ndarray | None]] = []
-        self.timings: dict[str, float] = {"decode_s": 0.0, "detect_s": 0.0, "track_s": 0.0, "repaint_s": 0.0}
+        self.timings: dict[str, float] = {
+            "decode_s": 0.0,
+            "detect_s": 0.0,
+            "track_s": 0.0,
+            "repaint_s": 0.0,
+            "flow_s": 0.0,
+        }
 
     @property
     def finished(self) -> bool:
@@ -310,9 +316,11 @@ class VideoJob:
                 output, mask = swap_frame(engine, frame.pixels, plans, mask_settings=settings.mask, cancel=cancel)
                 mask_array = np.asarray(mask)
                 if previous is not None:
+                    blend_started = time.perf_counter()
                     output = flow_blend(
                         previous[0], frame.pixels, previous[1], output, mask_array, settings.temporal_blend
                     )
+                    self.timings["flow_s"] += time.perf_counter() - blend_started
                 self._save_patch(frame.index, frame.pixels, output)
                 self.timings["repaint_s"] += time.perf_counter() - repaint_started
                 previous = (frame.pixels, output)
