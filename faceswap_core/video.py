@@ -420,7 +420,12 @@ def preview(
         distances = [float(np.linalg.norm(face_descriptor(frame.pixels, face) - wanted)) for face in faces]
         chosen = [int(np.argmin(distances))] if distances and min(distances) < VIDEO_MATCH_DISTANCE else []
     else:
-        chosen = [index for index in settings.faces if index < len(faces)]
+        missing = [index for index in settings.faces if index >= len(faces)]
+        if missing:
+            raise NoFaceError(
+                f"{info.path.name}: there is no face {missing[0]} at {frame.time_s:.2f} s ({len(faces)} found)"
+            )
+        chosen = list(settings.faces)
     if not chosen:
         raise NoFaceError(f"{info.path.name}: the chosen face is not on the frame at {frame.time_s:.2f} s")
     plans = [
