@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,6 +49,16 @@ def _compose(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """The 2x3 affine taking frame t-1's pixels to frame t's: current o inverse(previous)."""
     full = np.vstack([current, [0, 0, 1]]) @ np.linalg.inv(np.vstack([previous, [0, 0, 1]]))
     return full[:2]
+
+
+def independent_swap(engine: Any, pixels: np.ndarray, settings: Any) -> np.ndarray:
+    """The baseline: the photo path on one frame with a fresh seed; a frame without a face passes through."""
+    from faceswap_core.errors import NoFaceError
+
+    try:
+        return np.asarray(engine.swap(pixels, settings=replace(settings, seed=secrets.randbelow(2**32))).image)
+    except NoFaceError:
+        return pixels
 
 
 def main() -> None:
@@ -118,10 +129,7 @@ def main() -> None:
                     job_folder=work / f"{name}-{move}.job",
                 )
                 ours = [frame.pixels for frame in read_frames(probe(out))]
-                independent = [
-                    np.asarray(engine.swap(pixels, settings=replace(settings, seed=secrets.randbelow(2**32))).image)
-                    for pixels in inputs
-                ]
+                independent = [independent_swap(engine, pixels, settings) for pixels in inputs]
                 row = (
                     name,
                     move,
