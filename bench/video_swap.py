@@ -77,7 +77,9 @@ def main() -> None:
     parts = {name: job.timings.get(f"{name}_s", 0.0) for name in ("decode", "detect", "track", "repaint", "encode")}
     parts["repaint"] -= job.timings["flow_s"]  # shown on its own
     parts["flow"] = job.timings["flow_s"]
-    print("detect includes the face descriptors that keep tracks apart (the photo path has none)")
+    parts["track"] -= job.timings["describe_s"]  # descriptors: only where box overlap cannot tell faces apart
+    parts["describe"] = job.timings["describe_s"]
+    print("describe: the face descriptors that keep tracks apart where boxes cannot (the photo path has none)")
     print(f"frames {frames} at {args.size} px, {args.steps} steps, detect every {args.detect_every}")
     print(f"video path: {frames / video_s:.2f} fps ({video_s / frames * 1000:.0f} ms/frame)")
     print(f"photo path looped: {frames / photo_s:.2f} fps ({photo_s / frames * 1000:.0f} ms/frame)")

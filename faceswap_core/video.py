@@ -17,6 +17,7 @@ previous one warped onto it by optical flow (DIS, no weights), which damps what 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -200,6 +201,7 @@ class VideoJob:
             "track_s": 0.0,
             "repaint_s": 0.0,
             "flow_s": 0.0,
+            "describe_s": 0.0,
         }
 
     @property
@@ -220,6 +222,13 @@ class VideoJob:
             self.tracks = [[None if np.isnan(p).any() else p for p in track] for track in points]
             return
         tracker = FaceTracker(self._descriptors())
+
+        def describe(pixels: np.ndarray, face: Face) -> np.ndarray:
+            started = time.perf_counter()
+            descriptor = face_descriptor(pixels, face)
+            self.timings["describe_s"] += time.perf_counter() - started
+            return descriptor
+
         settings = self.settings
         started = time.perf_counter()
         count = 0
@@ -230,14 +239,10 @@ class VideoJob:
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("the clip was cancelled while finding its faces; nothing was repainted")
                 detect_started = time.perf_counter()
-                if frame.index % settings.detect_every == 0:
-                    faces = detect_faces(frame.pixels)
-                    descriptors = [face_descriptor(frame.pixels, face) for face in faces]
-                else:
-                    faces, descriptors = None, []
+                faces = detect_faces(frame.pixels) if frame.index % settings.detect_every == 0 else None
                 tracked = time.perf_counter()
                 self.timings["detect_s"] += tracked - detect_started
-                tracker.update(faces, descriptors)
+                tracker.update(faces, functools.partial(describe, frame.pixels))
                 self.timings["track_s"] += time.perf_counter() - tracked
                 count = frame.index + 1
                 if progress is not None:

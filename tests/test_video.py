@@ -127,7 +127,7 @@ def test_tracker_lets_a_face_leave_and_come_back() -> None:
     face = Face((10, 10, 50, 50), np.full((68, 2), 30.0), 1.0)
     tracker = FaceTracker([descriptor])
     for seen in [True, True, False, False, False, False, False, True]:
-        tracker.update([face] if seen else [], [descriptor] if seen else [])
+        tracker.update([face] if seen else [], lambda _face: descriptor)
     [track] = tracker.finish(fps=10.0, max_gap_s=0.2)
     assert [points is not None for points in track.landmarks] == [True, True, False, False, False, False, False, True]
 

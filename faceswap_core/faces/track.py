@@ -13,7 +13,7 @@ stop jittering with the detector while fast moves still follow with little lag.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +23,7 @@ from faceswap_core.settings import VIDEO_MATCH_DISTANCE, VIDEO_SMOOTH_BETA, VIDE
 
 OVERLAP_BONUS = 0.3  # descriptor-distance credit for a detection on top of the track's last box
 OVERLAP_ONLY_IOU = 0.6  # a detection this much on the last box is the same face even if the descriptor is off
+ISOLATION_IOU = 0.05  # another face overlapping a track's last box more than this: ask the descriptors
 
 
 @dataclass
@@ -55,10 +56,17 @@ class FaceTracker:
         self.tracks = [Track(np.asarray(d, dtype=np.float64)) for d in descriptors]
         self.match_distance = match_distance
 
-    def update(self, faces: Sequence[Face] | None, descriptors: Sequence[np.ndarray] = ()) -> None:
-        """Record one frame: ``faces`` with their descriptors, or None when detection did not run on it."""
-        chosen: dict[int, int] = {}
-        if faces:
+    def update(self, faces: Sequence[Face] | None, describe: Callable[[Face], np.ndarray] | None = None) -> None:
+        """Record one frame: ``faces`` (None when detection did not run on it); ``describe`` gives a face's descriptor.
+
+        Descriptors (the costly part) are computed only when box overlap cannot settle who is who:
+        when each track has exactly one face well on its last box and no other face near it, that
+        face is the same one; any doubt (a first frame, a crossing, a face come back) asks the descriptors.
+        """
+        chosen = self._by_overlap(faces) if faces else {}
+        if faces and chosen is None:
+            assert describe is not None
+            descriptors = [describe(face) for face in faces]
             pairs = []
             for t, track in enumerate(self.tracks):
                 for f, (face, descriptor) in enumerate(zip(faces, descriptors, strict=True)):
@@ -66,17 +74,30 @@ class FaceTracker:
                     overlap = 0.0 if track.last_box is None else _iou(face.box, track.last_box)
                     if distance < self.match_distance or overlap >= OVERLAP_ONLY_IOU:
                         pairs.append((distance - OVERLAP_BONUS * overlap, t, f))
-            used: set[int] = set()
+            chosen, used = {}, set()
             for _, t, f in sorted(pairs):
                 if t not in chosen and f not in used:
                     chosen[t] = f
                     used.add(f)
         for t, track in enumerate(self.tracks):
-            face = faces[chosen[t]] if faces and t in chosen else None
+            face = faces[chosen[t]] if faces and chosen and t in chosen else None
             track.landmarks.append(None if face is None else np.asarray(face.landmarks, dtype=np.float64))
             track.seen.append(face is not None)
             if face is not None:
                 track.last_box = face.box
+
+    def _by_overlap(self, faces: Sequence[Face]) -> dict[int, int] | None:
+        """Track -> face when every track has one clear face on its last box; None when it takes descriptors."""
+        chosen: dict[int, int] = {}
+        for t, track in enumerate(self.tracks):
+            if track.last_box is None:
+                return None
+            overlaps = [_iou(face.box, track.last_box) for face in faces]
+            close = [f for f, overlap in enumerate(overlaps) if overlap > ISOLATION_IOU]
+            if len(close) != 1 or overlaps[close[0]] < OVERLAP_ONLY_IOU or close[0] in chosen.values():
+                return None
+            chosen[t] = close[0]
+        return chosen
 
     def finish(self, *, fps: float, max_gap_s: float, smooth: bool = True) -> list[Track]:
         """Fill short gaps by interpolation, then smooth each run of frames; returns the tracks."""
