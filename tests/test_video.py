@@ -230,3 +230,14 @@ def test_probe_refuses_missing_files_and_long_clips(pan_clip: Path) -> None:
         probe("nowhere.mp4")
     with pytest.raises(BadVideoError, match="longer than the 0.5 s allowed"):
         probe(pan_clip, VideoLimits(max_seconds=0.5))
+
+
+def test_command_swaps_a_clip_and_prints_its_record(tmp_path: Path, capsys, tiny_model_dir: Path, pan_clip) -> None:
+    import json
+
+    out = tmp_path / "out.mp4"
+    base = ["--base", str(tiny_model_dir), "--lora-dir", str(tmp_path), "--steps", "2", "--strength", "0.5"]
+    assert main(["video", str(pan_clip), "-o", str(out), *base]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["frames"] == 8 and len(record["seeds"]) == 1 and Path(record["job"]).is_dir()
+    assert len(decoded(out)) == 8 and probe(out).has_audio
