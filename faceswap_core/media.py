@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from faceswap_core.errors import FaceswapError
+from faceswap_core.errors import FaceswapError, first_line
 from faceswap_core.settings import VIDEO_FORMATS, VideoLimits
 
 TRUNCATED_SLACK_S = 0.5  # a stream ending this much before its header's duration was cut short
@@ -94,7 +94,7 @@ def probe(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoIn
     except BadVideoError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
-        raise BadVideoError(f"{name}: not a video FFmpeg can read ({_first_line(err)})") from None
+        raise BadVideoError(f"{name}: not a video FFmpeg can read ({first_line(err)})") from None
     if width <= 0 or height <= 0 or fps <= 0:
         raise BadVideoError(f"{name}: the video stream has no frames")
     _check_limits(info, limits or VideoLimits())
@@ -141,7 +141,7 @@ def read_frames(info: VideoInfo, *, start: int = 0, stop: int | None = None) -> 
                 index += 1
         except av.error.FFmpegError as err:
             raise CorruptVideoError(
-                f"{info.path.name}: the stream is corrupt after {last_time:.2f} s (frame {index}): {_first_line(err)}",
+                f"{info.path.name}: the stream is corrupt after {last_time:.2f} s (frame {index}): {first_line(err)}",
                 last_time,
                 index,
             ) from None
@@ -328,7 +328,3 @@ def _rotation(path: Path, stream: Any) -> int:
 
 def _upright(pixels: np.ndarray, rotation: int) -> np.ndarray:
     return pixels if rotation == 0 else np.ascontiguousarray(np.rot90(pixels, rotation // 90))
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

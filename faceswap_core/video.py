@@ -107,17 +107,18 @@ def swap_frame(
     The faces come from the tracker (no detection here); the seed in each plan's settings fixes the
     starting noise of that face's crop. Returns the frame and the union of the masks used.
     """
-    from faceswap_core.engine import PreparedSwap
+    from faceswap_core.engine import FaceTarget, PreparedSwap
     from faceswap_core.regions import face_region
 
     image = Image.fromarray(pixels)
+    targets = [FaceTarget(plan.settings, plan.track) for plan in plans]
     regions = [
         face_region(
             image.size, plan.face, face_index=plan.track, padding=plan.settings.padding, mask_settings=mask_settings
         )
         for plan in plans
     ]
-    result = engine.repaint(PreparedSwap(image, regions, 0.0), [plan.settings for plan in plans], cancel=cancel)
+    result = engine.repaint(PreparedSwap(image, regions, 0.0, targets=targets), cancel=cancel)
     assert result.mask is not None
     return np.asarray(result.image), result.mask
 

@@ -19,8 +19,7 @@ from faceswap_core.ui.video import VideoHandlers
 def handlers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> VideoHandlers:
     from faceswap_core.engine import Engine
 
-    engine = Engine(str(tiny_model_dir), lora_dir=tmp_path_factory.mktemp("loras"))
-    engine.loras.allow_paths = False  # as in the app (create_demo): people by name only
+    engine = Engine(str(tiny_model_dir), lora_dir=tmp_path_factory.mktemp("loras"), allow_paths=False)  # as the app
     return VideoHandlers(engine)
 
 
