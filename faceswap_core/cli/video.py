@@ -56,7 +56,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--padding", type=float, default=PADDING.default, metavar="F")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="base seed; each face gets its own from it")
     parser.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler (~4 UNet evaluations)")
-    parser.add_argument("--fast-lora", metavar="SOURCE", help="few-step LoRA for --fast (default LCM-LoRA SDXL)")
     parser.add_argument(
         "--temporal-blend",
         type=float,
