@@ -104,21 +104,16 @@ def swap_frame(
 ) -> tuple[np.ndarray, Image.Image]:
     """Repaint one frame's tracked faces: the single call a clip makes into the engine, per frame.
 
-    The faces come from the tracker (no detection here); the seed in each plan's settings fixes the
-    starting noise of that face's crop. Returns the frame and the union of the masks used.
+    The faces come from the tracker (``Engine.prepare`` is handed them: no detection here); the seed
+    in each plan's settings fixes the starting noise of that face's crop. Returns the frame and the
+    union of the masks used.
     """
-    from faceswap_core.engine import FaceTarget, PreparedSwap
-    from faceswap_core.regions import face_region
+    from faceswap_core.engine import FaceTarget
 
-    image = Image.fromarray(pixels)
-    targets = [FaceTarget(plan.settings, plan.track) for plan in plans]
-    regions = [
-        face_region(
-            image.size, plan.face, face_index=plan.track, padding=plan.settings.padding, mask_settings=mask_settings
-        )
-        for plan in plans
-    ]
-    result = engine.repaint(PreparedSwap(image, regions, 0.0, targets=targets), cancel=cancel)
+    targets = [FaceTarget(plan.settings, number) for number, plan in enumerate(plans)]
+    faces = [plan.face for plan in plans]
+    prepared = engine.prepare(Image.fromarray(pixels), targets, mask_settings=mask_settings, faces=faces)
+    result = engine.repaint(prepared, cancel=cancel)
     assert result.mask is not None
     return np.asarray(result.image), result.mask
 
