@@ -37,6 +37,8 @@ MAX_REFERENCE_PHOTOS = 20  # photos used to rank candidates by likeness
 MAX_TRAIN_PHOTOS = 50  # photos prepared for one LoRA (5-20 is what works)
 MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; longer text only costs tokenizer time
 RESULT_MAX_AGE_S = 3600  # result PNGs and Gradio's cached files older than this are deleted
+PHOTO_TTL_S = 900.0  # a visitor's full-size photo is dropped from the server after this long unused
+PHOTO_STORE_MAX_BYTES = 2_000_000_000  # all visitors' full-size photos together (the oldest go first)
 
 # --- faces and masks ----------------------------------------------------------------------------
 FACE_BACKENDS = ("dlib", "face-alignment")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
 import functools
 import inspect
 import itertools
@@ -18,6 +19,7 @@ import logging
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ from PIL import Image, ImageOps
 
 from faceswap_core.errors import FaceswapError
 from faceswap_core.images import save_png, to_rgb
+from faceswap_core.owners import owner_key
 from faceswap_core.settings import RESULT_MAX_AGE_S, Range
 from faceswap_core.ui.guards import public_message
 
@@ -36,6 +39,8 @@ MASK_OPACITY = 0.5
 MASK_BRUSH = gr.Brush(colors=[("rgb(0, 110, 255)", MASK_OPACITY)], color_mode="fixed")
 HEARTBEAT_S = 0.5  # how often a running job looks whether its page is still there
 Fn = TypeVar("Fn", bound=Callable[..., Any])
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+DISK_FULL_MESSAGE = "the server has no disk space left to save this; try again later"
 log = logging.getLogger("faceswap.app")
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("faceswap_cancel", default=None)
 
@@ -63,6 +68,10 @@ def user_errors(fn: Fn) -> Fn:
                 yield from fn(*args, **kwargs)
             except (FaceswapError, gr.Error) as err:
                 raise user_error(err, fn.__name__) from None
+            except OSError as err:
+                if err.errno not in DISK_FULL:
+                    raise
+                raise user_error(gr.Error(DISK_FULL_MESSAGE), fn.__name__) from None
 
         return generator  # type: ignore[return-value]
 
@@ -72,8 +81,29 @@ def user_errors(fn: Fn) -> Fn:
             return fn(*args, **kwargs)
         except (FaceswapError, gr.Error) as err:
             raise user_error(err, fn.__name__) from None
+        except OSError as err:  # the server's disk or quota is full: not the visitor's fault, nor a bug
+            if err.errno not in DISK_FULL:
+                raise
+            raise user_error(gr.Error(DISK_FULL_MESSAGE), fn.__name__) from None
 
     return call  # type: ignore[return-value]
+
+
+def current_owner() -> str | None:
+    """Who is asking, as :mod:`faceswap_core.owners` stores it: the logged-in user, else the browser session.
+
+    Read from the request Gradio is serving on this thread (its context variable, which it also
+    copies into :func:`cancellable`'s worker); None outside a request (start-up, background jobs).
+    """
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    if request is None:
+        return None
+    user = getattr(request, "username", None)
+    session = getattr(request, "session_hash", None)
+    identity = f"user:{user}" if user else f"session:{session or uuid.uuid4().hex}"
+    return owner_key(identity)
 
 
 def current_cancel() -> threading.Event | None:

@@ -17,6 +17,7 @@ from faceswap_core.settings import (
     DEFAULT_VQA_MODEL,
     DEVICES,
     FAST_LORA,
+    PHOTO_TTL_S,
     ModelSpec,
 )
 
@@ -37,6 +38,8 @@ class AppConfig:
     share: bool = False
     auth: tuple[str, str] | None = None  # one user name and password asked for by the page (--auth)
     vqa_model: str = DEFAULT_VQA_MODEL  # the Train tab's automatic captions, offered when it is on this machine
+    shared_people: bool = False  # every visitor sees and changes every person (a private workstation)
+    photo_ttl_s: float = PHOTO_TTL_S  # how long a visitor's uploaded photo is kept on the server unused
 
 
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -138,6 +141,21 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="USER:PASSWORD",
         help="ask for this user name and password before showing the page or answering the API [FACESWAP_AUTH]",
     )
+    parser.add_argument(
+        "--shared-people",
+        action="store_true",
+        default=_env_flag(environ, "FACESWAP_SHARED_PEOPLE"),
+        help="every visitor sees, uses and changes every person (a private workstation); by default a "
+        "visitor's people are theirs alone and the folder's others are read-only [FACESWAP_SHARED_PEOPLE=1]",
+    )
+    parser.add_argument(
+        "--photo-ttl",
+        type=float,
+        default=float(environ.get("FACESWAP_PHOTO_TTL") or PHOTO_TTL_S),
+        metavar="SECONDS",
+        help="how long an uploaded photo stays on the server after its last use [FACESWAP_PHOTO_TTL] "
+        "(default: %(default)s)",
+    )
     return parser
 
 
@@ -154,6 +172,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     """Flags over environment over defaults."""
     env = os.environ if environ is None else environ
     args = build_parser(env).parse_args(argv)
+    if not 0 < args.photo_ttl < float("inf"):
+        raise SystemExit(f"error: --photo-ttl {args.photo_ttl} must be a positive number of seconds")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     model = ModelSpec(
@@ -172,4 +192,6 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         share=args.share,
         auth=_auth(args.auth),
         vqa_model=args.vqa_model,
+        shared_people=args.shared_people,
+        photo_ttl_s=args.photo_ttl,
     )

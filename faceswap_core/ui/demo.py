@@ -13,8 +13,10 @@ import gradio as gr
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import FaceswapError
-from faceswap_core.settings import DEFAULT_VQA_MODEL, RESULT_MAX_AGE_S
-from faceswap_core.ui.guards import public_message
+from faceswap_core.photo_store import PhotoStore
+from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, RESULT_MAX_AGE_S
+from faceswap_core.ui.common import current_owner
+from faceswap_core.ui.guards import public_message, safe_inputs
 from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
 from faceswap_core.ui.train import TrainHandlers, create_train_tab
 
@@ -109,15 +111,25 @@ class ModelLoader:
         return gr.Markdown(self.message(), elem_classes=classes), gr.Timer(active=not self.done)
 
 
-def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEFAULT_VQA_MODEL) -> gr.Blocks:
+def create_demo(
+    engine: Engine,
+    *,
+    load_model: bool = True,
+    vqa_model: str = DEFAULT_VQA_MODEL,
+    shared_people: bool = False,
+    photo_ttl_s: float = PHOTO_TTL_S,
+) -> gr.Blocks:
     """The app for ``engine``; ``load_model`` starts loading the base model in the background.
 
     The app is a public server: from here on ``engine`` takes LoRAs by registry name only (no paths),
-    and Gradio deletes its cached files (uploads, returned images) once they are an hour old.
+    and Gradio deletes its cached files (uploads, returned images) once they are an hour old. Each
+    visitor sees the library and their own people only, unless ``shared_people`` (a private workstation);
+    full-size photos are dropped from the server after ``photo_ttl_s`` unused.
     """
     engine.loras.allow_paths = False
+    engine.loras.viewer = None if shared_people else current_owner
     loader = ModelLoader(engine)
-    swap_handlers = SwapHandlers(engine)
+    swap_handlers = SwapHandlers(engine, photos=PhotoStore(ttl_s=photo_ttl_s))
     train_handlers = TrainHandlers(engine, vqa_model=vqa_model)
     with gr.Blocks(title=TITLE, delete_cache=(RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="title")
@@ -131,6 +143,7 @@ def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEF
         timer.tick(loader.poll, None, [status, timer], queue=False)
         demo.load(loader.poll, None, [status, timer], queue=False)
         demo.load(lambda current: refresh_lora_picker(engine, current), lora_picker, lora_picker, queue=False)
+    safe_inputs(demo)
     if load_model:
         loader.start()
     return demo

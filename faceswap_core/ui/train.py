@@ -265,6 +265,7 @@ class TrainHandlers:
         if person is None:
             lora_name = _ui_name(name)
             self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
+            self.engine.loras.owners.claim(lora_name, self.engine.loras.current_viewer())  # this visitor's
         else:  # upgraded in place, on its own photos (the table may untick or re-caption them)
             lora_name, folder = person.name, person.photos[0].parent
         self.write_captions(folder, _rows(captions))
@@ -344,7 +345,12 @@ class TrainHandlers:
         return [(NEW_PERSON, "")] + [(person.label, person.name) for person in self._untrained_people()]
 
     def _untrained_people(self) -> list[Person]:
-        return [person for person in self.people.list() if person.lora is None and person.photos]
+        """People added from photos that this visitor may train (their own; all of them with --shared-people)."""
+        return [
+            person
+            for person in self.people.list()
+            if person.lora is None and person.photos and self.engine.loras.can_change(person.name)
+        ]
 
     def refresh_people(self, current: str | None) -> Any:
         """Re-read the people (one added on the Swap tab a minute ago shows up); keep the choice if it still fits."""
