@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(config.model, lora_dir=config.lora_dir)
     demo = create_demo(
-        engine, vqa_model=config.vqa_model, shared_people=config.shared_people, photo_ttl_s=config.photo_ttl_s
+        engine,
+        vqa_model=config.vqa_model,
+        shared_people=config.shared_people,
+        photo_ttl_s=config.photo_ttl_s,
+        limits=config.limits,
     )
     demo.queue(default_concurrency_limit=1).launch(
         server_name=config.host,

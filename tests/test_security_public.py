@@ -7,7 +7,9 @@ Gradio's ``accept_blobs`` route, a malformed LoRA in the folder, and odd values 
 from __future__ import annotations
 
 import json
+import os
 import struct
+import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +29,7 @@ PHOTO_TTL_S = 3  # the app's --photo-ttl here: photos are dropped quickly, so th
 BAD_OFFSETS = ("[0,[4]]", "[0,1e400]", "[]")
 ADD_PERSON_PARAMETERS: list[dict[str, Any]] = []  # read once from the app (view_api is slow under load)
 VISITORS = 6
+LEFTOVERS: list[Path] = []  # planted before the app starts
 
 
 class RawSession:
@@ -94,6 +97,10 @@ def app(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     make_test_lora(tiny_model_dir, lora_dir / "alice", seed=1)  # the operator's library
     for number, offsets in enumerate(BAD_OFFSETS):
         write_bad_lora(lora_dir / f"broken{number}.safetensors", offsets)
+    for leftover in (lora_dir / ".ghost-k2j4h5", Path(tempfile.gettempdir()) / f"faceswap-datasets-{uuid.uuid4().hex}"):
+        (leftover / "dataset").mkdir(parents=True)  # what a kill -9 leaves behind, two hours ago
+        os.utime(leftover, (time.time() - 7200, time.time() - 7200))
+        LEFTOVERS.append(leftover)
     log = root / "app.log"
     with serving_app(tiny_model_dir, lora_dir, log, extra_args=["--photo-ttl", str(PHOTO_TTL_S)]) as (url, process):
         running = App(url, process, lora_dir, log)
@@ -289,3 +296,30 @@ def test_odd_values_get_one_message_and_no_traceback(app: App, photos: list[Path
     new = app.log.read_text()[len(before) :]
     assert "Traceback" not in new, new[-3000:]
     assert app.process.poll() is None
+
+
+# --- 5. bounded work per request -------------------------------------------------------------------
+def test_faces_times_steps_training_size_and_caption_rows_are_bounded(app: App, photos: list[Path]) -> None:
+    raw = RawSession(app.url)
+    image = raw.upload(photos[0])[0]
+    faces = json.dumps([{"face": index} for index in range(5)])
+    started = time.monotonic()
+    output = raw.call("swap", [image, None, "", 1.0, "a photo", 0.5, 0.6, 150, 5.0, 1, None, faces, False, None, None])
+    assert "at most 600" in output["output"]["error"]
+    prepared = raw.call("prepare", [raw.upload(*photos), "woman", False])["output"]["data"]
+    captions = prepared[1]
+    train = [None, captions, "bounded", "woman", 5000, 4, 1e-4, 1, 64, ""]  # None: the dataset, in the session
+    assert "at most 2000" in raw.call("train", train)["output"]["error"]
+    train = [None, captions, "bounded", "woman", 10, 4, 1e-4, 1, 2048, ""]
+    assert "at most 1024" in raw.call("train", train)["output"]["error"]
+    rows = {"headers": ["photo", "caption", "use"], "data": [["a.png", "a photo", True]] * 10_000}
+    assert (
+        "at most 50" in raw.call("train", [None, rows, "bounded", "woman", 10, 4, 1e-4, 1, 64, ""])["output"]["error"]
+    )
+    assert time.monotonic() - started < 60
+    assert not (app.lora_dir / "bounded").exists()
+
+
+# --- 6. leftovers of a killed process --------------------------------------------------------------
+def test_leftover_scratch_folders_are_removed_at_start(app: App) -> None:
+    assert LEFTOVERS and not any(leftover.exists() for leftover in LEFTOVERS)

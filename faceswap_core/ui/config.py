@@ -19,6 +19,7 @@ from faceswap_core.settings import (
     FAST_LORA,
     PHOTO_TTL_S,
     ModelSpec,
+    PublicLimits,
 )
 
 DEFAULT_PORT = 7860
@@ -40,6 +41,7 @@ class AppConfig:
     vqa_model: str = DEFAULT_VQA_MODEL  # the Train tab's automatic captions, offered when it is on this machine
     shared_people: bool = False  # every visitor sees and changes every person (a private workstation)
     photo_ttl_s: float = PHOTO_TTL_S  # how long a visitor's uploaded photo is kept on the server unused
+    limits: PublicLimits = PublicLimits()  # what one request may ask for
 
 
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -156,6 +158,20 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="how long an uploaded photo stays on the server after its last use [FACESWAP_PHOTO_TTL] "
         "(default: %(default)s)",
     )
+    limits = PublicLimits()
+    for flag, field, meaning in (
+        ("--max-face-steps", "max_face_steps", "most faces x denoising steps in one swap request"),
+        ("--max-train-steps", "max_train_steps", "most steps of one training run"),
+        ("--max-train-resolution", "max_train_resolution", "highest training resolution (pixels)"),
+    ):
+        variable = "FACESWAP_" + field.upper()
+        parser.add_argument(
+            flag,
+            type=int,
+            default=int(environ.get(variable) or getattr(limits, field)),
+            metavar="N",
+            help=f"{meaning} [{variable}] (default: %(default)s)",
+        )
     return parser
 
 
@@ -194,4 +210,9 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         vqa_model=args.vqa_model,
         shared_people=args.shared_people,
         photo_ttl_s=args.photo_ttl,
+        limits=PublicLimits(
+            max_face_steps=args.max_face_steps,
+            max_train_steps=args.max_train_steps,
+            max_train_resolution=args.max_train_resolution,
+        ),
     )

@@ -169,6 +169,20 @@ def safe_number(component: gr.Number, name: str) -> gr.Number:
     return component
 
 
+def max_rows(table: gr.Dataframe, limit: int) -> gr.Dataframe:
+    """Make ``table`` refuse more than ``limit`` rows before Gradio converts them (10,000 rows took 17 minutes)."""
+    convert = table.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        rows = getattr(payload, "data", None)
+        if isinstance(rows, list) and len(rows) > limit:
+            raise gr.Error(f"the table has {len(rows)} rows; at most {limit} are accepted", print_exception=False)
+        return convert(payload)
+
+    table.preprocess = preprocess  # type: ignore[method-assign]
+    return table
+
+
 def safe_inputs(blocks: gr.Blocks) -> None:
     """Make every component of ``blocks`` answer a value it cannot read with one line, not a traceback.
 

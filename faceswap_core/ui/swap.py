@@ -48,6 +48,7 @@ from faceswap_core.settings import (
     STEPS,
     STRENGTH,
     MaskSettings,
+    PublicLimits,
     Range,
     SwapSettings,
 )
@@ -216,8 +217,15 @@ def numbered(image: Image.Image, faces: list[Face]) -> Image.Image:
 class SwapHandlers:
     """What the Swap tab's controls do, in terms of the engine and the face toolkit."""
 
-    def __init__(self, engine: Engine, files: ResultFiles | None = None, photos: PhotoStore | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        files: ResultFiles | None = None,
+        photos: PhotoStore | None = None,
+        limits: PublicLimits | None = None,
+    ) -> None:
         self.engine = engine
+        self.limits = limits or PublicLimits()
         self.files = files or ResultFiles()
         self.photos = photos or PhotoStore()
         self.people = People(engine.loras)
@@ -573,6 +581,7 @@ class SwapHandlers:
             raise gr.Error("Every face is set to 'Keep this face': choose a person for at least one face.")
         chosen = sorted(photo.choices.items())
         targets = [FaceTarget(self._settings(fields, choice, uploaded), index) for index, choice in chosen]
+        self.limits.check_face_steps(len(targets), targets[0].settings.steps)
         return targets, [choice for _, choice in chosen], mask
 
     @staticmethod
@@ -611,6 +620,7 @@ class SwapHandlers:
         targets, choices, mask = self._targets(fields, photo)
         face = self._face_index(photo, fields.get("face")) if photo.faces else None
         target = next((t for t in targets if t.face == face), targets[0])
+        self.limits.check_face_steps(len(strengths), target.settings.steps)
         choice = choices[targets.index(target)]
         photos, source = self.reference_photos(fields.get("references"), choice.person)
         shares = [t for t in targets if t is not target]
@@ -713,6 +723,7 @@ class SwapHandlers:
             index = None if face is None or face == "" else int(guards.number(face, "face"))
             chosen = [(index if index is not None or mask else 0, base)]
         targets = [FaceTarget(self._settings(fields, choice, uploaded), index) for index, choice in chosen]
+        self.limits.check_face_steps(len(targets), targets[0].settings.steps)
         result = self.engine.swap(
             image,
             targets,

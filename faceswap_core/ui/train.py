@@ -26,6 +26,7 @@ import gradio as gr
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
+from faceswap_core.files import remove_stale
 from faceswap_core.people import People, Person
 from faceswap_core.settings import (
     CLASS_WORDS,
@@ -33,11 +34,13 @@ from faceswap_core.settings import (
     DEFAULT_VQA_MODEL,
     MAX_PROMPT_CHARS,
     MAX_TRAIN_PHOTOS,
+    RESULT_MAX_AGE_S,
     TRAIN_CHECKPOINT_EVERY,
     TRAIN_LR,
     TRAIN_RANK,
     TRAIN_RESOLUTION,
     TRAIN_STEPS,
+    PublicLimits,
     TrainSettings,
 )
 from faceswap_core.training.jobs import DONE, TrainingJobs
@@ -107,8 +110,17 @@ def _ui_name(name: str) -> str:
 class TrainHandlers:
     """What the Train tab's buttons do: prepare the photos, train, cancel."""
 
-    def __init__(self, engine: Engine, work_dir: str | Path | None = None, vqa_model: str = DEFAULT_VQA_MODEL) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        work_dir: str | Path | None = None,
+        vqa_model: str = DEFAULT_VQA_MODEL,
+        limits: PublicLimits | None = None,
+    ) -> None:
         self.engine = engine
+        self.limits = limits or PublicLimits()
+        if work_dir is None:  # earlier runs' prepared photos (64 MB per 50 photos), left by a kill -9
+            remove_stale(tempfile.gettempdir(), "faceswap-datasets-*", RESULT_MAX_AGE_S)
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = TrainingJobs(engine.parked)
@@ -163,6 +175,8 @@ class TrainHandlers:
         if not isinstance(photos, list) or len(photos) > MAX_TRAIN_PHOTOS:
             raise SettingsError(f"give at most {MAX_TRAIN_PHOTOS} photos of the person (5 to 20 work best)")
         class_word = guards.text(class_word, "class word", max_chars=40).strip()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale(self.work_dir, "dataset-*", RESULT_MAX_AGE_S)  # prepared an hour ago and never trained
         out = Path(tempfile.mkdtemp(prefix="dataset-", dir=self.work_dir))
         done = [0]
 
@@ -262,6 +276,7 @@ class TrainHandlers:
             class_word=guards.text(class_word, "class word", max_chars=40).strip() or DEFAULT_CLASS_WORD,
         )
         settings.validate()
+        self.limits.check_training(settings.steps, settings.resolution)
         if person is None:
             lora_name = _ui_name(name)
             self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
@@ -498,6 +513,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 label="Captions (edit the middle column; untick use to leave a photo out)",
                 elem_id="captions",
             )
+            guards.max_rows(captions, handlers.limits.max_caption_rows)
         with gr.Column(scale=2):
             name = gr.Textbox(value=default_lora_name, label="Name of the person", elem_id="lora-name")
             steps = range_slider(
