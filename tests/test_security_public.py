@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import tempfile
 import threading
@@ -120,10 +121,17 @@ def photos(astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def add_person(client: Any, name: str, photos: list[Path]) -> Any:
     """The Swap tab's Add person: the name and the photos, the other controls as the page starts."""
+    return add_person_with(client, name, photos, ADD_PERSON_PARAMETERS)
+
+
+def add_person_with(client: Any, name: str, photos: list[Path], parameters: list[dict[str, Any]] | None = None) -> Any:
     from gradio_client import handle_file
 
+    if parameters is None:
+        parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/add_person"]
+        parameters = parameters["parameters"]
     values = []
-    for parameter in ADD_PERSON_PARAMETERS:
+    for parameter in parameters:
         if parameter["label"] == "Keep them as a person named":
             values.append(name)
         elif parameter["label"].startswith("1-"):
@@ -323,3 +331,26 @@ def test_faces_times_steps_training_size_and_caption_rows_are_bounded(app: App, 
 # --- 6. leftovers of a killed process --------------------------------------------------------------
 def test_leftover_scratch_folders_are_removed_at_start(app: App) -> None:
     assert LEFTOVERS and not any(leftover.exists() for leftover in LEFTOVERS)
+
+
+# --- 8. a LoRA folder outside the working and temporary folders --------------------------------------
+def test_a_lora_folder_elsewhere_serves_photos_and_samples(
+    tiny_model_dir: Path, photos: list[Path], tmp_path: Path
+) -> None:
+    from gradio_client import Client
+
+    elsewhere = Path.home() / f".faceswap-test-{uuid.uuid4().hex[:8]}"  # neither the repository nor /tmp
+    assert not elsewhere.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve())
+    try:
+        with serving_app(tiny_model_dir, elsewhere, tmp_path / "app.log") as (url, _):
+            client = Client(url, verbose=False)
+            add_person_with(client, "faraway", photos)
+            client.predict("", api_name="/refresh_people")
+            gallery, captions, *_ = client.predict("faraway", api_name="/load_person")
+            assert len(gallery) == 2 and all(Path(item["image"]).is_file() for item in gallery)
+            status, _, samples, _ = client.predict(
+                captions, "faraway", "woman", 2, 4, 1e-4, 1, 64, "", api_name="/train"
+            )
+            assert "ready" in status and samples and all(Path(item["image"]).is_file() for item in samples)
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)

@@ -16,6 +16,7 @@ import inspect
 import itertools
 import json
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -233,6 +234,21 @@ class ResultFiles:
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
         return save_png(image, self.folder / name, {"parameters": json.dumps(record)})
+
+    def servable(self, path: str | Path) -> str:
+        """``path`` as Gradio may send it to the page: as is inside the working or temporary folder, else a copy.
+
+        Why: Gradio sends only files under those folders (or ``allowed_paths``, which would open the
+        whole folder to every visitor), and ``--lora-dir`` may be elsewhere (a Space's ``/data``).
+        """
+        source = Path(path)
+        resolved = source.resolve()
+        if any(resolved.is_relative_to(Path(root).resolve()) for root in (Path.cwd(), tempfile.gettempdir())):
+            return str(source)
+        self.prune()
+        copy = self.folder / f"shown-{next(self._numbers):04d}-{source.name}"
+        shutil.copyfile(source, copy)
+        return str(copy)
 
     def prune(self) -> None:
         oldest = time.time() - self.max_age_s

@@ -45,7 +45,7 @@ from faceswap_core.settings import (
 )
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
-from faceswap_core.ui.common import HEARTBEAT_S, on_gpu, range_slider, user_errors
+from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
 METADATA_FILE = "metadata.csv"
@@ -119,6 +119,7 @@ class TrainHandlers:
     ) -> None:
         self.engine = engine
         self.limits = limits or PublicLimits()
+        self.files = ResultFiles()  # copies of what the page shows from a --lora-dir Gradio does not serve
         if work_dir is None:  # earlier runs' prepared photos (64 MB per 50 photos), left by a kill -9
             remove_stale(tempfile.gettempdir(), "faceswap-datasets-*", RESULT_MAX_AGE_S)
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
@@ -301,6 +302,7 @@ class TrainHandlers:
         job = self.jobs.start(self._session(request), lora_name, run)
         losses: list[dict[str, float]] = []
         samples: list[tuple[str, str]] = []
+        shown_samples: set[Any] = set()  # the sample files already shown (as copies, maybe)
         status = f"Starting training of **{lora_name}**…"
         try:
             yield status, _loss_table(losses), samples, gr.skip()
@@ -322,8 +324,10 @@ class TrainHandlers:
                     progress((report.step, report.total), desc="Training", unit="steps")
                 else:
                     progress(None, desc=STAGE_WORDS.get(report.stage, report.stage))
-                if report.latest_sample and all(str(report.latest_sample) != path for path, _ in samples):
-                    samples.append((str(report.latest_sample), _sample_caption(Path(report.latest_sample))))
+                if report.latest_sample and report.latest_sample not in shown_samples:
+                    shown_samples.add(report.latest_sample)
+                    shown = self.files.servable(report.latest_sample)
+                    samples.append((shown, _sample_caption(Path(report.latest_sample))))
                 if not job.has_reports():  # under a burst of reports, only show the newest
                     yield status, _loss_table(losses), samples, gr.skip()
         finally:
@@ -390,7 +394,7 @@ class TrainHandlers:
         )
         if len(person.photos) < 5:
             note += " 5 to 20 photos work best: add a new person with more photos for a better LoRA."
-        gallery = [(str(photo), photo.name) for photo in person.photos]
+        gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
         return gallery, rows, note, None, person.name, gr.File(value=None, interactive=False)
 
     def _status(self, name: str, report: Any) -> str:
