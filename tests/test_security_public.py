@@ -349,7 +349,7 @@ def test_a_lora_folder_elsewhere_serves_photos_and_samples(
             gallery, captions, *_ = client.predict("faraway", api_name="/load_person")
             assert len(gallery) == 2 and all(Path(item["image"]).is_file() for item in gallery)
             status, _, samples, _ = client.predict(
-                captions, "faraway", "woman", 2, 4, 1e-4, 1, 64, "", api_name="/train"
+                captions, "faraway", "woman", 1, 4, 1e-4, 1, 64, "", api_name="/train"
             )
             assert "ready" in status and samples and all(Path(item["image"]).is_file() for item in samples)
     finally:
