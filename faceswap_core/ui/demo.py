@@ -123,12 +123,14 @@ def create_demo(
 ) -> gr.Blocks:
     """The app for ``engine``; ``load_model`` starts loading the base model in the background.
 
-    The app is a public server: from here on ``engine`` takes LoRAs by registry name only (no paths),
-    and Gradio deletes its cached files (uploads, returned images) once they are an hour old. Each
-    visitor sees the library and their own people only, unless ``shared_people`` (a private workstation);
-    full-size photos are dropped from the server after ``photo_ttl_s`` unused; ``limits`` bound each request.
+    The app is a public server: ``engine`` must take LoRAs by registry name only (built with
+    ``allow_paths=False``), and Gradio deletes its cached files (uploads, returned images) once they are
+    an hour old. Each visitor sees the library and their own people only, unless ``shared_people`` (a
+    private workstation); full-size photos are dropped from the server after ``photo_ttl_s`` unused;
+    ``limits`` bound each request.
     """
-    engine.loras.allow_paths = False
+    if engine.loras.allow_paths:
+        raise ValueError("the app serves anyone who can reach it: build its Engine with allow_paths=False")
     for leftover in (".*-*", ".*.tmp"):  # a person being added, a file being written, when a kill -9 came
         remove_stale(engine.loras.folder, leftover, SCRATCH_MAX_AGE_S)
     engine.loras.viewer = None if shared_people else current_owner
