@@ -22,7 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     from faceswap_core.ui.demo import CSS, THEME, create_demo
 
     engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False)
-    demo = create_demo(engine, vqa_model=config.vqa_model)
+    demo = create_demo(
+        engine,
+        vqa_model=config.vqa_model,
+        shared_people=config.shared_people,
+        photo_ttl_s=config.photo_ttl_s,
+        limits=config.limits,
+    )
     demo.queue(default_concurrency_limit=1).launch(
         server_name=config.host,
         server_port=config.port,

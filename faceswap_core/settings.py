@@ -39,6 +39,9 @@ MAX_REFERENCE_PHOTOS = 20  # photos used to rank candidates by likeness
 MAX_TRAIN_PHOTOS = 50  # photos prepared for one LoRA (5-20 is what works)
 MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; longer text only costs tokenizer time
 RESULT_MAX_AGE_S = 3600  # result PNGs and Gradio's cached files older than this are deleted
+SCRATCH_MAX_AGE_S = 600  # hidden staging folders untouched this long are leftovers of a killed process
+PHOTO_TTL_S = 900.0  # a visitor's full-size photo is dropped from the server after this long unused
+PHOTO_STORE_MAX_BYTES = 2_000_000_000  # all visitors' full-size photos together (the oldest go first)
 
 # --- faces and masks ----------------------------------------------------------------------------
 FACE_BACKENDS = ("dlib", "face-alignment")
@@ -192,6 +195,33 @@ class SwapSettings:
                 "steps x strength must be at least 1 so that one denoising step runs, "
                 f"got {self.steps} x {self.strength:g}"
             )
+
+
+# --- what one visitor may ask of a public app ---------------------------------------------------
+@dataclass(frozen=True)
+class PublicLimits:
+    """Bounds on one request to the web app, so no visitor holds the only GPU for long (flags change them).
+
+    4 faces at the full 150 steps; 2000 training steps at 1024 px is about 20 minutes on a 24 GB card.
+    """
+
+    max_face_steps: int = 600  # faces x denoising steps in one swap (strengths x steps in Try strengths)
+    max_train_steps: int = 2000
+    max_train_resolution: int = 1024
+    max_caption_rows: int = MAX_TRAIN_PHOTOS  # rows of the Train tab's captions table
+
+    def check_face_steps(self, faces: int, steps: int) -> None:
+        if faces * steps > self.max_face_steps:
+            raise SettingsError(
+                f"{faces} face(s) x {steps} steps is {faces * steps} denoising steps; this app allows at most "
+                f"{self.max_face_steps} per request: use fewer steps or fewer faces"
+            )
+
+    def check_training(self, steps: int, resolution: int) -> None:
+        if steps > self.max_train_steps:
+            raise SettingsError(f"steps must be at most {self.max_train_steps} on this app, got {steps}")
+        if resolution > self.max_train_resolution:
+            raise SettingsError(f"resolution must be at most {self.max_train_resolution} on this app, got {resolution}")
 
 
 # --- training -----------------------------------------------------------------------------------

@@ -83,7 +83,9 @@ class Face:
 
 
 _dlib_models: dict[str, Any] = {}
-_dlib_lock = threading.Lock()
+# dlib's models are not safe to run from two threads at once (a crash, or 35 faces in a one-face photo):
+# every use holds this lock. A face takes milliseconds; the GPU work waits elsewhere.
+dlib_lock = threading.RLock()
 _fa_models: dict[str, Any] = {}
 _fa_lock = threading.Lock()
 
@@ -106,7 +108,7 @@ def dlib_model_path(filename: str) -> Path:
 
 def dlib_model(name: str) -> Any:
     """A dlib model loaded once per process: ``detector``, ``landmarks`` or ``recognition``."""
-    with _dlib_lock:
+    with dlib_lock:
         if name not in _dlib_models:
             try:
                 import dlib
@@ -162,16 +164,18 @@ def _detect_dlib(pixels: np.ndarray) -> list[Face]:
     if factor < 1.0:
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    rects, scores, _ = dlib_model("detector").run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
-    kept = _non_max_suppression([(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects], list(scores))
-    predictor = dlib_model("landmarks")
-    faces = []
-    for (x0, y0, x1, y1), score in kept:
-        box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
-        rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1)
-        shape = predictor(pixels, rect)
-        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-        faces.append(Face(box, points, float(score)))
+    with dlib_lock:
+        rects, scores, _ = dlib_model("detector").run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
+        boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
+        kept = _non_max_suppression(boxes, list(scores))
+        predictor = dlib_model("landmarks")
+        faces = []
+        for (x0, y0, x1, y1), score in kept:
+            box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
+            rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1)
+            shape = predictor(pixels, rect)
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+            faces.append(Face(box, points, float(score)))
     return faces
 
 

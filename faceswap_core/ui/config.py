@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from faceswap_core.cli.model_args import add_model_flags, env_flag, model_spec
-from faceswap_core.settings import DEFAULT_VQA_MODEL, ModelSpec
+from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, ModelSpec, PublicLimits
 
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
@@ -29,6 +29,9 @@ class AppConfig:
     share: bool = False
     auth: tuple[str, str] | None = None  # one user name and password asked for by the page (--auth)
     vqa_model: str = DEFAULT_VQA_MODEL  # the Train tab's automatic captions, offered when it is on this machine
+    shared_people: bool = False  # every visitor sees and changes every person (a private workstation)
+    photo_ttl_s: float = PHOTO_TTL_S  # how long a visitor's uploaded photo is kept on the server unused
+    limits: PublicLimits = PublicLimits()  # what one request may ask for
 
 
 def _env_port(environ: Mapping[str, str]) -> int:
@@ -77,6 +80,35 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="USER:PASSWORD",
         help="ask for this user name and password before showing the page or answering the API [FACESWAP_AUTH]",
     )
+    parser.add_argument(
+        "--shared-people",
+        action="store_true",
+        default=env_flag(environ, "FACESWAP_SHARED_PEOPLE"),
+        help="every visitor sees, uses and changes every person (a private workstation); by default a "
+        "visitor's people are theirs alone and the folder's others are read-only [FACESWAP_SHARED_PEOPLE=1]",
+    )
+    parser.add_argument(
+        "--photo-ttl",
+        type=float,
+        default=float(environ.get("FACESWAP_PHOTO_TTL") or PHOTO_TTL_S),
+        metavar="SECONDS",
+        help="how long an uploaded photo stays on the server after its last use [FACESWAP_PHOTO_TTL] "
+        "(default: %(default)s)",
+    )
+    limits = PublicLimits()
+    for flag, field, meaning in (
+        ("--max-face-steps", "max_face_steps", "most faces x denoising steps in one swap request"),
+        ("--max-train-steps", "max_train_steps", "most steps of one training run"),
+        ("--max-train-resolution", "max_train_resolution", "highest training resolution (pixels)"),
+    ):
+        variable = "FACESWAP_" + field.upper()
+        parser.add_argument(
+            flag,
+            type=int,
+            default=int(environ.get(variable) or getattr(limits, field)),
+            metavar="N",
+            help=f"{meaning} [{variable}] (default: %(default)s)",
+        )
     return parser
 
 
@@ -93,6 +125,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     """Flags over environment over defaults."""
     env = os.environ if environ is None else environ
     args = build_parser(env).parse_args(argv)
+    if not 0 < args.photo_ttl < float("inf"):
+        raise SystemExit(f"error: --photo-ttl {args.photo_ttl} must be a positive number of seconds")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     return AppConfig(
@@ -103,4 +137,11 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         share=args.share,
         auth=_auth(args.auth),
         vqa_model=args.vqa_model,
+        shared_people=args.shared_people,
+        photo_ttl_s=args.photo_ttl,
+        limits=PublicLimits(
+            max_face_steps=args.max_face_steps,
+            max_train_steps=args.max_train_steps,
+            max_train_resolution=args.max_train_resolution,
+        ),
     )
