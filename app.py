@@ -27,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
 
     local = config.ray is None
     engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False) if local else remote_engine(config)
-    demo = create_demo(engine, vqa_model=config.vqa_model)
+    demo = create_demo(
+        engine,
+        vqa_model=config.vqa_model,
+        shared_people=config.shared_people,
+        photo_ttl_s=config.photo_ttl_s,
+        limits=config.limits,
+    )
     # one swap at a time per engine: locally the one pipeline, on Ray as many as the replicas can take
     demo.queue(default_concurrency_limit=1 if local else config.ray_max_replicas).launch(
         server_name=config.host,

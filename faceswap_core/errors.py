@@ -46,3 +46,9 @@ class CancelledError(FaceswapError):
 
 class ClusterError(FaceswapError):
     """A Ray cluster could not be reached or went away; the job folder keeps what was done, so it resumes."""
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type when it has none): what a one-line message quotes."""
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:limit]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +64,24 @@ def check_writable(path: str | os.PathLike) -> None:
         raise SettingsError(f"{target}: cannot write there ({err.strerror or err})") from None
     os.close(handle)
     os.unlink(probe)
+
+
+def remove_stale(folder: str | os.PathLike, pattern: str, max_age_s: float) -> int:
+    """Delete the entries of ``folder`` matching ``pattern`` untouched for ``max_age_s``; returns how many.
+
+    Why: a process killed with -9 leaves its scratch folders behind (a staged person, a prepared
+    dataset of 64 MB), and nothing else would ever delete them. The age keeps another running
+    process's fresh scratch safe.
+    """
+    oldest = time.time() - max_age_s
+    removed = 0
+    for entry in Path(folder).glob(pattern):
+        with contextlib.suppress(OSError):
+            if entry.lstat().st_mtime >= oldest:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+    return removed

@@ -9,17 +9,20 @@ when unpickled, so they are refused by suffix AND by content, never opened with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from faceswap_core.errors import ModelLoadError, SettingsError, UnsafeWeightsError
+from faceswap_core.owners import Owners
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 TRAINING_FILE = "training.json"
@@ -30,6 +33,8 @@ ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # where diffusers keeps the peft
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a LoRA folder name; the trainer writes only these
 _NAME = re.compile(LORA_NAME.pattern.removesuffix("$") + r"(/checkpoint-\d+)?$")
+log = logging.getLogger("faceswap.loras")
+_warned: set[tuple[str, int]] = set()  # (file, mtime) of the bad files already reported
 
 
 @dataclass
@@ -82,15 +87,28 @@ def _parse_header(file: Path, head: bytes, header: bytes, size: int) -> dict[str
     if not isinstance(parsed, dict):
         kind = "a pickle" if head[:1] == b"\x80" or head[:2] == b"PK" else "not a safetensors file"
         raise UnsafeWeightsError(f"{file}: named .safetensors but the content is {kind}; refusing to load it")
-    ends = [
-        entry["data_offsets"][1]
-        for key, entry in parsed.items()
-        if key != "__metadata__" and isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list)
-    ]
-    needed = 8 + len(header) + max((int(end) for end in ends), default=0)
+    ends = []
+    for key, entry in parsed.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not _offsets_valid(offsets):
+            raise UnsafeWeightsError(f"{file}: malformed safetensors header (tensor {key[:60]!r}); refusing to load it")
+        ends.append(offsets[1])
+    needed = 8 + len(header) + max(ends, default=0)
     if needed > size:
         raise ModelLoadError(f"{file}: the file is truncated ({size} of {needed} bytes); copy it again")
     return parsed
+
+
+def _offsets_valid(offsets: Any) -> bool:
+    """``[start, end]``: two whole numbers, 0 <= start <= end (JSON also allows nesting, floats and 1e400)."""
+    return (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(type(value) is int for value in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    )
 
 
 def read_lora(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -209,6 +227,21 @@ class LoraRegistry:
     def __init__(self, folder: str | os.PathLike = "lora_weights", *, allow_paths: bool = True) -> None:
         self.folder = Path(folder)
         self.allow_paths = allow_paths
+        # Who is asking (see faceswap_core.owners): None, or a function that says None, sees every LoRA.
+        self.viewer: Callable[[], str | None] | None = None
+
+    @property
+    def owners(self) -> Owners:
+        return Owners(self.folder)
+
+    def current_viewer(self) -> str | None:
+        return self.viewer() if self.viewer is not None else None
+
+    def can_see(self, name: str) -> bool:
+        return self.owners.can_see(name, self.current_viewer())
+
+    def can_change(self, name: str) -> bool:
+        return self.owners.can_change(name, self.current_viewer())
 
     def list(self) -> list[LoraInfo]:
         """Every safe LoRA, sorted by name; a trained LoRA is followed by its checkpoints, newest first."""
@@ -222,7 +255,11 @@ class LoraRegistry:
                 found.extend(self._folder_entries(entry))
             elif entry.suffix.lower() == ".safetensors" and _is_safe(entry):
                 found.append(LoraInfo(entry.stem, entry, _file_metadata(entry)))
-        return found
+        viewer = self.current_viewer()
+        if viewer is None:
+            return found
+        owners = self.owners
+        return [info for info in found if owners.can_see(info.name, viewer)]
 
     def names(self) -> list[str]:
         return [info.name for info in self.list()]
@@ -341,11 +378,21 @@ def _weights_in(folder: Path) -> Path | None:
 
 
 def _is_safe(path: Path) -> bool:
+    """Whether a listed file may be offered; a bad one is left out with one warning (not one per listing)."""
     try:
         check_safe_weights(path)
-    except (UnsafeWeightsError, ModelLoadError, OSError):
+    except (UnsafeWeightsError, ModelLoadError, OSError) as err:
+        _warn_once(path, str(err))
         return False
     return True
+
+
+def _warn_once(path: Path, reason: str) -> None:
+    with contextlib.suppress(OSError):
+        key = (str(path), path.stat().st_mtime_ns)
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("LoRA skipped: %s", reason.replace(str(path), path.name))
 
 
 def _folder_metadata(folder: Path) -> dict:

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from faceswap_core.dataset_file import METADATA_FILE, read_metadata
 from faceswap_core.errors import DatasetError, ModelLoadError, SettingsError
 from faceswap_core.identity_adapter import default_identity_scale
 from faceswap_core.loras import LORA_NAME, LoraInfo, LoraRegistry, reference_photos
-from faceswap_core.prepare import METADATA_FILE, PrepareReport, prepare_dataset
+from faceswap_core.prepare import PrepareReport, prepare_dataset
 from faceswap_core.settings import (
     DEFAULT_CLASS_WORD,
     DEFAULT_FACE_BACKEND,
@@ -92,7 +93,12 @@ class People:
         named = {person.name for person in people}
         if self.folder.is_dir():
             for entry in self.folder.iterdir():
-                if entry.name not in named and not entry.name.startswith(".") and LORA_NAME.match(entry.name):
+                if (
+                    entry.name not in named
+                    and not entry.name.startswith(".")
+                    and LORA_NAME.match(entry.name)
+                    and self.loras.can_see(entry.name)
+                ):
                     photos = photos_in(entry / PHOTOS_DIR)
                     if photos:
                         people.append(Person(entry.name, tuple(photos)))
@@ -145,15 +151,22 @@ class People:
         if len(photos) > MAX_TRAIN_PHOTOS:
             raise DatasetError(f"{len(photos)} photos given; a person takes at most {MAX_TRAIN_PHOTOS}")
         self.folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=self.folder) as work:
-            staged = Path(work) / name
-            report = prepare_dataset(
-                photos, staged / PHOTOS_DIR, class_word=class_word, backend=backend, on_photo=on_photo
-            )
-            try:
-                staged.rename(self.folder / name)  # one step: the picker sees the whole person or none
-            except OSError:
-                raise SettingsError(f"a person named {name!r} was just added; choose another name") from None
+        owner = self.loras.current_viewer()
+        self.loras.owners.claim(name, owner)  # before it appears: never visible to others for a moment
+        try:
+            with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=self.folder) as work:
+                staged = Path(work) / name
+                report = prepare_dataset(
+                    photos, staged / PHOTOS_DIR, class_word=class_word, backend=backend, on_photo=on_photo
+                )
+                try:
+                    staged.rename(self.folder / name)  # one step: the picker sees the whole person or none
+                except OSError:
+                    raise SettingsError(f"a person named {name!r} was just added; choose another name") from None
+        except BaseException:
+            if not (self.folder / name).exists():
+                self.loras.owners.release(name, owner)
+            raise
         return self.get(name), report
 
 
@@ -172,7 +185,6 @@ def check_person_name(name: str) -> str:
 
 def photos_in(dataset: Path) -> list[Path]:
     """The photos a dataset folder's ``metadata.csv`` lists that exist, in its order."""
-    from faceswap_core.training.dataset import read_metadata
 
     if not (dataset / METADATA_FILE).is_file():
         return []

@@ -39,6 +39,9 @@ MAX_REFERENCE_PHOTOS = 20  # photos used to rank candidates by likeness
 MAX_TRAIN_PHOTOS = 50  # photos prepared for one LoRA (5-20 is what works)
 MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; longer text only costs tokenizer time
 RESULT_MAX_AGE_S = 3600  # result PNGs and Gradio's cached files older than this are deleted
+SCRATCH_MAX_AGE_S = 600  # hidden staging folders untouched this long are leftovers of a killed process
+PHOTO_TTL_S = 900.0  # a visitor's full-size photo is dropped from the server after this long unused
+PHOTO_STORE_MAX_BYTES = 2_000_000_000  # all visitors' full-size photos together (the oldest go first)
 
 # --- faces and masks ----------------------------------------------------------------------------
 FACE_BACKENDS = ("dlib", "face-alignment")
@@ -194,6 +197,33 @@ class SwapSettings:
             )
 
 
+# --- what one visitor may ask of a public app ---------------------------------------------------
+@dataclass(frozen=True)
+class PublicLimits:
+    """Bounds on one request to the web app, so no visitor holds the only GPU for long (flags change them).
+
+    4 faces at the full 150 steps; 2000 training steps at 1024 px is about 20 minutes on a 24 GB card.
+    """
+
+    max_face_steps: int = 600  # faces x denoising steps in one swap (strengths x steps in Try strengths)
+    max_train_steps: int = 2000
+    max_train_resolution: int = 1024
+    max_caption_rows: int = MAX_TRAIN_PHOTOS  # rows of the Train tab's captions table
+
+    def check_face_steps(self, faces: int, steps: int) -> None:
+        if faces * steps > self.max_face_steps:
+            raise SettingsError(
+                f"{faces} face(s) x {steps} steps is {faces * steps} denoising steps; this app allows at most "
+                f"{self.max_face_steps} per request: use fewer steps or fewer faces"
+            )
+
+    def check_training(self, steps: int, resolution: int) -> None:
+        if steps > self.max_train_steps:
+            raise SettingsError(f"steps must be at most {self.max_train_steps} on this app, got {steps}")
+        if resolution > self.max_train_resolution:
+            raise SettingsError(f"resolution must be at most {self.max_train_resolution} on this app, got {resolution}")
+
+
 # --- training -----------------------------------------------------------------------------------
 TRAIN_STEPS = Range(1, 20000, 800, 1)
 TRAIN_RANK = Range(1, 256, 16, 1)
@@ -263,3 +293,26 @@ FAST_LORA_FILE = "pytorch_lora_weights.safetensors"  # its file inside the hub r
 FAST_STEPS = Range(1, 8, 4, 1)  # denoising steps that actually run; LCM-LoRA's card: 2-8
 FAST_GUIDANCE = Range(0.0, 2.0, 1.0, 0.1)  # LCM-LoRA's card: 0 or 1-2; <= 1 turns CFG (and the negative prompt) off
 FAST_LORA_WEIGHT = 1.0  # adapter weight of the few-step LoRA next to a person's LoRA
+
+
+# --- video (see faceswap_core/video.py) ----------------------------------------------------------
+VIDEO_FORMATS = ("mp4", "mov", "webm", "mkv", "m4v", "avi")  # containers a clip may come in
+VIDEO_TRACK_MAX_GAP_S = 0.5  # a tracked face missing this long or less is interpolated; longer: it left
+VIDEO_DETECT_EVERY = 1  # run the face detector on every Nth frame; frames between are interpolated
+VIDEO_TEMPORAL_BLEND = Range(0.0, 0.9, 0.5, 0.05)  # share of the previous repaint, warped by optical flow
+VIDEO_MATCH_DISTANCE = 0.6  # dlib descriptor distance below which two faces are the same person
+VIDEO_SMOOTH_MIN_CUTOFF = 1.0  # One-Euro filter (Hz): lower is steadier when still
+VIDEO_SMOOTH_BETA = 0.05  # One-Euro filter: higher follows fast moves with less lag
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What one clip may be; the defaults suit a public Space (a minute of 1080p), flags raise them locally."""
+
+    max_seconds: float = 60.0
+    max_frames: int = 1800
+    max_pixels: int = 1920 * 1088  # per frame
+
+    def validate(self) -> None:
+        if self.max_seconds <= 0 or self.max_frames <= 0 or self.max_pixels <= 0:
+            raise SettingsError("video limits must be above 0")

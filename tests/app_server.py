@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,11 +32,16 @@ def running_app(base_model: Path, lora_dir: Path, log_path: Path, ip_adapter: Pa
 
 @contextmanager
 def serving_app(
-    base_model: Path, lora_dir: Path, log_path: Path, ip_adapter: Path | None = None
+    base_model: Path,
+    lora_dir: Path,
+    log_path: Path,
+    ip_adapter: Path | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """:func:`running_app` that also yields the server process (to watch its memory or whether it died).
 
-    ``ip_adapter``: an image-prompt adapter folder (a tiny one from ``save_tiny_ip_adapter``) for photos of people.
+    ``ip_adapter``: an image-prompt adapter folder (a tiny one from ``save_tiny_ip_adapter``) for photos of people;
+    ``extra_args``: more flags for ``app.py``.
     """
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
@@ -44,6 +49,7 @@ def serving_app(
     command += ["--device", "cpu", "--host", "127.0.0.1", "--port", str(port)]
     if ip_adapter is not None:
         command += ["--ip-adapter", str(ip_adapter)]
+    command += list(extra_args)
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faceswap_core.errors import ClusterError
+from faceswap_core.errors import ClusterError, first_line
 
 RAY_ADDRESS_ENV = "FACESWAP_RAY_ADDRESS"
 LOCAL = "local"  # start a cluster on this machine
@@ -35,7 +35,3 @@ def cluster_gpus() -> int:
     import ray
 
     return int(ray.cluster_resources().get("GPU", 0))
-
-
-def first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.cluster import cluster_gpus, first_line
-from faceswap_core.errors import ClusterError
+from faceswap_core.cluster import cluster_gpus
+from faceswap_core.errors import ClusterError, first_line
 from faceswap_core.jobs.batch import Outcome
 
 if TYPE_CHECKING:

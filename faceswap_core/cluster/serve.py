@@ -15,9 +15,8 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.cluster import first_line
 from faceswap_core.engine import Engine, PreparedSwap, Progress, SwapResult
-from faceswap_core.errors import CancelledError, ClusterError, FaceswapError
+from faceswap_core.errors import CancelledError, ClusterError, FaceswapError, first_line
 
 if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from faceswap_core.errors import ModelLoadError, NoFaceError, SettingsError
+from faceswap_core.errors import ModelLoadError, NoFaceError, SettingsError, first_line
 from faceswap_core.images import ImageInput, describe, load_image, to_array
 from faceswap_core.settings import (
     DEFAULT_FACE_BACKEND,
@@ -83,10 +83,9 @@ class Face:
 
 
 _dlib_models: dict[str, Any] = {}
-_dlib_lock = threading.Lock()
-# dlib's detector and shape predictor are not safe to run from two threads at once: concurrent plans
-# (several app sessions, a Serve client) got slightly different landmarks, so masks and results varied.
-_dlib_run_lock = threading.Lock()
+# dlib's models are not safe to run from two threads at once (a crash, or 35 faces in a one-face photo):
+# every use holds this lock. A face takes milliseconds; the GPU work waits elsewhere.
+dlib_lock = threading.RLock()
 _fa_models: dict[str, Any] = {}
 _fa_lock = threading.Lock()
 
@@ -109,7 +108,7 @@ def dlib_model_path(filename: str) -> Path:
 
 def dlib_model(name: str) -> Any:
     """A dlib model loaded once per process: ``detector``, ``landmarks`` or ``recognition``."""
-    with _dlib_lock:
+    with dlib_lock:
         if name not in _dlib_models:
             try:
                 import dlib
@@ -165,18 +164,18 @@ def _detect_dlib(pixels: np.ndarray) -> list[Face]:
     if factor < 1.0:
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    detector, predictor = dlib_model("detector"), dlib_model("landmarks")
-    with _dlib_run_lock:
-        rects, scores, _ = detector.run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
-    kept = _non_max_suppression([(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects], list(scores))
-    faces = []
-    for (x0, y0, x1, y1), score in kept:
-        box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
-        rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1)
-        with _dlib_run_lock:
+    with dlib_lock:
+        rects, scores, _ = dlib_model("detector").run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
+        boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
+        kept = _non_max_suppression(boxes, list(scores))
+        predictor = dlib_model("landmarks")
+        faces = []
+        for (x0, y0, x1, y1), score in kept:
+            box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
+            rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1)
             shape = predictor(pixels, rect)
-        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-        faces.append(Face(box, points, float(score)))
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+            faces.append(Face(box, points, float(score)))
     return faces
 
 
@@ -214,7 +213,7 @@ def _detect_face_alignment(pixels: np.ndarray) -> list[Face]:
                     face_alignment.LandmarksType.TWO_D, device="cpu", flip_input=False
                 )
             except Exception as err:  # weights download or load failures come in many types
-                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                reason = first_line(err, 10_000)
                 raise ModelLoadError(
                     f"the face-alignment weights could not be loaded ({reason}); run it once with internet access "
                     "so they are cached, or use --backend dlib"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from faceswap_core.errors import NoFaceError
-from faceswap_core.faces.detect import Face, dlib_model, find_face
+from faceswap_core.faces.detect import Face, dlib_lock, dlib_model, find_face
 from faceswap_core.images import ImageInput, describe, load_image, to_array
 
 CHIP_SIZE = 150  # the input size dlib's recognition network was trained on
@@ -32,8 +32,9 @@ def face_descriptor(image: ImageInput, face: Face | None = None, *, name: str | 
     x0, y0, x1, y1 = (round(v) for v in face.box)
     rect = dlib.rectangle(x0, y0, x1 - 1, y1 - 1)
     shape = dlib.full_object_detection(rect, [dlib.point(round(x), round(y)) for x, y in face.landmarks])
-    chip = dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
-    return np.array(dlib_model("recognition").compute_face_descriptor(chip), dtype=np.float64)
+    with dlib_lock:  # see dlib_lock: one thread in dlib at a time
+        chip = dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+        return np.array(dlib_model("recognition").compute_face_descriptor(chip), dtype=np.float64)
 
 
 class IdentityScorer:

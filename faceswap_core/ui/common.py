@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
 import functools
 import inspect
 import itertools
 import logging
+import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +31,7 @@ from PIL import Image, ImageOps
 from faceswap_core.engine import SwapResult
 from faceswap_core.errors import FaceswapError
 from faceswap_core.images import to_rgb
+from faceswap_core.owners import owner_key
 from faceswap_core.records import save_result
 from faceswap_core.settings import RESULT_MAX_AGE_S, Range
 from faceswap_core.ui.guards import public_message
@@ -37,6 +41,8 @@ MASK_OPACITY = 0.5
 MASK_BRUSH = gr.Brush(colors=[("rgb(0, 110, 255)", MASK_OPACITY)], color_mode="fixed")
 HEARTBEAT_S = 0.5  # how often a running job looks whether its page is still there
 Fn = TypeVar("Fn", bound=Callable[..., Any])
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+DISK_FULL_MESSAGE = "the server has no disk space left to save this; try again later"
 log = logging.getLogger("faceswap.app")
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("faceswap_cancel", default=None)
 
@@ -64,6 +70,10 @@ def user_errors(fn: Fn) -> Fn:
                 yield from fn(*args, **kwargs)
             except (FaceswapError, gr.Error) as err:
                 raise user_error(err, fn.__name__) from None
+            except OSError as err:
+                if err.errno not in DISK_FULL:
+                    raise
+                raise user_error(gr.Error(DISK_FULL_MESSAGE), fn.__name__) from None
 
         return generator  # type: ignore[return-value]
 
@@ -73,8 +83,29 @@ def user_errors(fn: Fn) -> Fn:
             return fn(*args, **kwargs)
         except (FaceswapError, gr.Error) as err:
             raise user_error(err, fn.__name__) from None
+        except OSError as err:  # the server's disk or quota is full: not the visitor's fault, nor a bug
+            if err.errno not in DISK_FULL:
+                raise
+            raise user_error(gr.Error(DISK_FULL_MESSAGE), fn.__name__) from None
 
     return call  # type: ignore[return-value]
+
+
+def current_owner() -> str | None:
+    """Who is asking, as :mod:`faceswap_core.owners` stores it: the logged-in user, else the browser session.
+
+    Read from the request Gradio is serving on this thread (its context variable, which it also
+    copies into :func:`cancellable`'s worker); None outside a request (start-up, background jobs).
+    """
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    if request is None:
+        return None
+    user = getattr(request, "username", None)
+    session = getattr(request, "session_hash", None)
+    identity = f"user:{user}" if user else f"session:{session or uuid.uuid4().hex}"
+    return owner_key(identity)
 
 
 def current_cancel() -> threading.Event | None:
@@ -204,6 +235,21 @@ class ResultFiles:
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
         return save_result(result, self.folder / name, record)
+
+    def servable(self, path: str | Path) -> str:
+        """``path`` as Gradio may send it to the page: as is inside the working or temporary folder, else a copy.
+
+        Why: Gradio sends only files under those folders (or ``allowed_paths``, which would open the
+        whole folder to every visitor), and ``--lora-dir`` may be elsewhere (a Space's ``/data``).
+        """
+        source = Path(path)
+        resolved = source.resolve()
+        if any(resolved.is_relative_to(Path(root).resolve()) for root in (Path.cwd(), tempfile.gettempdir())):
+            return str(source)
+        self.prune()
+        copy = self.folder / f"shown-{next(self._numbers):04d}-{source.name}"
+        shutil.copyfile(source, copy)
+        return str(copy)
 
     def prune(self) -> None:
         oldest = time.time() - self.max_age_s

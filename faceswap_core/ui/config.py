@@ -11,20 +11,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from faceswap_core.cli.model_args import add_model_flags, env_flag, model_spec
 from faceswap_core.cluster import LOCAL, RAY_ADDRESS_ENV
-from faceswap_core.settings import (
-    DEFAULT_BASE_MODEL,
-    DEFAULT_IP_ADAPTER,
-    DEFAULT_VQA_MODEL,
-    DEVICES,
-    FAST_LORA,
-    ModelSpec,
-)
+from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, ModelSpec, PublicLimits
 
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -38,18 +30,12 @@ class AppConfig:
     share: bool = False
     auth: tuple[str, str] | None = None  # one user name and password asked for by the page (--auth)
     vqa_model: str = DEFAULT_VQA_MODEL  # the Train tab's automatic captions, offered when it is on this machine
+    shared_people: bool = False  # every visitor sees and changes every person (a private workstation)
+    photo_ttl_s: float = PHOTO_TTL_S  # how long a visitor's uploaded photo is kept on the server unused
+    limits: PublicLimits = PublicLimits()  # what one request may ask for
     ray: str | None = None  # a Ray cluster address: swaps run on a Serve deployment there, not in this process
     ray_min_replicas: int = 1
     ray_max_replicas: int = 1
-
-
-def _env_flag(environ: Mapping[str, str], name: str) -> bool:
-    value = environ.get(name, "").strip().lower()
-    if value in TRUE_WORDS:
-        return True
-    if value in FALSE_WORDS:
-        return False
-    raise SystemExit(f"error: {name}={environ[name]!r} is not a yes/no value; use 1 or 0")
 
 
 def _env_port(environ: Mapping[str, str]) -> int:
@@ -66,57 +52,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Face swap in the browser: SDXL inpainting with a LoRA of the person, and LoRA training.",
         epilog="Every flag can also be set by its environment variable (the flag wins).",
     )
-    parser.add_argument(
-        "--base",
-        default=environ.get("FACESWAP_BASE_MODEL") or DEFAULT_BASE_MODEL,
-        metavar="MODEL",
-        help="base model: hub id, local folder or single .safetensors file [FACESWAP_BASE_MODEL] "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--base-config",
-        default=environ.get("FACESWAP_BASE_CONFIG") or None,
-        metavar="DIR",
-        help="diffusers folder with the configs for a single-file --base, for offline use [FACESWAP_BASE_CONFIG]",
-    )
-    parser.add_argument(
-        "--fast-lora",
-        default=environ.get("FACESWAP_FAST_LORA") or None,
-        metavar="SOURCE",
-        help=f"few-step LoRA for the Fast switch: hub id, folder or .safetensors file [FACESWAP_FAST_LORA] "
-        f"(default: {FAST_LORA})",
-    )
-    parser.add_argument(
-        "--ip-adapter",
-        default=environ.get("FACESWAP_IP_ADAPTER") or DEFAULT_IP_ADAPTER,
-        metavar="SOURCE",
-        help="image-prompt adapter for photos of a person: hub id or folder in its layout [FACESWAP_IP_ADAPTER] "
-        "(default: %(default)s)",
-    )
+    add_model_flags(parser, environ)
     parser.add_argument(
         "--vqa-model",
         default=environ.get("FACESWAP_VQA_MODEL") or DEFAULT_VQA_MODEL,
         metavar="SOURCE",
         help="captioning model the Train tab offers when it is on this machine (hub id in the cache, or a "
         "folder) [FACESWAP_VQA_MODEL] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lora-dir",
-        default=environ.get("FACESWAP_LORA_DIR") or "lora_weights",
-        metavar="DIR",
-        help="folder of LoRA weights; trained LoRAs are written here [FACESWAP_LORA_DIR] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--device",
-        default=environ.get("FACESWAP_DEVICE") or "auto",
-        choices=DEVICES,
-        help="where the model runs [FACESWAP_DEVICE] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--low-vram",
-        action="store_true",
-        default=_env_flag(environ, "FACESWAP_LOW_VRAM"),
-        help="offload model parts to the CPU, for 8-12 GB cards [FACESWAP_LOW_VRAM=1]",
     )
     parser.add_argument(
         "--host",
@@ -133,7 +75,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--share",
         action="store_true",
-        default=_env_flag(environ, "FACESWAP_SHARE"),
+        default=env_flag(environ, "FACESWAP_SHARE"),
         help="also serve through a temporary public gradio.live link [FACESWAP_SHARE=1]",
     )
     parser.add_argument(
@@ -142,6 +84,35 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="USER:PASSWORD",
         help="ask for this user name and password before showing the page or answering the API [FACESWAP_AUTH]",
     )
+    parser.add_argument(
+        "--shared-people",
+        action="store_true",
+        default=env_flag(environ, "FACESWAP_SHARED_PEOPLE"),
+        help="every visitor sees, uses and changes every person (a private workstation); by default a "
+        "visitor's people are theirs alone and the folder's others are read-only [FACESWAP_SHARED_PEOPLE=1]",
+    )
+    parser.add_argument(
+        "--photo-ttl",
+        type=float,
+        default=float(environ.get("FACESWAP_PHOTO_TTL") or PHOTO_TTL_S),
+        metavar="SECONDS",
+        help="how long an uploaded photo stays on the server after its last use [FACESWAP_PHOTO_TTL] "
+        "(default: %(default)s)",
+    )
+    limits = PublicLimits()
+    for flag, field, meaning in (
+        ("--max-face-steps", "max_face_steps", "most faces x denoising steps in one swap request"),
+        ("--max-train-steps", "max_train_steps", "most steps of one training run"),
+        ("--max-train-resolution", "max_train_resolution", "highest training resolution (pixels)"),
+    ):
+        variable = "FACESWAP_" + field.upper()
+        parser.add_argument(
+            flag,
+            type=int,
+            default=int(environ.get(variable) or getattr(limits, field)),
+            metavar="N",
+            help=f"{meaning} [{variable}] (default: %(default)s)",
+        )
     cluster = parser.add_argument_group("Ray (optional: pip install 'ray[data,serve]')")
     cluster.add_argument(
         "--ray",
@@ -188,26 +159,27 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     """Flags over environment over defaults."""
     env = os.environ if environ is None else environ
     args = build_parser(env).parse_args(argv)
+    if not 0 < args.photo_ttl < float("inf"):
+        raise SystemExit(f"error: --photo-ttl {args.photo_ttl} must be a positive number of seconds")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     if not 1 <= args.ray_min_replicas <= args.ray_max_replicas:
         raise SystemExit("error: --ray-min-replicas and --ray-max-replicas need 1 <= min <= max")
-    model = ModelSpec(
-        base=args.base,
-        base_config=args.base_config,
-        ip_adapter=args.ip_adapter,
-        fast_lora=args.fast_lora,
-        device=args.device,
-        low_vram=args.low_vram,
-    )
     return AppConfig(
-        model=model,
-        lora_dir=args.lora_dir,
+        model=model_spec(args),
+        lora_dir=str(args.lora_dir),
         host=args.host,
         port=args.port,
         share=args.share,
         auth=_auth(args.auth),
         vqa_model=args.vqa_model,
+        shared_people=args.shared_people,
+        photo_ttl_s=args.photo_ttl,
+        limits=PublicLimits(
+            max_face_steps=args.max_face_steps,
+            max_train_steps=args.max_train_steps,
+            max_train_resolution=args.max_train_resolution,
+        ),
         ray=args.ray,
         ray_min_replicas=args.ray_min_replicas,
         ray_max_replicas=args.ray_max_replicas,

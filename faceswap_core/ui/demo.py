@@ -13,10 +13,14 @@ import gradio as gr
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import FaceswapError
-from faceswap_core.settings import DEFAULT_VQA_MODEL, RESULT_MAX_AGE_S
-from faceswap_core.ui.guards import public_message
+from faceswap_core.files import remove_stale
+from faceswap_core.photo_store import PhotoStore
+from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, RESULT_MAX_AGE_S, SCRATCH_MAX_AGE_S, PublicLimits
+from faceswap_core.ui.common import current_owner
+from faceswap_core.ui.guards import public_message, safe_inputs
 from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
 from faceswap_core.ui.train import TrainHandlers, create_train_tab
+from faceswap_core.ui.video import VideoHandlers, create_video_tab
 
 TITLE = "Face swap"
 INTRO = (
@@ -109,18 +113,32 @@ class ModelLoader:
         return gr.Markdown(self.message(), elem_classes=classes), gr.Timer(active=not self.done)
 
 
-def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEFAULT_VQA_MODEL) -> gr.Blocks:
+def create_demo(
+    engine: Engine,
+    *,
+    load_model: bool = True,
+    vqa_model: str = DEFAULT_VQA_MODEL,
+    shared_people: bool = False,
+    photo_ttl_s: float = PHOTO_TTL_S,
+    limits: PublicLimits | None = None,
+) -> gr.Blocks:
     """The app for ``engine``; ``load_model`` starts loading the base model in the background.
 
     The app is a public server: ``engine`` must take LoRAs by registry name only (built with
     ``allow_paths=False``), and Gradio deletes its cached files (uploads, returned images) once they are
-    an hour old.
+    an hour old. Each visitor sees the library and their own people only, unless ``shared_people`` (a
+    private workstation); full-size photos are dropped from the server after ``photo_ttl_s`` unused;
+    ``limits`` bound each request.
     """
     if engine.loras.allow_paths:
         raise ValueError("the app serves anyone who can reach it: build its Engine with allow_paths=False")
+    for leftover in (".*-*", ".*.tmp"):  # a person being added, a file being written, when a kill -9 came
+        remove_stale(engine.loras.folder, leftover, SCRATCH_MAX_AGE_S)
+    engine.loras.viewer = None if shared_people else current_owner
     loader = ModelLoader(engine)
-    swap_handlers = SwapHandlers(engine)
-    train_handlers = TrainHandlers(engine, vqa_model=vqa_model)
+    limits = limits or PublicLimits()
+    swap_handlers = SwapHandlers(engine, photos=PhotoStore(ttl_s=photo_ttl_s), limits=limits)
+    train_handlers = TrainHandlers(engine, vqa_model=vqa_model, limits=limits)
     with gr.Blocks(title=TITLE, delete_cache=(RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="title")
         status = gr.Markdown(loader.message(), elem_id="model-status")
@@ -130,9 +148,12 @@ def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEF
                 lora_picker = create_swap_tab(engine, swap_handlers)
             with gr.Tab("Train a person", id="train"):
                 create_train_tab(engine, lora_picker, train_handlers)
+            with gr.Tab("Swap in a video", id="video"):
+                create_video_tab(engine, VideoHandlers(engine, swap_handlers.files))
         timer.tick(loader.poll, None, [status, timer], queue=False)
         demo.load(loader.poll, None, [status, timer], queue=False)
         demo.load(lambda current: refresh_lora_picker(engine, current), lora_picker, lora_picker, queue=False)
+    safe_inputs(demo)
     if load_model:
         loader.start()
     return demo

@@ -8,6 +8,7 @@ work starts, and keep server paths out of what the page and the API send back.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -17,10 +18,12 @@ from gradio.components.image_editor import EditorData
 
 from faceswap_core.errors import BadImageError, SettingsError
 from faceswap_core.images import check_header
-from faceswap_core.loras import LoraInfo, LoraRegistry
+from faceswap_core.requests import checked_text
 from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range
 
+log = logging.getLogger("faceswap.app")
 MAX_EDITOR_LAYERS = 4  # the Swap tab uses one; a few more cost little
+MAX_EDITOR_UPLOADS = 64  # editor images sent ahead of their event and not yet read, all visitors together
 # An absolute path (POSIX, home-relative or a Windows drive) inside a message; not "a/b", not a URL.
 _PATH = re.compile(r"(?<![\w.:~/\\-])(?:~|[A-Za-z]:)?[/\\][^\s'\"`<>|:,;()]*")
 
@@ -43,19 +46,7 @@ def number(value: Any, name: str, allowed: Range | None = None, *, integer: bool
 
 def text(value: Any, name: str, *, max_chars: int = MAX_PROMPT_CHARS) -> str:
     """A string (``None`` counts as empty) of at most ``max_chars`` characters."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise SettingsError(f"{name} must be text, got {_short(value)}")
-    if len(value) > max_chars:
-        raise SettingsError(f"{name} is {len(value)} characters long; at most {max_chars} are allowed")
-    return value
-
-
-def lora(registry: LoraRegistry, value: Any) -> LoraInfo | None:
-    """The registry entry for a LoRA name from the picker; ``""``/``None`` mean none. Never a path."""
-    name = text(value, "LoRA name", max_chars=300).strip()
-    return registry.get(name) if name else None
+    return "" if value is None else checked_text(value, name, max_chars=max_chars)
 
 
 def strength_count(count: int) -> None:
@@ -114,7 +105,39 @@ def safe_editor(editor: gr.ImageEditor) -> gr.ImageEditor:
         return decode(payload.model_copy(update={"composite": None}))
 
     editor.preprocess = preprocess  # type: ignore[method-assign]
+    _guard_blobs(editor)
     return editor
+
+
+def _guard_blobs(editor: gr.ImageEditor) -> None:
+    """Bound Gradio's ``accept_blobs`` route (``POST /gradio_api/component_server/``): the browser sends the
+    editor's images there one by one, each kept in memory until the next event reads them.
+
+    Gradio makes a list as long as the ``index`` asked for (381 MB for a 300-byte request at 5e7)
+    and keeps every ``id`` it is sent. Here a layer index beyond the layers the app accepts, and an
+    unknown kind, are refused; and only the newest :data:`MAX_EDITOR_UPLOADS` ids are kept.
+    """
+    from fastapi import HTTPException
+
+    accept = editor.accept_blobs
+
+    def accept_blobs(data: Any) -> Any:
+        fields = getattr(data, "data", None) or {}
+        kind, index = fields.get("type"), fields.get("index")
+        if kind not in ("background", "layer", "composite"):
+            raise HTTPException(status_code=400, detail="unknown kind of editor image")
+        if kind == "layer" and index not in (None, "", "null"):
+            text = str(index)
+            if not text.isdigit() or int(text) >= MAX_EDITOR_LAYERS:
+                log.warning("accept_blobs refused: layer index %s", text[:20])
+                raise HTTPException(status_code=400, detail=f"at most {MAX_EDITOR_LAYERS} editor layers")
+        result = accept(data)
+        while len(editor.blob_storage) > MAX_EDITOR_UPLOADS:
+            editor.blob_storage.pop(next(iter(editor.blob_storage)))  # the oldest first (dicts keep order)
+        return result
+
+    accept_blobs._is_server_fn = True  # type: ignore[attr-defined]  # what Gradio's route looks for
+    editor.accept_blobs = accept_blobs  # type: ignore[method-assign]
 
 
 def safe_number(component: gr.Number, name: str) -> gr.Number:
@@ -132,6 +155,81 @@ def safe_number(component: gr.Number, name: str) -> gr.Number:
 
     component.preprocess = preprocess  # type: ignore[method-assign]
     return component
+
+
+def max_rows(table: gr.Dataframe, limit: int) -> gr.Dataframe:
+    """Make ``table`` refuse more than ``limit`` rows before Gradio converts them (10,000 rows took 17 minutes)."""
+    convert = table.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        rows = getattr(payload, "data", None)
+        if isinstance(rows, list) and len(rows) > limit:
+            raise gr.Error(f"the table has {len(rows)} rows; at most {limit} are accepted", print_exception=False)
+        return convert(payload)
+
+    table.preprocess = preprocess  # type: ignore[method-assign]
+    return table
+
+
+def safe_inputs(blocks: gr.Blocks) -> None:
+    """Make every component of ``blocks`` answer a value it cannot read with one line, not a traceback.
+
+    Gradio converts each input (a dropdown's choice, a table, a slider's number, an image file) before
+    the handler runs, and a value no widget would send (``None`` for a slider, a string for a table, a
+    choice not offered) fails there with a traceback in the log and a blank error on the page. Here
+    such a failure becomes a ``gr.Error`` naming the field, and one log line.
+    """
+    for block in blocks.blocks.values():
+        if isinstance(block, gr.components.Component) and not isinstance(block, gr.State):
+            _guard_preprocess(block)
+    _guard_inputs(blocks)
+
+
+def _guard_inputs(blocks: gr.Blocks) -> None:
+    """The same for what fails before or outside a component's own conversion: Gradio's checks of file
+    data, and components Gradio rebuilt for a session (a dropdown whose choices a handler changed)."""
+    preprocess_data = blocks.preprocess_data
+
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await preprocess_data(*args, **kwargs)
+        except gr.Error as err:
+            if not err.print_exception:
+                raise
+            message = public_message(str(err.message))
+        except Exception as err:  # pydantic's ValidationError, Gradio's ComponentProcessingError, ...
+            message = "an input of the wrong kind was sent: " + public_message(str(err).splitlines()[0])
+        message = _clip(message)
+        log.warning("input refused: %s", message)
+        raise gr.Error(message, print_exception=False)
+
+    blocks.preprocess_data = guarded  # type: ignore[method-assign]
+
+
+def _clip(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
+def _guard_preprocess(component: gr.components.Component) -> None:
+    convert = component.preprocess
+    field = getattr(component, "label", None) or type(component).__name__
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return convert(payload)
+        except gr.Error as err:
+            if not err.print_exception:
+                raise
+            message = f"{field}: {public_message(str(err.message))}"
+        except RecursionError:
+            message = f"{field}: the value is nested too deeply"
+        except Exception as err:  # Gradio's conversions fail in many types on values no widget sends
+            message = f"{field}: this value cannot be used ({type(err).__name__})"
+        message = _clip(message)
+        log.warning("input refused: %s", message)
+        raise gr.Error(message, print_exception=False)
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
 
 
 def _check_editor_images(background: Any, layers: list[Any], composite: Any) -> None:

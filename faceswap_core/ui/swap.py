@@ -28,6 +28,7 @@ from faceswap_core.faces.masks import face_mask, mask_scale
 from faceswap_core.identity_adapter import default_identity_scale
 from faceswap_core.images import check_header, load_image
 from faceswap_core.people import People, Person, check_person_name
+from faceswap_core.photo_store import PhotoStore
 from faceswap_core.requests import FaceRequest, SwapRequest
 from faceswap_core.settings import (
     CLASS_WORDS,
@@ -48,6 +49,7 @@ from faceswap_core.settings import (
     STEPS,
     STRENGTH,
     MaskSettings,
+    PublicLimits,
     Range,
     SwapSettings,
 )
@@ -95,17 +97,26 @@ class FaceChoice:
 
 @dataclass
 class TargetPhoto:
-    """The session's photo: the full-size original, the editor's numbered copy, its faces and their people."""
+    """The session's photo: a key to the full-size original, the editor's numbered copy, its faces and their people.
 
-    original: Image.Image
+    The original itself stays in a bounded :class:`PhotoStore` with expiry, not in the session's state.
+    """
+
+    store: PhotoStore = field(repr=False)
+    key: str  # the original's key in ``store``
+    size: tuple[int, int]  # the original's width and height
     display: Path  # the numbered display copy the editor shows (a file, so the browser caches it)
     scale: float  # display size / original size
     faces: list[Face]  # found on the original, largest first
     choices: dict[int, FaceChoice] = field(default_factory=dict)  # face index -> choice; absent = keep
 
     @property
+    def original(self) -> Image.Image:
+        return self.store.get(self.key)
+
+    @property
     def display_size(self) -> tuple[int, int]:
-        return round(self.original.width * self.scale), round(self.original.height * self.scale)
+        return round(self.size[0] * self.scale), round(self.size[1] * self.scale)
 
 
 def person_choices(engine: Engine, *, with_keep: bool = True) -> list[tuple[str, str]]:
@@ -208,9 +219,17 @@ def numbered(image: Image.Image, faces: list[Face]) -> Image.Image:
 class SwapHandlers:
     """What the Swap tab's controls do, in terms of the engine and the face toolkit."""
 
-    def __init__(self, engine: Engine, files: ResultFiles | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        files: ResultFiles | None = None,
+        photos: PhotoStore | None = None,
+        limits: PublicLimits | None = None,
+    ) -> None:
         self.engine = engine
+        self.limits = limits or PublicLimits()
         self.files = files or ResultFiles()
+        self.photos = photos or PhotoStore()
         self.people = People(engine.loras)
 
     # --- the photo ------------------------------------------------------------------------------
@@ -239,7 +258,8 @@ class SwapHandlers:
         scale = min(1.0, EDITOR_MAX_SIDE / max(image.size))
         display = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)))
         shown = numbered(display, [face.scaled(scale) for face in faces])
-        photo = TargetPhoto(image, self.files.save_display(shown), scale, faces)
+        display_file = self.files.save_display(shown)
+        photo = TargetPhoto(self.photos, self.photos.put(image), image.size, display_file, scale, faces)
         if faces:
             strength = guards.number(strength, "strength")
             photo.choices[0] = FaceChoice(self._person(person), strength, _text(prompt, "prompt"), _likeness(likeness))
@@ -509,7 +529,7 @@ class SwapHandlers:
             raise gr.Error("Upload a target photo first (or click the example below).")
         if photo is None:
             faces = detect_faces(background, name="target photo")
-            photo = TargetPhoto(background, Path(), 1.0, faces)
+            photo = TargetPhoto(self.photos, self.photos.put(background), background.size, Path(), 1.0, faces)
             person = self._person(fields.get("person"))
             if faces and person != KEEP:
                 photo.choices[0] = self._choice(fields, person)
@@ -553,7 +573,7 @@ class SwapHandlers:
             raise gr.Error("Nothing is painted: press Auto mask, or paint over the face to replace.")
         if painted.size != photo.display_size:
             raise gr.Error("The mask does not match the photo; upload the photo again.")
-        mask = painted if photo.scale == 1.0 else painted.resize(photo.original.size, Image.BILINEAR)
+        mask = painted if photo.scale == 1.0 else painted.resize(photo.size, Image.BILINEAR)
         settings = self._settings(fields, uploaded_photos(fields.get("references")))
         if not photo.faces:
             faces = (self._face(None, self._choice(fields, self._person(fields.get("person")))),)
@@ -561,7 +581,9 @@ class SwapHandlers:
             raise gr.Error("Every face is set to 'Keep this face': choose a person for at least one face.")
         else:
             faces = tuple(self._face(index, choice) for index, choice in sorted(photo.choices.items()))
-        return SwapRequest(photo.original, faces=faces, settings=settings, mask=mask).validate()
+        request = SwapRequest(photo.original, faces=faces, settings=settings, mask=mask).validate()
+        self.limits.check_face_steps(len(request.faces), request.settings.steps)
+        return request
 
     @staticmethod
     def _strength_prompt(fields: Mapping[str, Any]) -> tuple[float, str]:
@@ -582,7 +604,7 @@ class SwapHandlers:
         record = guards.public_record(result.record)
         path = self.files.save(result, record)
         size = photo.display_size
-        before = photo.original.resize(size) if size != photo.original.size else photo.original
+        before = photo.original.resize(size) if size != photo.size else photo.original
         after = result.image.resize(size) if size != result.image.size else result.image
         width, height = result.image.size
         button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
@@ -596,6 +618,7 @@ class SwapHandlers:
         request = self._request(fields, photo)
         face = self._face_index(photo, fields.get("face")) if photo.faces else None
         chosen = next((f for f in request.faces if f.face == face), request.faces[0])
+        self.limits.check_face_steps(len(strengths), request.settings.steps)
         photos, source = self.reference_photos(fields.get("references"), chosen.person)
         results = sweep(
             self.engine,
@@ -627,6 +650,7 @@ class SwapHandlers:
             return [str(p) for p in who.photos[:MAX_REFERENCE_PHOTOS]], f"photos of {who.name}"
         return list(uploaded_photos(uploaded)), "uploaded photos"
 
+    @user_errors
     def show_candidate(
         self, photo: TargetPhoto | None, candidates: list[dict[str, Any]], event: gr.SelectData
     ) -> tuple:
@@ -719,6 +743,7 @@ class SwapHandlers:
         return self._run_api(SwapRequest.from_json(request or "{}", files=files), progress)
 
     def _run_api(self, request: SwapRequest, progress: gr.Progress | None) -> tuple[str, dict[str, Any]]:
+        self.limits.check_face_steps(max(1, len(request.faces)), request.settings.steps)
         result = self.engine.run(request, progress=_progress_callback(progress, "Generating"), cancel=current_cancel())
         record = guards.public_record(result.record)
         return str(self.files.save(result, record)), record
@@ -731,6 +756,8 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
         items = json.loads(text)
     except json.JSONDecodeError as err:
         raise SettingsError(f"faces must be a JSON list of objects ({err.msg})") from None
+    except (RecursionError, ValueError):  # 10,000 nested lists; a 5,000-digit number
+        raise SettingsError("faces must be a flat JSON list of objects with plain numbers") from None
     if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
         raise SettingsError('faces must be a JSON list like [{"face": 0, "lora": "alice"}]')
     chosen: list[tuple[int, FaceChoice]] = []
@@ -1001,7 +1028,9 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     def with_mask_sizes(values: tuple[Any, ...]) -> tuple[Any, ...]:
         return (*values, *after_load(values[0]))
 
+    # Every event that decodes an image (the editor's, a photo) goes through the queue, at most 4 at once.
     on_faces = {"show_progress_on": [mask_note], "concurrency_id": "faces", "concurrency_limit": 4}
+    quiet = {"show_progress": "hidden", "concurrency_id": "faces", "concurrency_limit": 4}  # small, frequent ones
     if examples:
         gr.Examples(
             examples,
@@ -1046,7 +1075,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     )
     for event in (references.upload, references.clear, references.delete):  # not .change: Add empties the
         event(  # upload itself, and then sets the slider for the new person
-            by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], queue=False
+            by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], **quiet
         )
     add_fields = {**mask_fields, "new_name": new_name}
     add.click(
@@ -1060,7 +1089,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     )
     for control in (strength, prompt, likeness):
         control.input(
-            by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], queue=False
+            by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], **quiet
         )
     everyone.click(
         by_name(handlers.same_for_everyone, mask_fields),
@@ -1102,7 +1131,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         api_name="try_strengths",
         **gpu,
     ).success(None, js=SHOW_RESULT)
-    candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], queue=False)
+    candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], **quiet)
 
     # A plain endpoint for scripts (gradio_client): files in, PNG out; no canvas involved.
     with gr.Row(visible=False):

@@ -13,7 +13,6 @@ the picker. When a run ends, the Swap tab's LoRA picker is refreshed with the ne
 
 from __future__ import annotations
 
-import csv
 import re
 import tempfile
 import threading
@@ -24,8 +23,10 @@ from typing import Any
 
 import gradio as gr
 
+from faceswap_core.dataset_file import write_metadata
 from faceswap_core.engine import Engine
 from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
+from faceswap_core.files import remove_stale
 from faceswap_core.people import People, Person
 from faceswap_core.settings import (
     CLASS_WORDS,
@@ -33,19 +34,20 @@ from faceswap_core.settings import (
     DEFAULT_VQA_MODEL,
     MAX_PROMPT_CHARS,
     MAX_TRAIN_PHOTOS,
+    RESULT_MAX_AGE_S,
     TRAIN_CHECKPOINT_EVERY,
     TRAIN_LR,
     TRAIN_RANK,
     TRAIN_RESOLUTION,
     TRAIN_STEPS,
+    PublicLimits,
     TrainSettings,
 )
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
-from faceswap_core.ui.common import HEARTBEAT_S, on_gpu, range_slider, user_errors
+from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
-METADATA_FILE = "metadata.csv"
 CAPTION_HEADERS = ["photo", "caption", "use"]
 UNLIKE_NOTE = "does not look like the others (distance {distance:.2f})"
 STOPPING = "Stopping… (saving the last step)"
@@ -107,8 +109,18 @@ def _ui_name(name: str) -> str:
 class TrainHandlers:
     """What the Train tab's buttons do: prepare the photos, train, cancel."""
 
-    def __init__(self, engine: Engine, work_dir: str | Path | None = None, vqa_model: str = DEFAULT_VQA_MODEL) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        work_dir: str | Path | None = None,
+        vqa_model: str = DEFAULT_VQA_MODEL,
+        limits: PublicLimits | None = None,
+    ) -> None:
         self.engine = engine
+        self.limits = limits or PublicLimits()
+        self.files = ResultFiles()  # copies of what the page shows from a --lora-dir Gradio does not serve
+        if work_dir is None:  # earlier runs' prepared photos (64 MB per 50 photos), left by a kill -9
+            remove_stale(tempfile.gettempdir(), "faceswap-datasets-*", RESULT_MAX_AGE_S)
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = TrainingJobs(engine.parked)
@@ -163,6 +175,8 @@ class TrainHandlers:
         if not isinstance(photos, list) or len(photos) > MAX_TRAIN_PHOTOS:
             raise SettingsError(f"give at most {MAX_TRAIN_PHOTOS} photos of the person (5 to 20 work best)")
         class_word = guards.text(class_word, "class word", max_chars=40).strip()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale(self.work_dir, "dataset-*", RESULT_MAX_AGE_S)  # prepared an hour ago and never trained
         out = Path(tempfile.mkdtemp(prefix="dataset-", dir=self.work_dir))
         done = [0]
 
@@ -219,10 +233,7 @@ class TrainHandlers:
             if rows:
                 raise DatasetError("every photo is unticked in the captions table; tick **use** for at least one")
             raise DatasetError("the captions table is empty; upload photos of the person first")
-        with open(dataset / METADATA_FILE, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["file_name", "text"])
-            writer.writerows(cleaned)
+        write_metadata(dataset, cleaned)
 
     def _session(self, request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
@@ -262,9 +273,11 @@ class TrainHandlers:
             class_word=guards.text(class_word, "class word", max_chars=40).strip() or DEFAULT_CLASS_WORD,
         )
         settings.validate()
+        self.limits.check_training(settings.steps, settings.resolution)
         if person is None:
             lora_name = _ui_name(name)
             self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
+            self.engine.loras.owners.claim(lora_name, self.engine.loras.current_viewer())  # this visitor's
         else:  # upgraded in place, on its own photos (the table may untick or re-caption them)
             lora_name, folder = person.name, person.photos[0].parent
         self.write_captions(folder, _rows(captions))
@@ -285,6 +298,7 @@ class TrainHandlers:
         job = self.jobs.start(self._session(request), lora_name, run)
         losses: list[dict[str, float]] = []
         samples: list[tuple[str, str]] = []
+        shown_samples: set[Any] = set()  # the sample files already shown (as copies, maybe)
         status = f"Starting training of **{lora_name}**…"
         try:
             yield status, _loss_table(losses), samples, gr.skip()
@@ -306,8 +320,10 @@ class TrainHandlers:
                     progress((report.step, report.total), desc="Training", unit="steps")
                 else:
                     progress(None, desc=STAGE_WORDS.get(report.stage, report.stage))
-                if report.latest_sample and all(str(report.latest_sample) != path for path, _ in samples):
-                    samples.append((str(report.latest_sample), _sample_caption(Path(report.latest_sample))))
+                if report.latest_sample and report.latest_sample not in shown_samples:
+                    shown_samples.add(report.latest_sample)
+                    shown = self.files.servable(report.latest_sample)
+                    samples.append((shown, _sample_caption(Path(report.latest_sample))))
                 if not job.has_reports():  # under a burst of reports, only show the newest
                     yield status, _loss_table(losses), samples, gr.skip()
         finally:
@@ -344,7 +360,12 @@ class TrainHandlers:
         return [(NEW_PERSON, "")] + [(person.label, person.name) for person in self._untrained_people()]
 
     def _untrained_people(self) -> list[Person]:
-        return [person for person in self.people.list() if person.lora is None and person.photos]
+        """People added from photos that this visitor may train (their own; all of them with --shared-people)."""
+        return [
+            person
+            for person in self.people.list()
+            if person.lora is None and person.photos and self.engine.loras.can_change(person.name)
+        ]
 
     def refresh_people(self, current: str | None) -> Any:
         """Re-read the people (one added on the Swap tab a minute ago shows up); keep the choice if it still fits."""
@@ -359,7 +380,7 @@ class TrainHandlers:
         person = self._untrained(name)
         if person is None:
             raise SettingsError("pick a person added from photos (trained people continue with resume)")
-        from faceswap_core.training.dataset import read_metadata
+        from faceswap_core.dataset_file import read_metadata
 
         captions = {item.image.name: item.caption for item in read_metadata(person.photos[0].parent)}
         rows = [[photo.name, captions.get(photo.name, ""), True] for photo in person.photos]
@@ -369,7 +390,7 @@ class TrainHandlers:
         )
         if len(person.photos) < 5:
             note += " 5 to 20 photos work best: add a new person with more photos for a better LoRA."
-        gallery = [(str(photo), photo.name) for photo in person.photos]
+        gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
         return gallery, rows, note, None, person.name, gr.File(value=None, interactive=False)
 
     def _status(self, name: str, report: Any) -> str:
@@ -492,6 +513,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 label="Captions (edit the middle column; untick use to leave a photo out)",
                 elem_id="captions",
             )
+            guards.max_rows(captions, handlers.limits.max_caption_rows)
         with gr.Column(scale=2):
             name = gr.Textbox(value=default_lora_name, label="Name of the person", elem_id="lora-name")
             steps = range_slider(
