@@ -35,6 +35,7 @@ def main() -> None:
     from skimage import data
 
     from faceswap_core.cli import quiet_libraries
+    from faceswap_core.cluster import LOCAL, connect
     from faceswap_core.cluster.data import RayExecutor
     from faceswap_core.engine import Engine
     from faceswap_core.jobs.batch import LocalExecutor, run_batch
@@ -59,9 +60,8 @@ def main() -> None:
         started = time.perf_counter()
         run_batch(photos, root / "local loop", request, LocalExecutor(engine))
         runs["local loop"] = time.perf_counter() - started
-        ray.init(
-            num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, log_to_driver=False
-        )  # 2 CPUs: the two-worker run has one core per actor, as CI's machine has
+        # 2 CPUs: the two-worker run has one core per actor, as CI's machine has
+        connect(LOCAL, num_cpus=2, object_store_memory=200 * 1024**2, log_to_driver=False)
         try:
             for workers in (1, 2):
                 name = f"ray, {workers} worker{'s' * (workers > 1)}"

@@ -21,6 +21,7 @@ from PIL import Image
 from test_batch import make_photos
 
 from faceswap_core.cli import main
+from faceswap_core.cluster import LOCAL, connect
 from faceswap_core.engine import Engine
 from faceswap_core.errors import CancelledError
 from faceswap_core.jobs.batch import LocalExecutor, run_batch
@@ -33,13 +34,7 @@ STEPS = 2
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=200 * 1024**2,
-        configure_logging=False,
-        log_to_driver=False,
-    )
+    connect(LOCAL, num_cpus=2, object_store_memory=200 * 1024**2, log_to_driver=False)
     yield
     if "ray.serve" in __import__("sys").modules:
         from ray import serve

@@ -13,6 +13,8 @@ from faceswap_core.errors import ClusterError, first_line
 
 RAY_ADDRESS_ENV = "FACESWAP_RAY_ADDRESS"
 LOCAL = "local"  # start a cluster on this machine
+# Ray gives a new node a fixed 30 s to register; a busy machine can miss that once, so "local" tries again.
+LOCAL_START_ATTEMPTS = 2
 
 
 def connect(address: str, **init_args: Any) -> None:
@@ -24,10 +26,15 @@ def connect(address: str, **init_args: Any) -> None:
     if ray.is_initialized():
         return
     args = {"include_dashboard": False, "configure_logging": False, **init_args}
-    try:
-        ray.init(**args) if address == LOCAL else ray.init(address=address, **args)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ClusterError(f"cannot reach the Ray cluster at {address}: {first_line(err)}") from None
+    attempts = LOCAL_START_ATTEMPTS if address == LOCAL else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**args) if address == LOCAL else ray.init(address=address, **args)
+            return
+        except Exception as err:  # Ray raises a bare Exception when its node is slow to start
+            ray.shutdown()
+            if attempt == attempts:
+                raise ClusterError(f"cannot reach the Ray cluster at {address}: {first_line(err)}") from None
 
 
 def cluster_gpus() -> int:
