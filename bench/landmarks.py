@@ -85,7 +85,8 @@ def run_examples(folder: Path, quick: bool) -> None:
         )
     base = results["dlib"]
     free = results["mediapipe"]
-    print(f"  mediapipe/dlib: found {free[0] / max(base[0], 1):.2f}, error {free[1] / base[1]:.2f}, time {free[2] / base[2]:.2f}")
+    ratios = f"found {free[0] / max(base[0], 1):.2f}, error {free[1] / base[1]:.2f}, time {free[2] / base[2]:.2f}"
+    print(f"  mediapipe/dlib: {ratios}")
 
 
 def run_seed(quick: bool) -> None:

@@ -4,13 +4,12 @@
 faces, and MediaPipe's face mesh (Apache-2.0, its model inside the ``mediapipe`` wheel) places 468
 points on a crop around each, of which the 68 that match the iBUG-300W scheme are kept, so alignment,
 masks and identity crops read the same 68 points whatever the backend. Where HOG finds no face (a
-hand over half of it), MediaPipe's full-range face detector looks again. ``dlib``'s 68-point model
-is trained on iBUG 300-W: non-commercial only. ``dlib`` works offline: its HOG detector and 68-point shape predictor ship in the
-``face_recognition_models`` package. Faces are looked for on a reduced copy of the image (a 12 MP
-photo is searched at about 1 MP, with the detector upsampled once so faces down to ~40 px of that
-copy are found), then the landmarks are fitted on the full-resolution image inside the scaled-up
-box, so large photos stay fast without losing landmark precision. ``face-alignment`` is optional and
-downloads its weights on first use; nothing depends on it.
+hand over half of it), MediaPipe's full-range face detector looks again. ``dlib``'s 68-point model is
+trained on iBUG 300-W: non-commercial only. Both work offline. Faces are looked for on a reduced copy
+of the image (a 12 MP photo is searched at about 1 MP, with the detector upsampled once so faces down
+to ~40 px of that copy are found), then the landmarks are fitted on the full-resolution image inside
+the scaled-up box, so large photos stay fast without losing landmark precision. ``face-alignment`` is
+optional and downloads its weights on first use; nothing depends on it.
 """
 
 from __future__ import annotations
