@@ -86,7 +86,7 @@ def run_examples(folder: Path, quick: bool) -> None:
     base = results["dlib"]
     free = results["mediapipe"]
     ratios = f"found {free[0] / max(base[0], 1):.2f}, error {free[1] / base[1]:.2f}, time {free[2] / base[2]:.2f}"
-    print(f"  mediapipe/dlib: {ratios}")
+    print(f"  ratio mediapipe/dlib: {ratios}")
 
 
 def run_seed(quick: bool) -> None:
@@ -116,7 +116,7 @@ def run_seed(quick: bool) -> None:
     for backend in BACKENDS:
         print(f"  {backend:10s} faces {found[backend]}  {seconds[backend]:.2f} s")
     print(
-        f"  mediapipe/dlib: faces {found['mediapipe'] / max(found['dlib'], 1):.2f}, time "
+        f"  ratio mediapipe/dlib: faces {found['mediapipe'] / max(found['dlib'], 1):.2f}, time "
         f"{seconds['mediapipe'] / seconds['dlib']:.2f}; mean gap between them {np.mean(gaps):.3f} eye distances"
     )
 

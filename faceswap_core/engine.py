@@ -29,7 +29,17 @@ from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, 
 from faceswap_core.images import ImageInput, load_image
 from faceswap_core.loras import LoraInfo, LoraRegistry
 from faceswap_core.regions import Region, cut, face_region, mask_region, split_mask
-from faceswap_core.settings import MAX_FACES, MAX_SEED, SEARCH_STRENGTHS, MaskSettings, ModelSpec, SwapSettings, as_dict
+from faceswap_core.settings import (
+    DEFAULT_FACE_BACKEND,
+    FACE_BACKENDS,
+    MAX_FACES,
+    MAX_SEED,
+    SEARCH_STRENGTHS,
+    MaskSettings,
+    ModelSpec,
+    SwapSettings,
+    as_dict,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -150,9 +160,13 @@ class Engine:
         *,
         dtype: torch.dtype | None = None,
         lora_dir: str | os.PathLike = "lora_weights",
+        landmarks: str = DEFAULT_FACE_BACKEND,
     ) -> None:
         self.model = ModelSpec(base=model) if isinstance(model, str) else model
         self.model.validate()
+        if landmarks not in FACE_BACKENDS:
+            raise SettingsError(f"landmarks must be one of {', '.join(FACE_BACKENDS)}, got {landmarks!r}")
+        self.landmarks = landmarks  # the landmark backend of every face this engine finds
         self.dtype = dtype
         self.loras = LoraRegistry(lora_dir)
         self.lock = threading.RLock()
@@ -275,7 +289,7 @@ class Engine:
         if any(target.face is not None for target in targets):
             from faceswap_core.faces.detect import detect_faces
 
-            faces = detect_faces(picture, name="target image")
+            faces = detect_faces(picture, backend=self.landmarks, name="target image")
         masks: list[Image.Image | None] = [
             None if target.mask is None else normalize_mask(target.mask, picture.size) for target in targets
         ]
@@ -294,7 +308,12 @@ class Engine:
                 assert face is not None  # _nth_face raises when an automatic mask has no face
                 regions.append(
                     face_region(
-                        picture.size, face, face_index=target.face, padding=padding, mask_settings=mask_settings
+                        picture.size,
+                        face,
+                        face_index=target.face,
+                        padding=padding,
+                        mask_settings=mask_settings,
+                        image=picture,
                     )
                 )
             else:
@@ -391,7 +410,7 @@ class Engine:
             if self._identity is None:
                 from faceswap_core.identity_adapter import IdentityAdapter
 
-                self._identity = IdentityAdapter(self.model.ip_adapter)
+                self._identity = IdentityAdapter(self.model.ip_adapter, backend=self.landmarks)
             return self._identity
 
     def conditioning(self, settings: SwapSettings) -> Conditioning:
@@ -582,7 +601,9 @@ class Engine:
             scorer = IdentityScorer(references)
         prepared = self.prepare(image, [_single_target(settings, face, mask)], mask_settings=mask_settings)
         region = prepared.regions[0]
-        scored_face = region.face if region.face is not None else _face_under_mask(prepared.image, region.mask)
+        scored_face = region.face
+        if scored_face is None:
+            scored_face = _face_under_mask(prepared.image, region.mask, self.landmarks)
         counts = [self.steps_run(candidate) for candidate in candidates]
         total, done = sum(counts), 0
         results: list[SwapResult] = []
@@ -652,14 +673,14 @@ def _offset_progress(progress: Progress, done: int, total: int) -> Progress:
     return lambda step, _count: progress(min(done + step, total), total)
 
 
-def _face_under_mask(image: Image.Image, mask: Image.Image) -> Face | None:
+def _face_under_mask(image: Image.Image, mask: Image.Image, landmarks: str) -> Face | None:
     """With a hand-drawn mask, the face to score is the one the mask covers most."""
     from faceswap_core.faces.detect import detect_faces
     from faceswap_core.faces.masks import mask_box
 
     x0, y0, x1, y1 = mask_box(mask)
     best, best_overlap = None, 0.0
-    for face in detect_faces(image):
+    for face in detect_faces(image, backend=landmarks):
         fx0, fy0, fx1, fy1 = face.box
         overlap = max(0.0, min(x1, fx1) - max(x0, fx0)) * max(0.0, min(y1, fy1) - max(y0, fy0))
         if overlap > best_overlap:

@@ -57,6 +57,14 @@ MASK_BROW_RAISE = 0.7  # brows are lifted by this times their height above the e
 # eye, in face widths above the brow tops): hairline or hat brim at 0.35 (A), 0.35 (B), 0.13 (C, a
 # beret), 0.18 (E, a hat), 0.5 (G). The top edge stays under the lowest of them, so hair and hats are
 # never repainted; the strip of forehead left between is blended by the feather.
+# Occlusion-aware automatic masks (faces/occlusion.py): on by default, a switch in CLI, app and API.
+MASK_OCCLUSION = True
+OCCLUSION_SIDE = 384  # the crop around a face is searched for hands and objects at most this size
+OCCLUSION_CONTEXT = 0.5  # face widths of context around the face outline: enough to see a whole hand
+OCCLUSION_SKIN_SIGMAS = 4.0  # a hue (Lab a, b) this many robust deviations from the face's skin is not skin
+OCCLUSION_GREY = 0.35  # colour saturation under this share of the skin's is grey, black or white: not skin
+OCCLUSION_DARK = 0.4  # lightness under this share of the skin's is darker than shading makes skin
+OCCLUSION_MIN_BLOB = 0.01  # of the face region: smaller off-colour blobs are spots, shadows, pores
 # dlib looks for faces on a copy whose longest side is at most this, upsampled this many times
 # (faces down to ~40 px of that copy are found), then fits landmarks at full resolution.
 DETECT_MAX_SIDE = 1024
@@ -155,12 +163,15 @@ class MaskSettings:
 
     grow: float | None = None
     feather: float | None = None
+    occlusion: bool = MASK_OCCLUSION  # leave hands and objects in front of the face out of the mask
 
     def validate(self) -> None:
         if self.grow is not None:
             MASK_GROW_PX.check("grow", self.grow)
         if self.feather is not None:
             MASK_FEATHER_PX.check("feather", self.feather)
+        if not isinstance(self.occlusion, bool):
+            raise SettingsError(f"occlusion must be true or false, got {self.occlusion!r}")
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from faceswap_core.cli.faces import landmarks_option, occlusion_option
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.engine import FaceTarget
 from faceswap_core.errors import NoFaceError, SettingsError
 from faceswap_core.people import People
 from faceswap_core.settings import (
+    DEFAULT_FACE_BACKEND,
     DEFAULT_IP_ADAPTER,
     FAST_LORA,
     GUIDANCE,
@@ -25,6 +27,7 @@ from faceswap_core.settings import (
     PADDING,
     STEPS,
     STRENGTH,
+    MaskSettings,
     SwapSettings,
 )
 
@@ -43,6 +46,8 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("target", type=Path, metavar="TARGET", help="photo whose face is replaced")
+    landmarks_option(parser)
+    occlusion_option(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png", help="where to write the result")
     parser.add_argument("--vae", metavar="VAE", help="VAE override, e.g. madebyollin/sdxl-vae-fp16-fix for fp16")
     parser.add_argument("--low-vram", action="store_true", help="offload sub-models to the CPU (8-12 GB GPUs)")
@@ -191,19 +196,20 @@ def run(args: argparse.Namespace) -> int:
             "show it (upright), and so is the output",
             file=sys.stderr,
         )
-    engine = Engine(model_spec(args), lora_dir=args.lora_dir)
+    engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
+    mask_settings = MaskSettings(occlusion=not args.no_occlusion)
     people = People(engine.loras)
 
     def as_person(name: str) -> SwapSettings:  # a missing or unsafe LoRA fails here, before the model loads
         return people.resolve(name).settings(settings, args.identity_scale)
 
     default = as_person(args.person) if args.person else settings
-    targets = face_targets(args.faces, default, args.target, mask, as_person)
+    targets = face_targets(args.faces, default, args.target, mask, as_person, landmarks=args.backend)
     for lora in {target.settings.lora for target in targets} - {None}:
         engine.loras.resolve(lora)
     progress = _print_progress if sys.stderr.isatty() else None
     if not args.strengths and not args.reference:
-        result = engine.swap(args.target, targets, mask=mask, progress=progress)
+        result = engine.swap(args.target, targets, mask=mask, mask_settings=mask_settings, progress=progress)
         save_png(result.image, args.output, {"parameters": json.dumps(result.record)})
         print(json.dumps({"output": str(args.output), **result.record}))
         return 0
@@ -217,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         mask=mask,
         strengths=args.strengths or [settings.strength],
         references=args.reference or list(target.settings.identity_photos) or None,
+        mask_settings=mask_settings,
         progress=progress,
     )
     save_png(results[0].image, args.output, {"parameters": json.dumps(results[0].record)})
@@ -240,6 +247,8 @@ def face_targets(
     target: Path,
     mask: Path | None,
     as_person: Callable[[str], SwapSettings],
+    *,
+    landmarks: str = DEFAULT_FACE_BACKEND,
 ) -> list[FaceTarget]:
     """One :class:`FaceTarget` per ``--face``, in the order given; ``all`` adds every face not named on its own.
 
@@ -260,7 +269,7 @@ def face_targets(
     if everyone:
         from faceswap_core.faces.detect import detect_faces
 
-        count = len(detect_faces(target, name="target image"))
+        count = len(detect_faces(target, backend=landmarks, name="target image"))
         if count == 0:
             raise NoFaceError("target image: no face found for --face all; paint a mask and pass it with --mask")
         chosen = as_person(everyone[-1]) if everyone[-1] else settings

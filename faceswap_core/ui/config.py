@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from faceswap_core.settings import (
     DEFAULT_BASE_MODEL,
+    DEFAULT_FACE_BACKEND,
     DEFAULT_IP_ADAPTER,
     DEFAULT_VQA_MODEL,
     DEVICES,
+    FACE_BACKENDS,
     FAST_LORA,
     ModelSpec,
 )
@@ -37,6 +39,7 @@ class AppConfig:
     share: bool = False
     auth: tuple[str, str] | None = None  # one user name and password asked for by the page (--auth)
     vqa_model: str = DEFAULT_VQA_MODEL  # the Train tab's automatic captions, offered when it is on this machine
+    landmarks: str = DEFAULT_FACE_BACKEND  # landmark backend of every face found (--landmarks)
 
 
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -138,6 +141,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="USER:PASSWORD",
         help="ask for this user name and password before showing the page or answering the API [FACESWAP_AUTH]",
     )
+    parser.add_argument(
+        "--landmarks",
+        default=environ.get("FACESWAP_LANDMARKS") or DEFAULT_FACE_BACKEND,
+        choices=FACE_BACKENDS,
+        help="landmark backend for masks, alignment and identity crops [FACESWAP_LANDMARKS] (default: %(default)s, "
+        "free for commercial use; dlib's 68-point model is non-commercial)",
+    )
     return parser
 
 
@@ -154,6 +164,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     """Flags over environment over defaults."""
     env = os.environ if environ is None else environ
     args = build_parser(env).parse_args(argv)
+    if args.landmarks not in FACE_BACKENDS:  # argparse checks choices on flags, not on defaults from the environment
+        raise SystemExit(f"error: FACESWAP_LANDMARKS={args.landmarks!r} is not one of {', '.join(FACE_BACKENDS)}")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     model = ModelSpec(
@@ -172,4 +184,5 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         share=args.share,
         auth=_auth(args.auth),
         vqa_model=args.vqa_model,
+        landmarks=args.landmarks,
     )

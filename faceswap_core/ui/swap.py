@@ -38,6 +38,7 @@ from faceswap_core.settings import (
     MASK_FEATHER_PX,
     MASK_GROW_FRACTION,
     MASK_GROW_PX,
+    MASK_OCCLUSION,
     MAX_IDENTITY_PHOTOS,
     MAX_REFERENCE_PHOTOS,
     MAX_SEED,
@@ -233,7 +234,7 @@ class SwapHandlers:
         self, image: Image.Image, person: str | None, strength: float, prompt: str, likeness: float | None = None
     ) -> tuple[Any, ...]:
         """State, editor value, face picker, note: the largest face gets the chosen person and its mask."""
-        faces = detect_faces(image, name="target photo")
+        faces = detect_faces(image, backend=self.engine.landmarks, name="target photo")
         scale = min(1.0, EDITOR_MAX_SIDE / max(image.size))
         display = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)))
         shown = numbered(display, [face.scaled(scale) for face in faces])
@@ -297,19 +298,25 @@ class SwapHandlers:
         """The union of the automatic masks of the faces that get a person (or of face ``only``), display size."""
         chosen = [only] if only is not None else sorted(photo.choices)
         union = np.zeros(photo.display_size[::-1], dtype=np.uint8)
+        shown = photo.original.resize(photo.display_size) if sizes.occlusion and photo.scale != 1.0 else photo.original
         for index in chosen:
             face = photo.faces[index].scaled(photo.scale)
             grow = None if sizes.grow is None else sizes.grow * photo.scale
             feather = None if sizes.feather is None else sizes.feather * photo.scale
-            np.maximum(union, np.asarray(face_mask(photo.display_size, face, grow=grow, feather=feather)), out=union)
+            image = shown if sizes.occlusion else None  # hands and objects in front of the face are cut out
+            mask = face_mask(photo.display_size, face, grow=grow, feather=feather, image=image)
+            np.maximum(union, np.asarray(mask), out=union)
         return Image.fromarray(union, mode="L")
 
     @staticmethod
     def _mask_sizes(fields: Mapping[str, Any]) -> MaskSettings:
+        occlusion = fields.get("occlusion", MASK_OCCLUSION)
         if fields.get("size_from_face", True):
-            return MaskSettings()
+            sizes = MaskSettings(occlusion=occlusion)
+            sizes.validate()
+            return sizes
         grow, feather = guards.number(fields["grow"], "grow"), guards.number(fields["feather"], "feather")
-        sizes = MaskSettings(grow=grow, feather=feather)
+        sizes = MaskSettings(grow=grow, feather=feather, occlusion=occlusion)
         sizes.validate()
         return sizes
 
@@ -506,7 +513,7 @@ class SwapHandlers:
         if photo is None and background is None:
             raise gr.Error("Upload a target photo first (or click the example below).")
         if photo is None:
-            faces = detect_faces(background, name="target photo")
+            faces = detect_faces(background, backend=self.engine.landmarks, name="target photo")
             photo = TargetPhoto(background, Path(), 1.0, faces)
             person = self._person(fields.get("person"))
             if faces and person != KEEP:
@@ -952,6 +959,12 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     feather = range_slider(
                         MASK_FEATHER_PX, label="Feather (px)", info="Soft edge width", elem_id="feather"
                     )
+                occlusion = gr.Checkbox(
+                    value=MASK_OCCLUSION,
+                    label="Leave out hands and things in front of the face",
+                    info="Then press Auto mask",
+                    elem_id="mask-occlusion",
+                )
             with gr.Accordion("Try strengths: what to try", open=False, elem_id="strengths-panel"):
                 strengths = gr.Textbox(
                     value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS),
@@ -1022,6 +1035,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "likeness": likeness,
         "references": references,
         "size_from_face": size_from_face,
+        "occlusion": occlusion,
         "grow": grow,
         "feather": feather,
     }
