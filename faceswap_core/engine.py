@@ -558,6 +558,7 @@ class Engine:
             "faces": faces,
             "base_model": self.model.base,
             "vae": self.model.vae,
+            "landmarks": self.landmarks,
             "image_size": list(prepared.image.size),
             "resolution": resolution,
             "device": str(getattr(pipeline, "device", "")),
