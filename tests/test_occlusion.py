@@ -87,3 +87,28 @@ def test_both_landmark_backends_find_the_same_face(astronaut: Image.Image) -> No
     for face in (free, dlib):
         eyes_mid = (face.left_eye + face.right_eye) / 2
         assert face.landmarks[8][1] > face.landmarks[33][1] > eyes_mid[1] > face.landmarks[19][1]  # chin, nose, brows
+
+
+def _hand_over_nose(photo: Image.Image, face: Face, size: float) -> Image.Image:
+    """A hand ``size`` face widths tall centred on the nose: over most of the face."""
+    from bench.occluders import hand
+
+    drawn = hand(int(size * max(face.jaw_width, face.width)))
+    nose = face.landmarks[30]
+    layer = Image.new("RGBA", photo.size, (0, 0, 0, 0))
+    layer.paste(drawn, (int(nose[0] - drawn.width / 2), int(nose[1] - 0.45 * drawn.height)))
+    return Image.alpha_composite(photo.convert("RGBA"), layer).convert("RGB")
+
+
+def test_a_face_half_hidden_by_a_hand_is_still_found_or_the_user_is_told_why(
+    astronaut: Image.Image, astronaut_face: Face
+) -> None:
+    from faceswap_core.errors import NoFaceError
+    from faceswap_core.faces import find_face
+
+    covered = _hand_over_nose(astronaut, astronaut_face, 0.8)  # about 30 % of the face behind the hand
+    assert detect_faces(covered, backend="dlib") == []
+    [found] = detect_faces(covered)  # MediaPipe's full-range detector looks again where HOG found nothing
+    assert np.linalg.norm(found.landmarks[30] - astronaut_face.landmarks[30]) < 0.25 * astronaut_face.eye_distance
+    with pytest.raises(NoFaceError, match="half hidden, by a hand"):
+        find_face(_hand_over_nose(astronaut, astronaut_face, 1.4), name="photo")

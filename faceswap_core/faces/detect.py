@@ -174,7 +174,10 @@ def find_face(
         raise SettingsError(f"face index must be 0 or more, got {index}")
     faces = detect_faces(image, backend=backend, name=label)
     if not faces:
-        raise NoFaceError(f"{label}: no face found (a frontal face about 40 px wide or larger is needed)")
+        raise NoFaceError(
+            f"{label}: no face found (a frontal face about 40 px wide or larger is needed, and a face more than "
+            "about half hidden, by a hand for instance, is not found: paint the mask by hand then)"
+        )
     if index >= len(faces):
         found = "1 face was" if len(faces) == 1 else f"{len(faces)} faces were"
         raise NoFaceError(f"{label}: face index {index} was asked for but only {found} found (indexes start at 0)")

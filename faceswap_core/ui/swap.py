@@ -75,7 +75,10 @@ EDITOR_HEIGHT = 420  # px: with the bar above it, photo and Generate share one 1
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
 NO_PHOTOS_INFO = "No photos: add some above"  # the likeness slider without photos to take a likeness from
-NO_FACE_NOTE = "No face found: paint over the area to replace with the brush, then press Generate."
+NO_FACE_NOTE = (
+    "No face found: paint over the area to replace with the brush, then press Generate (a face more than "
+    "about half hidden, by a hand for instance, is not found)."
+)
 # On a phone the result shows a screen above the Generate button: bring it into view (no move when it is in view).
 SHOW_RESULT = "() => document.querySelector('#views')?.scrollIntoView({block: 'nearest', behavior: 'smooth'})"
 EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the brush and eraser."
