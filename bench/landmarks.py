@@ -78,7 +78,7 @@ def run_examples(folder: Path, quick: bool) -> None:
                     errors.append(float(distance.mean()))
                     per_point.append(distance)
         results[backend] = (len(errors), float(np.mean(errors)) if errors else float("nan"), seconds)
-        worst = np.argsort(np.mean(per_point, axis=0))[::-1][:5] if per_point else []
+        worst = [int(i) for i in np.argsort(np.mean(per_point, axis=0))[::-1][:5]] if per_point else []
         print(
             f"  {backend:10s} found {len(errors)}/{total}  mean error {results[backend][1]:.3f} eye distances  "
             f"median {np.median(errors) if errors else float('nan'):.3f}  {seconds:.2f} s  worst points {list(worst)}"
