@@ -112,3 +112,13 @@ def test_a_face_half_hidden_by_a_hand_is_still_found_or_the_user_is_told_why(
     assert np.linalg.norm(found.landmarks[30] - astronaut_face.landmarks[30]) < 0.25 * astronaut_face.eye_distance
     with pytest.raises(NoFaceError, match="half hidden, by a hand"):
         find_face(_hand_over_nose(astronaut, astronaut_face, 1.4), name="photo")
+
+
+def test_the_request_carries_the_occlusion_switch() -> None:
+    from faceswap_core.requests import SwapRequest
+
+    request = SwapRequest("photo.png", mask_settings=MaskSettings(occlusion=False))
+    assert SwapRequest.from_json(request.to_json()).mask_settings.occlusion is False
+    assert SwapRequest.from_json('{"version": 1, "image": "photo.png"}').mask_settings.occlusion is True
+    with pytest.raises(SettingsError, match="mask_settings.occlusion must be true or false"):
+        SwapRequest.from_json('{"version": 1, "image": "photo.png", "mask_settings": {"occlusion": "no"}}')
