@@ -14,9 +14,13 @@ optional and downloads its weights on first use; nothing depends on it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,14 +229,32 @@ def mediapipe_model(name: str) -> Any:
                 "the mediapipe landmarks are not installed; install them with: pip install mediapipe==0.10.14"
             ) from None
         if name == "mesh":
-            _mp_models[name] = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, min_detection_confidence=0.3)
+            model = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, min_detection_confidence=0.3)
         elif name == "detector":
-            _mp_models[name] = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+            model = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
         elif name == "hands":
-            _mp_models[name] = hands.Hands(static_image_mode=True, max_num_hands=2, min_detection_confidence=0.3)
+            model = hands.Hands(static_image_mode=True, max_num_hands=2, min_detection_confidence=0.3)
         else:
             raise ValueError(f"unknown mediapipe model {name!r}")
+        with _native_stderr_silenced():  # its C++ side logs start-up lines on the first image
+            model.process(np.zeros((64, 64, 3), dtype=np.uint8))
+        _mp_models[name] = model
     return _mp_models[name]
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a moment: TFLite and absl write there past Python, and a user
+    error must stay one line on stderr. Other threads' stderr is lost meanwhile (once per model)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _detect_mediapipe(pixels: np.ndarray) -> list[Face]:
