@@ -242,10 +242,7 @@ class Engine:
         The record is the request (public form: files by name and hash) plus what happened.
         """
         started = time.perf_counter()
-        prepared = self.plan(request)
-        result = self.repaint(prepared, progress=progress, cancel=cancel)
-        result.record["timings"]["total_s"] = round(time.perf_counter() - started, 4)
-        return result
+        return self._execute(self.plan(request), started, progress, cancel)
 
     def prepare(
         self,
@@ -340,6 +337,11 @@ class Engine:
         if targets is None:
             targets, shared_mask = [_single_target(settings, face, mask)], None
         prepared = self.prepare(image, targets, shared_mask=shared_mask, mask_settings=mask_settings)
+        return self._execute(prepared, started, progress, cancel)
+
+    def _execute(
+        self, prepared: PreparedSwap, started: float, progress: Progress | None, cancel: threading.Event | None
+    ) -> SwapResult:
         result = self.repaint(prepared, progress=progress, cancel=cancel)
         result.record["timings"]["total_s"] = round(time.perf_counter() - started, 4)
         return result

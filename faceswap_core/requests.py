@@ -415,12 +415,17 @@ def _bool(value: Any, where: str) -> bool:
     return value
 
 
-def _text(value: Any, where: str) -> str:
+def checked_text(value: Any, where: str, *, max_chars: int = MAX_PROMPT_CHARS) -> str:
+    """A string of at most ``max_chars`` characters, or a message naming the field (the app's guards use it too)."""
     if not isinstance(value, str):
         raise SettingsError(f"{where} must be text, got {_short(value)}")
-    if len(value) > MAX_PROMPT_CHARS:
-        raise SettingsError(f"{where} is {len(value)} characters long; at most {MAX_PROMPT_CHARS} are allowed")
+    if len(value) > max_chars:
+        raise SettingsError(f"{where} is {len(value)} characters long; at most {max_chars} are allowed")
     return value
+
+
+def _text(value: Any, where: str) -> str:
+    return checked_text(value, where)
 
 
 def _optional_text(value: Any, where: str) -> str | None:
