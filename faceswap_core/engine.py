@@ -30,7 +30,17 @@ from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, 
 from faceswap_core.images import ImageInput, load_image
 from faceswap_core.loras import LoraInfo, LoraRegistry
 from faceswap_core.regions import Region, cut, face_region, mask_region, split_mask
-from faceswap_core.settings import MAX_FACES, MAX_SEED, SEARCH_STRENGTHS, MaskSettings, ModelSpec, SwapSettings, as_dict
+from faceswap_core.settings import (
+    DEFAULT_FACE_BACKEND,
+    FACE_BACKENDS,
+    MAX_FACES,
+    MAX_SEED,
+    SEARCH_STRENGTHS,
+    MaskSettings,
+    ModelSpec,
+    SwapSettings,
+    as_dict,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -94,11 +104,16 @@ class Engine:
         lora_dir: str | os.PathLike = "lora_weights",
         allow_paths: bool = True,
         conditionings: Sequence[Conditioning] | None = None,
+        landmarks: str = DEFAULT_FACE_BACKEND,
     ) -> None:
         """``allow_paths=False`` (the web app): a LoRA or person is a name in ``lora_dir``, never a path.
-        ``conditionings``: the plug-ins that steer each face, in order (default: few-step, LoRA, image prompt)."""
+        ``conditionings``: the plug-ins that steer each face, in order (default: few-step, LoRA, image prompt).
+        ``landmarks``: the landmark backend of every face this engine finds."""
         self.model = ModelSpec(base=model) if isinstance(model, str) else model
         self.model.validate()
+        if landmarks not in FACE_BACKENDS:
+            raise SettingsError(f"landmarks must be one of {', '.join(FACE_BACKENDS)}, got {landmarks!r}")
+        self.landmarks = landmarks
         self.dtype = dtype
         self.loras = LoraRegistry(lora_dir, allow_paths=allow_paths)
         chosen = default_conditionings() if conditionings is None else conditionings
@@ -205,7 +220,7 @@ class Engine:
         if needs_faces(request):
             from faceswap_core.faces.detect import detect_faces
 
-            faces = detect_faces(picture, name="target image")
+            faces = detect_faces(picture, backend=self.landmarks, name="target image")
         targets = resolve(request, faces, People(self.loras), picture)
         prepared = self.prepare(
             picture, targets, shared_mask=request.mask, mask_settings=request.mask_settings, faces=faces
@@ -263,7 +278,7 @@ class Engine:
             if any(target.face is not None for target in targets):
                 from faceswap_core.faces.detect import detect_faces
 
-                faces = detect_faces(picture, name="target image")
+                faces = detect_faces(picture, backend=self.landmarks, name="target image")
         masks: list[Image.Image | None] = [
             None if target.mask is None else normalize_mask(target.mask, picture.size) for target in targets
         ]
@@ -282,7 +297,12 @@ class Engine:
                 assert face is not None  # _nth_face raises when an automatic mask has no face
                 regions.append(
                     face_region(
-                        picture.size, face, face_index=target.face, padding=padding, mask_settings=mask_settings
+                        picture.size,
+                        face,
+                        face_index=target.face,
+                        padding=padding,
+                        mask_settings=mask_settings,
+                        image=picture,
                     )
                 )
             else:
@@ -388,7 +408,7 @@ class Engine:
             if self._identity is None:
                 from faceswap_core.identity_adapter import IdentityAdapter
 
-                self._identity = IdentityAdapter(self.model.ip_adapter)
+                self._identity = IdentityAdapter(self.model.ip_adapter, backend=self.landmarks)
             return self._identity
 
     @property
@@ -515,6 +535,7 @@ class Engine:
             "faces": faces,
             "base_model": self.model.base,
             "vae": self.model.vae,
+            "landmarks": self.landmarks,
             "image_size": list(prepared.image.size),
             "resolution": resolution,
             "device": str(getattr(pipeline, "device", "")),

@@ -142,6 +142,38 @@ def test_upload_auto_mask_paint_generate_and_download(page: Any, astronaut: Imag
         page.screenshot(path=str(ARTIFACTS / "swap-result.png"), full_page=True)
 
 
+def test_a_hand_over_the_face_is_cut_out_of_the_mask_before_generate(
+    page: Any, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    """The editor's automatic mask leaves the hand out, and Generate then returns the hand exactly."""
+    import numpy as np
+
+    from bench.occluders import composite
+    from faceswap_core.faces import detect_faces
+    from faceswap_core.faces.masks import face_mask
+
+    scene, alpha = composite(astronaut, "hand", detect_faces(astronaut)[0])
+    target = tmp_path / "hand.png"
+    scene.save(target)
+    hand = (alpha >= 128) & (np.asarray(face_mask(scene.size, detect_faces(scene)[0])) >= 128)
+    with screenshot_on_failure(page, "occlusion"):
+        page.get_by_role("tab", name="Swap a face").click()
+        page.get_by_role("tab", name="Photo and mask").click()
+        upload(page, target)
+        page.screenshot(path=str(ARTIFACTS / "swap-occlusion-mask.png"), full_page=True)
+        generate(page)
+        with page.expect_download() as download_info:
+            page.click("#download")
+        saved = tmp_path / "hand-result.png"
+        download_info.value.save_as(saved)
+        before = np.asarray(scene).astype(int)
+        after = np.asarray(Image.open(saved).convert("RGB")).astype(int)
+        same = np.abs(after - before).max(axis=2) == 0
+        assert hand.sum() > 500 and same[hand].mean() > 0.7  # the hand comes back as it was
+        face = (alpha == 0) & (np.asarray(face_mask(scene.size, detect_faces(scene)[0])) >= 250)
+        assert (~same[face]).mean() > 0.9  # while the face beside it was repainted
+
+
 def test_group_photo_second_face_gets_its_own_person(page: Any, tmp_path: Path) -> None:
     """Choosing face 2 in the Face picker and a person for it paints face 2, and face 2 is what gets replaced."""
     group = REPO.parent / "shared" / "data" / "people" / "two_people.jpg"

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceswap_core.cli.faces import landmarks_option
 from faceswap_core.cli.model_args import add_lora_dir
-from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD, DEFAULT_FACE_BACKEND, FACE_BACKENDS
+from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_CLASS_WORD,
         help=f"who the photos show, for captions: {', '.join(CLASS_WORDS)} (default {DEFAULT_CLASS_WORD})",
     )
-    add.add_argument("--backend", choices=FACE_BACKENDS, default=DEFAULT_FACE_BACKEND, help="face detector")
+    landmarks_option(add)
     add_lora_dir(add)
     add.set_defaults(func=run_add)
     listing = commands.add_parser("list", help="the people as JSON: photos, LoRA, checkpoints")

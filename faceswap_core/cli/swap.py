@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceswap_core.cli.faces import landmarks_option, occlusion_option
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.errors import SettingsError
 from faceswap_core.people import People
@@ -22,6 +23,7 @@ from faceswap_core.settings import (
     PADDING,
     STEPS,
     STRENGTH,
+    MaskSettings,
     SwapSettings,
 )
 
@@ -40,6 +42,8 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("target", type=Path, nargs="?", metavar="TARGET", help="photo whose face is replaced")
+    landmarks_option(parser)
+    occlusion_option(parser)
     parser.add_argument(
         "--request", type=Path, metavar="FILE.json", help="a swap written down as JSON (TARGET, if given, is its photo)"
     )
@@ -181,6 +185,7 @@ def build_request(args: argparse.Namespace) -> SwapRequest:
         person=args.person,
         settings=settings,
         mask=None if args.mask == "auto" else str(args.mask),
+        mask_settings=MaskSettings(occlusion=not args.no_occlusion),
         reference_face=None if args.reference_face is None else str(args.reference_face),
     ).validate()
 
@@ -206,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
             "the photo as viewers show it (upright), and so is the output",
             file=sys.stderr,
         )
-    engine = Engine(model_spec(args), lora_dir=args.lora_dir)
+    engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
     _check_people(engine, request)  # a missing or unsafe LoRA fails here, before the model loads
     progress = _print_progress if sys.stderr.isatty() else None
     if args.save_request is not None:

@@ -40,6 +40,7 @@ from faceswap_core.settings import (
     MASK_FEATHER_PX,
     MASK_GROW_FRACTION,
     MASK_GROW_PX,
+    MASK_OCCLUSION,
     MAX_IDENTITY_PHOTOS,
     MAX_REFERENCE_PHOTOS,
     MAX_SEED,
@@ -78,7 +79,10 @@ EDITOR_HEIGHT = 420  # px: with the bar above it, photo and Generate share one 1
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
 NO_PHOTOS_INFO = "No photos: add some above"  # the likeness slider without photos to take a likeness from
-NO_FACE_NOTE = "No face found: paint over the area to replace with the brush, then press Generate."
+NO_FACE_NOTE = (
+    "No face found: paint over the area to replace with the brush, then press Generate (a face more than "
+    "about half hidden, by a hand for instance, is not found)."
+)
 # On a phone the result shows a screen above the Generate button: bring it into view (no move when it is in view).
 SHOW_RESULT = "() => document.querySelector('#views')?.scrollIntoView({block: 'nearest', behavior: 'smooth'})"
 EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the brush and eraser."
@@ -254,7 +258,7 @@ class SwapHandlers:
         self, image: Image.Image, person: str | None, strength: float, prompt: str, likeness: float | None = None
     ) -> tuple[Any, ...]:
         """State, editor value, face picker, note: the largest face gets the chosen person and its mask."""
-        faces = detect_faces(image, name="target photo")
+        faces = detect_faces(image, backend=self.engine.landmarks, name="target photo")
         scale = min(1.0, EDITOR_MAX_SIDE / max(image.size))
         display = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)))
         shown = numbered(display, [face.scaled(scale) for face in faces])
@@ -319,19 +323,25 @@ class SwapHandlers:
         """The union of the automatic masks of the faces that get a person (or of face ``only``), display size."""
         chosen = [only] if only is not None else sorted(photo.choices)
         union = np.zeros(photo.display_size[::-1], dtype=np.uint8)
+        shown = photo.original.resize(photo.display_size) if sizes.occlusion and photo.scale != 1.0 else photo.original
         for index in chosen:
             face = photo.faces[index].scaled(photo.scale)
             grow = None if sizes.grow is None else sizes.grow * photo.scale
             feather = None if sizes.feather is None else sizes.feather * photo.scale
-            np.maximum(union, np.asarray(face_mask(photo.display_size, face, grow=grow, feather=feather)), out=union)
+            image = shown if sizes.occlusion else None  # hands and objects in front of the face are cut out
+            mask = face_mask(photo.display_size, face, grow=grow, feather=feather, image=image)
+            np.maximum(union, np.asarray(mask), out=union)
         return Image.fromarray(union, mode="L")
 
     @staticmethod
     def _mask_sizes(fields: Mapping[str, Any]) -> MaskSettings:
+        occlusion = fields.get("occlusion", MASK_OCCLUSION)
         if fields.get("size_from_face", True):
-            return MaskSettings()
+            sizes = MaskSettings(occlusion=occlusion)
+            sizes.validate()
+            return sizes
         grow, feather = guards.number(fields["grow"], "grow"), guards.number(fields["feather"], "feather")
-        sizes = MaskSettings(grow=grow, feather=feather)
+        sizes = MaskSettings(grow=grow, feather=feather, occlusion=occlusion)
         sizes.validate()
         return sizes
 
@@ -528,7 +538,7 @@ class SwapHandlers:
         if photo is None and background is None:
             raise gr.Error("Upload a target photo first (or click the example below).")
         if photo is None:
-            faces = detect_faces(background, name="target photo")
+            faces = detect_faces(background, backend=self.engine.landmarks, name="target photo")
             photo = TargetPhoto(self.photos, self.photos.put(background), background.size, Path(), 1.0, faces)
             person = self._person(fields.get("person"))
             if faces and person != KEEP:
@@ -985,6 +995,12 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     feather = range_slider(
                         MASK_FEATHER_PX, label="Feather (px)", info="Soft edge width", elem_id="feather"
                     )
+                occlusion = gr.Checkbox(
+                    value=MASK_OCCLUSION,
+                    label="Leave out hands and things in front of the face",
+                    info="Then press Auto mask",
+                    elem_id="mask-occlusion",
+                )
             with gr.Accordion("Try strengths: what to try", open=False, elem_id="strengths-panel"):
                 strengths = gr.Textbox(
                     value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS),
@@ -1057,6 +1073,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "likeness": likeness,
         "references": references,
         "size_from_face": size_from_face,
+        "occlusion": occlusion,
         "grow": grow,
         "feather": feather,
     }
