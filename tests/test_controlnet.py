@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from faceswap_core.cli import main
 from faceswap_core.controlnet import crop_landmarks, dynamic_strength, face_map, save_tiny_controlnet
 from faceswap_core.engine import Engine, FaceTarget
 from faceswap_core.errors import ModelLoadError, SettingsError
 from faceswap_core.fast import save_tiny_fast_lora
-from faceswap_core.settings import DYNAMIC_STRENGTH_GAIN, ModelSpec, SwapSettings
+from faceswap_core.images import png_metadata
+from faceswap_core.settings import DYNAMIC_STRENGTH_GAIN, KEEP_EXPRESSION, ModelSpec, SwapSettings
 
 PLAIN = SwapSettings(steps=4, strength=0.9, seed=3, color_match=False)
 KEEP = replace(PLAIN, keep_expression=0.8)
@@ -131,3 +134,27 @@ def test_dynamic_strength_raises_small_faces_only(engine: Engine, astronaut: Ima
     small = dynamic_strength(0.5, region, native=int(width * 20))  # a tiny face in a big native crop
     assert 0.5 < small <= 0.5 + DYNAMIC_STRENGTH_GAIN
     assert dynamic_strength(0.95, region, native=int(width * 20)) == 1.0
+
+
+def test_cli_keep_expression_records_the_controlnet(
+    tiny_model_dir: Path,
+    controlnet_dir: Path,
+    astronaut: Image.Image,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    photo, out = tmp_path / "astronaut.png", tmp_path / "out.png"
+    astronaut.save(photo)
+    args = ["swap", str(photo), "-o", str(out), "--base", str(tiny_model_dir), "--device", "cpu", "--steps", "4"]
+    assert main([*args, "--seed", "3", "--keep-expression", "--controlnet", str(controlnet_dir)]) == 0
+    [face] = json.loads(png_metadata(out)["parameters"])["faces"]
+    assert face["keep_expression"] == KEEP_EXPRESSION.default
+    assert face["controlnet"] == {
+        "source": str(controlnet_dir),
+        "weight": KEEP_EXPRESSION.default,
+        "input": "face landmarks",
+    }
+    capsys.readouterr()
+    assert main([*args, "--keep-expression", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "keep expression weight must be between 0 and 1.5" in err

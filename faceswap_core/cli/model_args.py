@@ -54,6 +54,7 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
         vae=getattr(args, "vae", None),
         ip_adapter=getattr(args, "ip_adapter", None) or ModelSpec.ip_adapter,
         fast_lora=getattr(args, "fast_lora", None),
+        controlnet=getattr(args, "controlnet", None) or ModelSpec.controlnet,
         device=args.device,
         low_vram=getattr(args, "low_vram", False),
     )

@@ -14,11 +14,13 @@ from faceswap_core.engine import FaceTarget
 from faceswap_core.errors import NoFaceError, SettingsError
 from faceswap_core.people import People
 from faceswap_core.settings import (
+    DEFAULT_CONTROLNET,
     DEFAULT_IP_ADAPTER,
     FAST_LORA,
     GUIDANCE,
     IDENTITY_SCALE,
     IDENTITY_SCALE_WITH_LORA,
+    KEEP_EXPRESSION,
     LORA_SCALE,
     MAX_IDENTITY_PHOTOS,
     MAX_STRENGTH_CANDIDATES,
@@ -121,6 +123,25 @@ def register(subparsers: Any) -> None:
         metavar="SOURCE",
         help=f"the few-step LoRA: hub id, folder or .safetensors file (default {FAST_LORA})",
     )
+    keep = parser.add_argument_group("pose and expression")
+    keep.add_argument(
+        "--keep-expression",
+        type=float,
+        nargs="?",
+        const=KEEP_EXPRESSION.default,
+        default=0.0,
+        metavar="WEIGHT",
+        help="hold the target's pose and expression with a ControlNet on its landmarks, so --strength can go "
+        f"to 0.8-1.0; {_default('WEIGHT', KEEP_EXPRESSION)}",
+    )
+    keep.add_argument(
+        "--controlnet",
+        metavar="SOURCE",
+        help=f"the ControlNet for --keep-expression: hub id or diffusers folder (default {DEFAULT_CONTROLNET})",
+    )
+    keep.add_argument(
+        "--dynamic-strength", action="store_true", help="more strength for small faces (by face size, as ADetailer)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -179,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
         identity_photos=tuple(str(photo) for photo in args.identity or ()),
         identity_scale=args.identity_scale,
         fast=args.fast,
+        keep_expression=args.keep_expression,
+        dynamic_strength=args.dynamic_strength,
     )
     settings.validate()
     if args.person and args.lora:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from faceswap_core.settings import (
     DEFAULT_BASE_MODEL,
+    DEFAULT_CONTROLNET,
     DEFAULT_IP_ADAPTER,
     DEFAULT_VQA_MODEL,
     DEVICES,
@@ -81,6 +82,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="SOURCE",
         help=f"few-step LoRA for the Fast switch: hub id, folder or .safetensors file [FACESWAP_FAST_LORA] "
         f"(default: {FAST_LORA})",
+    )
+    parser.add_argument(
+        "--controlnet",
+        default=environ.get("FACESWAP_CONTROLNET") or DEFAULT_CONTROLNET,
+        metavar="SOURCE",
+        help="ControlNet for Keep expression, loaded on first use: hub id or diffusers folder [FACESWAP_CONTROLNET] "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--ip-adapter",
@@ -161,6 +169,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         base_config=args.base_config,
         ip_adapter=args.ip_adapter,
         fast_lora=args.fast_lora,
+        controlnet=args.controlnet,
         device=args.device,
         low_vram=args.low_vram,
     )
