@@ -1,0 +1,256 @@
+"""Which training checkpoint to swap with: ranked by likeness on fixed-seed samples, near-copies penalised.
+
+A LoRA's checkpoints go from "not yet the person" to "the person, but only as in the training photos"
+(over-fitted: the same pose, light and expression whatever the prompt). Every checkpoint renders the
+same samples (one seed, prompts with poses and expressions that training photos rarely have) and each
+sample is scored by dlib's identity distance to the centre of the training photos. A sample closer to
+one training photo than the training photos are to each other is a near-copy and pays a penalty. The
+earliest checkpoint within ``RANK_MARGIN`` of the best is recommended: later ones add over-fitting risk
+for no measurable likeness.
+
+The scores go into ``NAME/checkpoint_scores.json`` beside ``training.json``, where the Swap tab's
+picker reads the recommendation. When no sample shows a face (a tiny test model, a broken LoRA) the
+file says so and recommends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from faceswap_core.errors import NoFaceError, SettingsError
+from faceswap_core.files import write_text
+from faceswap_core.settings import DEFAULT_CLASS_WORD, SwapSettings
+from faceswap_core.training import checkpoints as ckpt
+
+if TYPE_CHECKING:
+    from faceswap_core.engine import Engine
+
+SCORES_FILE = "checkpoint_scores.json"
+RANK_DIR = "rank"  # samples/rank/step-STEP-K.png: the images the scores were measured on
+RANK_SEED = 1234
+RANK_STEPS = 20
+# Poses and expressions training photos (mostly frontal, neutral or smiling) lack: a checkpoint that
+# still draws the person here has learnt the face, not the photos.
+RANK_VARIATIONS = (
+    "laughing with an open mouth",
+    "three-quarter view, looking to the side",
+    "eyes closed, calm",
+    "surprised, raised eyebrows, outdoors",
+)
+RANK_MARGIN = 0.02  # identity distance: dlib's same-person threshold is 0.6, photos of one person spread ~0.1
+COPY_PENALTY = 0.1  # added to a sample's score at a pixel-perfect copy, falling to 0 at the copy threshold
+COPY_FRACTION = 0.5  # closer than this fraction of the photos' typical nearest-neighbour distance: a copy
+
+Render = Callable[[str, str, int], Image.Image]  # (LoRA name, prompt, seed) -> sample image
+Describe = Callable[[Image.Image], "np.ndarray | None"]  # a face descriptor, None when there is no face
+
+
+@dataclass
+class CheckpointScore:
+    """One checkpoint's likeness: mean score over the samples that show a face (lower is better)."""
+
+    name: str
+    step: int
+    score: float | None
+    distance: float | None  # mean distance to the centre of the training photos
+    copy_penalty: float | None
+    faces: int  # samples in which a face was found
+    samples: list[str] = field(default_factory=list)  # relative to the LoRA folder
+
+
+@dataclass
+class Ranking:
+    """All checkpoints of one LoRA in step order, the recommended one, and a note for the user."""
+
+    lora: str
+    checkpoints: list[CheckpointScore]
+    recommended: str | None
+    note: str
+    prompts: list[str]
+    seed: int
+    reference_spread: float | None  # leave-one-out distance of a training photo to the others' centre
+    copy_threshold: float | None
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, **asdict(self)}
+
+
+def rank_prompts(base_prompt: str) -> list[str]:
+    """The sample prompts: the LoRA's own caption with each variation."""
+    return [f"{base_prompt}, {variation}" for variation in RANK_VARIATIONS]
+
+
+def dlib_describe(image: Image.Image) -> np.ndarray | None:
+    """The largest face's dlib descriptor, or None when the image shows no face."""
+    from faceswap_core.faces.identity import face_descriptor
+
+    try:
+        return face_descriptor(image)
+    except NoFaceError:
+        return None
+
+
+def reference_geometry(descriptors: Sequence[np.ndarray]) -> tuple[np.ndarray, float | None, float | None]:
+    """The training photos' centre, their leave-one-out spread and the near-copy threshold.
+
+    Leave-one-out: a training photo measured against the centre of the *others* is how far a new,
+    genuine photo of the person lands from the centre; it says what a good score looks like.
+    """
+    stack = np.stack(descriptors)
+    centre = stack.mean(axis=0)
+    if len(stack) < 2:
+        return centre, None, None
+    spread, nearest = [], []
+    for index in range(len(stack)):
+        others = np.delete(stack, index, axis=0)
+        spread.append(float(np.linalg.norm(stack[index] - others.mean(axis=0))))
+        nearest.append(float(np.min(np.linalg.norm(others - stack[index], axis=1))))
+    return centre, float(np.median(spread)), COPY_FRACTION * float(np.median(nearest))
+
+
+def score_sample(
+    descriptor: np.ndarray, centre: np.ndarray, references: np.ndarray, copy_threshold: float | None
+) -> tuple[float, float]:
+    """(distance to the centre, near-copy penalty) of one sample's face."""
+    distance = float(np.linalg.norm(descriptor - centre))
+    if not copy_threshold:
+        return distance, 0.0
+    nearest = float(np.min(np.linalg.norm(references - descriptor, axis=1)))
+    return distance, COPY_PENALTY * max(0.0, 1.0 - nearest / copy_threshold)
+
+
+def recommend(scores: Sequence[CheckpointScore], margin: float = RANK_MARGIN) -> CheckpointScore | None:
+    """The earliest checkpoint whose score is within ``margin`` of the best; None when none was scored."""
+    scored = [entry for entry in scores if entry.score is not None]
+    if not scored:
+        return None
+    best = min(entry.score for entry in scored if entry.score is not None)
+    return min((entry for entry in scored if entry.score <= best + margin), key=lambda entry: entry.step)
+
+
+def rank_checkpoints(
+    engine: Engine,
+    lora: str,
+    *,
+    render: Render | None = None,
+    describe: Describe = dlib_describe,
+    steps: int = RANK_STEPS,
+    seed: int = RANK_SEED,
+    progress: Callable[[int, int], None] | None = None,
+) -> Ranking:
+    """Render, score and rank every checkpoint of the trained LoRA ``lora``; write ``checkpoint_scores.json``.
+
+    ``render`` makes one sample (default: a full-frame repaint on the engine, strength 1, the LoRA at
+    weight 1); ``describe`` finds the face's descriptor. Both can be replaced (tests, other scorers).
+    """
+    from faceswap_core.loras import reference_photos
+
+    started = time.perf_counter()
+    info = engine.loras.resolve(lora)
+    folder = info.path.parent
+    found = ckpt.list_checkpoints(folder)
+    if not found:
+        raise SettingsError(f"{info.name} has no training checkpoints to rank")
+    photos = reference_photos(info)
+    references = [d for d in (describe(Image.open(p).convert("RGB")) for p in photos) if d is not None]
+    if not references:
+        raise NoFaceError(f"{info.name}: none of its {len(photos)} training photos shows a face to compare with")
+    centre, spread, copy_threshold = reference_geometry(references)
+    reference_stack = np.stack(references)
+    record = ckpt.read_training_json(folder)
+    base_prompt = record.get("sample_prompt") or f"a photo of a {record.get('class_word') or DEFAULT_CLASS_WORD} face"
+    prompts = rank_prompts(base_prompt)
+    make = render or _engine_render(engine, steps)
+    out_dir = folder / ckpt.SAMPLES_DIR / RANK_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[CheckpointScore] = []
+    total = len(found) * len(prompts)
+    for index, (step, path) in enumerate(found):
+        name = f"{folder.name}/{path.name}"
+        distances, penalties, files = [], [], []
+        for number, prompt in enumerate(prompts):
+            sample = make(name, prompt, seed + number)
+            file = out_dir / f"step-{step}-{number}.png"
+            sample.save(file)
+            files.append(file.relative_to(folder).as_posix())
+            descriptor = describe(sample)
+            if descriptor is not None:
+                distance, penalty = score_sample(descriptor, centre, reference_stack, copy_threshold)
+                distances.append(distance)
+                penalties.append(penalty)
+            if progress is not None:
+                progress(index * len(prompts) + number + 1, total)
+        faced = len(distances)
+        mean_distance = float(np.mean(distances)) if faced else None
+        mean_penalty = float(np.mean(penalties)) if faced else None
+        # a checkpoint whose samples mostly show no face is not a good likeness, whatever the few say
+        score = None
+        if faced and mean_distance is not None and mean_penalty is not None:
+            score = round(mean_distance + mean_penalty + (len(prompts) - faced) / len(prompts), 4)
+        results.append(CheckpointScore(name, step, score, _round(mean_distance), _round(mean_penalty), faced, files))
+    chosen = recommend(results)
+    if chosen is None:
+        note = (
+            f"no face was found in any of the {total} samples, so no checkpoint is recommended "
+            "(a tiny test model draws noise; a real LoRA that shows no face did not learn one)"
+        )
+    else:
+        note = f"{chosen.name} recommended: the earliest within {RANK_MARGIN:g} of the best likeness score"
+    ranking = Ranking(
+        info.name,
+        results,
+        chosen.name if chosen else None,
+        note,
+        prompts,
+        seed,
+        _round(spread),
+        _round(copy_threshold),
+        round(time.perf_counter() - started, 3),
+    )
+    write_text(folder / SCORES_FILE, json.dumps(ranking.to_json(), indent=1))
+    return ranking
+
+
+def read_scores(folder: Path) -> dict[str, Any]:
+    """A LoRA folder's checkpoint scores ({} when it has none or the file is unreadable)."""
+    try:
+        data = json.loads((folder / SCORES_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recommended_checkpoint(folder: Path) -> str | None:
+    """The recommended checkpoint's registry name, when scores exist and the checkpoint still does."""
+    name = read_scores(folder).get("recommended")
+    if not isinstance(name, str) or "/" not in name:
+        return None
+    return name if (folder / name.split("/", 1)[1] / ckpt.WEIGHTS_NAME).is_file() else None
+
+
+def _engine_render(engine: Engine, steps: int) -> Render:
+    """A text-to-image sample through the inpainting pipeline: a grey frame repainted whole at strength 1."""
+
+    def render(lora: str, prompt: str, seed: int) -> Image.Image:
+        size = engine.native_resolution
+        frame = Image.new("RGB", (size, size), (128, 128, 128))
+        mask = Image.new("L", (size, size), 255)
+        settings = SwapSettings(
+            prompt=prompt, strength=1.0, steps=steps, seed=seed, lora=lora, padding=0.0, color_match=False
+        )
+        return engine.swap(frame, settings=settings, mask=mask).image
+
+    return render
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

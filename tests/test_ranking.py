@@ -1,0 +1,95 @@
+"""Checkpoints ranked by likeness: a trained tiny person, real photos as injected samples, the recommendation rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceswap_core.engine import Engine
+from faceswap_core.settings import ModelSpec, TrainSettings
+from faceswap_core.training import train_lora
+from faceswap_core.training.ranking import (
+    COPY_PENALTY,
+    SCORES_FILE,
+    CheckpointScore,
+    rank_checkpoints,
+    read_scores,
+    recommend,
+    recommended_checkpoint,
+    reference_geometry,
+    score_sample,
+)
+
+PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path, astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """An engine whose LoRA folder holds 'anna', trained for 20 steps with checkpoints at 10 and 20."""
+    dataset = tmp_path_factory.mktemp("dataset")
+    rows = ["file_name,text"]
+    for number, box in enumerate([(110, 0, 350, 240), (140, 20, 330, 210), (120, 10, 340, 230)]):
+        astronaut.crop(box).resize((160, 160)).save(dataset / f"a{number}.png")
+        rows.append(f'a{number}.png,"a photo of a woman face"')
+    (dataset / "metadata.csv").write_text("\n".join(rows) + "\n")
+    lora_dir = tmp_path_factory.mktemp("loras")
+    settings = TrainSettings(
+        steps=20, rank=4, learning_rate=1e-2, resolution=64, checkpoint_every=10, sample_every_checkpoint=False
+    )
+    train_lora(dataset, "anna", base_model=str(tiny_model_dir), settings=settings, lora_dir=lora_dir)
+    return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=lora_dir)
+
+
+def test_samples_without_faces_recommend_nothing_and_say_so(engine: Engine) -> None:
+    ranking = rank_checkpoints(engine, "anna", steps=2)
+    assert [entry.name for entry in ranking.checkpoints] == ["anna/checkpoint-10", "anna/checkpoint-20"]
+    assert all(entry.score is None and entry.faces == 0 for entry in ranking.checkpoints)
+    assert ranking.recommended is None and "no face was found" in ranking.note
+    folder = engine.loras.resolve("anna").path.parent
+    saved = json.loads((folder / SCORES_FILE).read_text())
+    assert saved["recommended"] is None and saved["note"] == ranking.note and len(saved["prompts"]) == 4
+    assert recommended_checkpoint(folder) is None
+    assert all((folder / sample).is_file() for entry in ranking.checkpoints for sample in entry.samples)
+
+
+def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astronaut: Image.Image) -> None:
+    """Injected samples: checkpoint 10 'draws' someone else, checkpoint 20 the astronaut in a new framing."""
+    other = PEOPLE / "obama.jpg"
+    if not other.is_file():
+        pytest.skip("shared photos of people not present")
+    samples = {"anna/checkpoint-10": Image.open(other).convert("RGB"), "anna/checkpoint-20": astronaut}
+    ranking = rank_checkpoints(engine, "anna", render=lambda lora, prompt, seed: samples[lora])
+    first, second = ranking.checkpoints
+    assert first.faces == second.faces == 4
+    assert second.score is not None and first.score is not None and second.score < first.score
+    assert ranking.recommended == "anna/checkpoint-20"
+    folder = engine.loras.resolve("anna").path.parent
+    assert recommended_checkpoint(folder) == "anna/checkpoint-20"
+    assert read_scores(folder)["checkpoints"][1]["score"] == second.score
+
+
+def _entry(step: int, score: float | None) -> CheckpointScore:
+    return CheckpointScore(f"p/checkpoint-{step}", step, score, score, 0.0, 0 if score is None else 4)
+
+
+def test_the_earliest_checkpoint_within_the_margin_is_recommended() -> None:
+    entries = [_entry(100, 0.50), _entry(200, 0.41), _entry(300, 0.40), _entry(400, 0.45), _entry(500, None)]
+    assert recommend(entries, margin=0.02).step == 200
+    assert recommend(entries, margin=0.0).step == 300
+    assert recommend(entries, margin=0.2).step == 100
+    assert recommend([_entry(100, None)]) is None
+
+
+def test_a_near_copy_of_one_training_photo_pays_a_penalty() -> None:
+    references = [np.array([0.0, 0.0]), np.array([0.3, 0.0]), np.array([0.15, 0.26])]  # an equilateral triangle
+    centre, spread, threshold = reference_geometry(references)
+    assert spread is not None and threshold is not None and threshold > 0
+    stack = np.stack(references)
+    copy_distance, copy_penalty = score_sample(references[0], centre, stack, threshold)
+    assert copy_penalty == pytest.approx(COPY_PENALTY)
+    new_distance, new_penalty = score_sample(centre, centre, stack, threshold)
+    assert new_penalty == 0.0 and new_distance == 0.0 < copy_distance
