@@ -72,6 +72,31 @@ def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astro
     assert read_scores(folder)["checkpoints"][1]["score"] == second.score
 
 
+def test_the_recommended_checkpoint_is_marked_and_selected_in_the_swap_picker(engine: Engine) -> None:
+    """Runs after the real-photo ranking above, which recommended checkpoint 20."""
+    from faceswap_core.ui.swap import person_choices, refresh_lora_picker
+
+    labels = dict((value, label) for label, value in person_choices(engine))
+    assert labels["anna/checkpoint-20"].endswith("★ recommended")
+    assert not labels["anna/checkpoint-10"].endswith("recommended") and not labels["anna"].endswith("recommended")
+    picker = refresh_lora_picker(engine, "anna", "anna/checkpoint-20")
+    assert picker.value == "anna/checkpoint-20"
+
+
+def test_the_train_tab_ranks_on_demand_and_says_when_there_is_no_face(engine: Engine) -> None:
+    import gradio as gr
+
+    from faceswap_core.ui.train import TrainHandlers
+
+    handlers = TrainHandlers(engine)
+    note, table, picker = handlers.rank("anna", "anna", progress=lambda *args, **kwargs: None)
+    assert "no face was found" in note and table is None and picker == gr.skip()
+    with pytest.raises(gr.Error, match="not found|no LoRA|unknown"):
+        handlers.rank("nobody", "anna", progress=lambda *args, **kwargs: None)
+    with pytest.raises(gr.Error, match="slash"):
+        handlers.rank("../etc", "anna", progress=lambda *args, **kwargs: None)
+
+
 def _entry(step: int, score: float | None) -> CheckpointScore:
     return CheckpointScore(f"p/checkpoint-{step}", step, score, score, 0.0, 0 if score is None else 4)
 

@@ -237,6 +237,14 @@ def recommended_checkpoint(folder: Path) -> str | None:
     return name if (folder / name.split("/", 1)[1] / ckpt.WEIGHTS_NAME).is_file() else None
 
 
+def recommended_in(lora_dir: Path) -> set[str]:
+    """The recommended checkpoint of every ranked person in a people folder (for the pickers' labels)."""
+    if not lora_dir.is_dir():
+        return set()
+    found = (recommended_checkpoint(folder) for folder in lora_dir.iterdir() if (folder / SCORES_FILE).is_file())
+    return {name for name in found if name is not None}
+
+
 def _engine_render(engine: Engine, steps: int) -> Render:
     """A text-to-image sample through the inpainting pipeline: a grey frame repainted whole at strength 1."""
 

@@ -109,8 +109,14 @@ class TargetPhoto:
 def person_choices(engine: Engine, *, with_keep: bool = True) -> list[tuple[str, str]]:
     """The picker's entries: keep, base model only, then every person found now, labelled with what it has
     (photos, a LoRA or both); a trained person's checkpoints follow it."""
+    from faceswap_core.training.ranking import recommended_in
+
     keep = [("Keep this face (no change)", KEEP)] if with_keep else []
-    people = [(person.label, person.name) for person in People(engine.loras).list()]
+    recommended = recommended_in(engine.loras.folder)
+    people = [
+        (f"{person.label} ★ recommended" if person.name in recommended else person.label, person.name)
+        for person in People(engine.loras).list()
+    ]
     return [*keep, ("No person (base model only)", NO_LORA), *people]
 
 
