@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from faceswap_core.settings import CONTROLNET_POSE_MODE, DYNAMIC_STRENGTH_GAIN, FULL_DETAIL_FACE, STRENGTH
+from faceswap_core.settings import (
+    CONTROLNET_POSE_MODE,
+    DYNAMIC_STRENGTH_GAIN,
+    FULL_DETAIL_FACE,
+    RECOMMENDED_STRENGTH,
+    RECOMMENDED_STRENGTH_KEEP_EXPRESSION,
+    SEARCH_STRENGTHS,
+    SEARCH_STRENGTHS_KEEP_EXPRESSION,
+    STRENGTH,
+)
 
 if TYPE_CHECKING:
     from faceswap_core.regions import Region
@@ -56,6 +65,13 @@ def face_map(size: int, landmarks: np.ndarray) -> Image.Image:
     for x, y in landmarks:
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 255))
     return canvas
+
+
+def strengths_for(keep_expression: float) -> tuple[float, tuple[float, ...]]:
+    """The recommended strength and the strengths to try: higher when the ControlNet holds the expression."""
+    if keep_expression > 0:
+        return RECOMMENDED_STRENGTH_KEEP_EXPRESSION, SEARCH_STRENGTHS_KEEP_EXPRESSION
+    return RECOMMENDED_STRENGTH, SEARCH_STRENGTHS
 
 
 def crop_landmarks(region: Region, size: int) -> np.ndarray | None:

@@ -158,3 +158,22 @@ def test_cli_keep_expression_records_the_controlnet(
     assert main([*args, "--keep-expression", "9"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "keep expression weight must be between 0 and 1.5" in err
+
+
+def test_the_api_and_the_swap_tab_take_keep_expression(engine: Engine, astronaut: Image.Image, tmp_path: Path) -> None:
+    import gradio as gr
+
+    from faceswap_core.ui.swap import SwapHandlers, _expression_strengths, parse_strengths
+
+    photo = tmp_path / "astronaut.png"
+    astronaut.save(photo)
+    swap = SwapHandlers(engine)
+    common = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 3}
+    _, record = swap.api_swap(str(photo), None, "", prompt="", strength=0.9, keep_expression=0.7, **common)
+    assert record["faces"][0]["controlnet"]["weight"] == 0.7 and record["faces"][0]["keep_expression"] == 0.7
+    with pytest.raises(gr.Error, match="keep expression weight"):
+        swap.api_swap(str(photo), None, "", prompt="", strength=0.9, keep_expression=7.0, **common)
+    assert parse_strengths("", 0.0) == [0.3, 0.4, 0.5, 0.6]
+    assert min(parse_strengths("", 0.6)) >= 0.6  # the ControlNet holds the expression: try higher strengths
+    recommended, candidates = _expression_strengths(True)
+    assert recommended > _expression_strengths(False)[0] and candidates.startswith("0.6")
