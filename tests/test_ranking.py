@@ -97,6 +97,18 @@ def test_the_train_tab_ranks_on_demand_and_says_when_there_is_no_face(engine: En
         handlers.rank("../etc", "anna", progress=lambda *args, **kwargs: None)
 
 
+def test_cli_ranks_on_demand_and_errors_are_one_line(
+    engine: Engine, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from faceswap_core.cli import main
+
+    common = ["--base", str(tiny_model_dir), "--device", "cpu", "--lora-dir", str(engine.loras.folder)]
+    assert main(["person", "rank", "nobody", *common]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["person", "rank", "anna/checkpoint-10", *common]) == 2
+    assert "no training checkpoints" in capsys.readouterr().err
+
+
 def _entry(step: int, score: float | None) -> CheckpointScore:
     return CheckpointScore(f"p/checkpoint-{step}", step, score, score, 0.0, 0 if score is None else 4)
 
