@@ -62,7 +62,7 @@ def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astro
     if not other.is_file():
         pytest.skip("shared photos of people not present")
     samples = {"anna/checkpoint-10": Image.open(other).convert("RGB"), "anna/checkpoint-20": astronaut}
-    ranking = rank_checkpoints(engine, "anna", render=lambda lora, prompt, seed: samples[lora])
+    ranking = rank_checkpoints(engine, "anna", render=lambda lora, prompt, seed: samples[lora], reuse=False)
     first, second = ranking.checkpoints
     assert first.faces == second.faces == 4
     assert second.score is not None and first.score is not None and second.score < first.score
@@ -70,6 +70,8 @@ def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astro
     folder = engine.loras.resolve("anna").path.parent
     assert recommended_checkpoint(folder) == "anna/checkpoint-20"
     assert read_scores(folder)["checkpoints"][1]["score"] == second.score
+    again = rank_checkpoints(engine, "anna", render=lambda *args: pytest.fail("scores are measured again"))
+    assert again == ranking  # nothing changed: the stored scores are read back
 
 
 def test_the_recommended_checkpoint_is_marked_and_selected_in_the_swap_picker(engine: Engine) -> None:
@@ -83,14 +85,16 @@ def test_the_recommended_checkpoint_is_marked_and_selected_in_the_swap_picker(en
     assert picker.value == "anna/checkpoint-20"
 
 
-def test_the_train_tab_ranks_on_demand_and_says_when_there_is_no_face(engine: Engine) -> None:
+def test_the_train_tab_ranks_on_demand_and_selects_the_recommended_checkpoint(engine: Engine) -> None:
+    """The scores measured above are read back (nothing changed), drawn, and checkpoint 20 is selected."""
     import gradio as gr
 
     from faceswap_core.ui.train import TrainHandlers
 
     handlers = TrainHandlers(engine)
     note, table, picker = handlers.rank("anna", "anna", progress=lambda *args, **kwargs: None)
-    assert "no face was found" in note and table is None and picker == gr.skip()
+    assert "anna/checkpoint-20 recommended" in note and list(table["step"]) == [10, 20]
+    assert picker.value == "anna/checkpoint-20"
     with pytest.raises(gr.Error, match="not found|no LoRA|unknown"):
         handlers.rank("nobody", "anna", progress=lambda *args, **kwargs: None)
     with pytest.raises(gr.Error, match="slash"):

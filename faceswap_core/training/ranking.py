@@ -79,9 +79,16 @@ class Ranking:
     reference_spread: float | None  # leave-one-out distance of a training photo to the others' centre
     copy_threshold: float | None
     elapsed_s: float = 0.0
+    key: dict[str, Any] = field(default_factory=dict)  # what the scores were measured on (see ``ranking_key``)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ranking:
+        fields = {name: value for name, value in data.items() if name != "version"}
+        fields["checkpoints"] = [CheckpointScore(**entry) for entry in data["checkpoints"]]
+        return cls(**fields)
 
 
 def rank_prompts(base_prompt: str) -> list[str]:
@@ -137,6 +144,25 @@ def recommend(scores: Sequence[CheckpointScore], margin: float = RANK_MARGIN) ->
     return min((entry for entry in scored if entry.score <= best + margin), key=lambda entry: entry.step)
 
 
+def ranking_key(
+    base_model: str, found: Sequence[tuple[int, Path]], photos: Sequence[Path], steps: int, seed: int
+) -> dict:
+    """What a ranking depends on: the base model, each checkpoint's and photo's file version, steps and seed."""
+
+    def version(path: Path) -> str:
+        stat = path.stat()
+        return f"{path.name}:{stat.st_mtime_ns}:{stat.st_size}"
+
+    return {
+        "base_model": base_model,
+        "checkpoints": [version(path / ckpt.WEIGHTS_NAME) for _, path in found],
+        "photos": [version(photo) for photo in photos],
+        "steps": steps,
+        "seed": seed,
+        "variations": list(RANK_VARIATIONS),
+    }
+
+
 def rank_checkpoints(
     engine: Engine,
     lora: str,
@@ -145,12 +171,15 @@ def rank_checkpoints(
     describe: Describe = dlib_describe,
     steps: int = RANK_STEPS,
     seed: int = RANK_SEED,
+    reuse: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Ranking:
     """Render, score and rank every checkpoint of the trained LoRA ``lora``; write ``checkpoint_scores.json``.
 
     ``render`` makes one sample (default: a full-frame repaint on the engine, strength 1, the LoRA at
     weight 1); ``describe`` finds the face's descriptor. Both can be replaced (tests, other scorers).
+    With ``reuse``, scores measured on the same checkpoints, photos, base model and samples are read
+    back instead of measured again (ranking costs minutes on a GPU).
     """
     from faceswap_core.loras import reference_photos
 
@@ -161,6 +190,10 @@ def rank_checkpoints(
     if not found:
         raise SettingsError(f"{info.name} has no training checkpoints to rank")
     photos = reference_photos(info)
+    key = ranking_key(engine.base_model, found, photos, steps, seed)
+    stored = read_scores(folder)
+    if reuse and stored.get("key") == key:
+        return Ranking.from_json(stored)
     references = [d for d in (describe(Image.open(p).convert("RGB")) for p in photos) if d is not None]
     if not references:
         raise NoFaceError(f"{info.name}: none of its {len(photos)} training photos shows a face to compare with")
@@ -215,6 +248,7 @@ def rank_checkpoints(
         _round(spread),
         _round(copy_threshold),
         round(time.perf_counter() - started, 3),
+        key,
     )
     write_text(folder / SCORES_FILE, json.dumps(ranking.to_json(), indent=1))
     return ranking
