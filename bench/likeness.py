@@ -35,7 +35,7 @@ def main() -> None:
     from skimage import data
 
     from faceswap_core.cli import quiet_libraries
-    from faceswap_core.controlnet import save_tiny_controlnet
+    from faceswap_core.conditioning.controlnet import save_tiny_controlnet
     from faceswap_core.engine import Engine
     from faceswap_core.models import save_tiny_model
     from faceswap_core.settings import ModelSpec, SwapSettings, TrainSettings

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from faceswap_core.cli import main
-from faceswap_core.controlnet import crop_landmarks, dynamic_strength, face_map, save_tiny_controlnet
+from faceswap_core.conditioning.controlnet import crop_landmarks, dynamic_strength, face_map, save_tiny_controlnet
 from faceswap_core.engine import Engine, FaceTarget
 from faceswap_core.errors import ModelLoadError, SettingsError
 from faceswap_core.fast import save_tiny_fast_lora

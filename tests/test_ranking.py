@@ -29,7 +29,7 @@ PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "peopl
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path, astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """An engine whose LoRA folder holds 'anna', trained for 20 steps with checkpoints at 10 and 20."""
+    """An engine whose LoRA folder holds 'anna', trained for 30 steps with checkpoints at 10, 20 and 30."""
     dataset = tmp_path_factory.mktemp("dataset")
     rows = ["file_name,text"]
     for number, box in enumerate([(110, 0, 350, 240), (140, 20, 330, 210), (120, 10, 340, 230)]):
@@ -38,7 +38,7 @@ def engine(tiny_model_dir: Path, astronaut: Image.Image, tmp_path_factory: pytes
     (dataset / "metadata.csv").write_text("\n".join(rows) + "\n")
     lora_dir = tmp_path_factory.mktemp("loras")
     settings = TrainSettings(
-        steps=20, rank=4, learning_rate=1e-2, resolution=64, checkpoint_every=10, sample_every_checkpoint=False
+        steps=30, rank=4, learning_rate=1e-2, resolution=64, checkpoint_every=10, sample_every_checkpoint=False
     )
     train_lora(dataset, "anna", base_model=str(tiny_model_dir), settings=settings, lora_dir=lora_dir)
     return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=lora_dir)
@@ -46,9 +46,11 @@ def engine(tiny_model_dir: Path, astronaut: Image.Image, tmp_path_factory: pytes
 
 def test_samples_without_faces_recommend_nothing_and_say_so(engine: Engine) -> None:
     ranking = rank_checkpoints(engine, "anna", steps=2)
-    assert [entry.name for entry in ranking.checkpoints] == ["anna/checkpoint-10", "anna/checkpoint-20"]
+    assert [entry.step for entry in ranking.checkpoints] == [10, 20, 30]
     assert all(entry.score is None and entry.faces == 0 for entry in ranking.checkpoints)
     assert ranking.recommended is None and "no face was found" in ranking.note
+    # neither the first nor the last checkpoint draws a face: the model draws none, the middle one is skipped
+    assert [len(entry.samples) for entry in ranking.checkpoints] == [4, 0, 4] and "other 1 were not" in ranking.note
     folder = engine.loras.resolve("anna").path.parent
     saved = json.loads((folder / SCORES_FILE).read_text())
     assert saved["recommended"] is None and saved["note"] == ranking.note and len(saved["prompts"]) == 4
@@ -62,9 +64,10 @@ def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astro
     if not other.is_file():
         pytest.skip("shared photos of people not present")
     samples = {"anna/checkpoint-10": Image.open(other).convert("RGB"), "anna/checkpoint-20": astronaut}
+    samples["anna/checkpoint-30"] = astronaut  # as alike as 20: the earlier one is recommended
     ranking = rank_checkpoints(engine, "anna", render=lambda lora, prompt, seed: samples[lora], reuse=False)
-    first, second = ranking.checkpoints
-    assert first.faces == second.faces == 4
+    first, second, third = ranking.checkpoints
+    assert first.faces == second.faces == third.faces == 4 and second.score == third.score
     assert second.score is not None and first.score is not None and second.score < first.score
     assert ranking.recommended == "anna/checkpoint-20"
     folder = engine.loras.resolve("anna").path.parent
@@ -93,7 +96,7 @@ def test_the_train_tab_ranks_on_demand_and_selects_the_recommended_checkpoint(en
 
     handlers = TrainHandlers(engine)
     note, table, picker = handlers.rank("anna", "anna", progress=lambda *args, **kwargs: None)
-    assert "anna/checkpoint-20 recommended" in note and list(table["step"]) == [10, 20]
+    assert "anna/checkpoint-20 recommended" in note and list(table["step"]) == [10, 20, 30]
     assert picker.value == "anna/checkpoint-20"
     with pytest.raises(gr.Error, match="not found|no LoRA|unknown"):
         handlers.rank("nobody", "anna", progress=lambda *args, **kwargs: None)

@@ -207,7 +207,12 @@ def rank_checkpoints(
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[CheckpointScore] = []
     total = len(found) * len(prompts)
-    for index, (step, path) in enumerate(found):
+    # The first and the last checkpoint first: when neither draws a face, the model draws none (SDXL draws
+    # a face for these prompts with any LoRA), and the rest are not rendered.
+    order = [found[0], *found[-1:]][: len(found)] + found[1:-1]
+    for index, (step, path) in enumerate(order):
+        if index == 2 and not any(entry.faces for entry in results):
+            break
         name = f"{folder.name}/{path.name}"
         distances, penalties, files = [], [], []
         for number, prompt in enumerate(prompts):
@@ -230,11 +235,18 @@ def rank_checkpoints(
         if faced and mean_distance is not None and mean_penalty is not None:
             score = round(mean_distance + mean_penalty + (len(prompts) - faced) / len(prompts), 4)
         results.append(CheckpointScore(name, step, score, _round(mean_distance), _round(mean_penalty), faced, files))
+    rendered = {entry.step for entry in results}
+    results += [
+        CheckpointScore(f"{folder.name}/{p.name}", s, None, None, None, 0) for s, p in found if s not in rendered
+    ]
+    results.sort(key=lambda entry: entry.step)
     chosen = recommend(results)
     if chosen is None:
+        skipped = len(found) - len(rendered)
         note = (
-            f"no face was found in any of the {total} samples, so no checkpoint is recommended "
-            "(a tiny test model draws noise; a real LoRA that shows no face did not learn one)"
+            f"no face was found in the samples of {len(rendered)} checkpoint(s), so no checkpoint is recommended"
+            + (f" and the other {skipped} were not rendered" if skipped else "")
+            + " (a tiny test model draws noise; a real LoRA whose samples show no face did not learn one)"
         )
     else:
         note = f"{chosen.name} recommended: the earliest within {RANK_MARGIN:g} of the best likeness score"

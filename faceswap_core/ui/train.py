@@ -592,6 +592,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     who.input(handlers.load_person, who, [crops, captions, prepare_note, dataset, name, photos], queue=False)
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
+    rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
     rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", concurrency_id="gpu", concurrency_limit=1)
     train.click(
         on_gpu(handlers.train, duration=TRAIN_GPU_SECONDS),

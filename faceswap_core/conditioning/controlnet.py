@@ -4,11 +4,12 @@ At strength 0.8-1.0 the inpainting model redraws the face from the prompt and th
 photo's pose, gaze and mouth are lost with the old pixels. A ControlNet fed the target's 68 landmarks,
 drawn as an OpenPose-style face map, holds them while the identity changes.
 
-The plug-in has the shape of the engine's other contributions (``applied`` and ``record``), plus
-``placed`` (the face it is about, in crop pixels) and ``runner`` (the pipeline to call: the loaded
-inpainting pipeline's own components with the ControlNet beside them, made once by ``from_pipe``, so no
-weight is copied and the LoRAs, image prompt and few-step scheduler of the call apply to it too).
-Weight 0 adds nothing and loads nothing (the engine leaves the plug-in out).
+A conditioning plug-in like the others (``settings.keep_expression`` is its weight, as ``settings.fast``
+is few-step's switch); its contribution uses the two hooks a face-reading plug-in needs: ``placed``
+(the face it is about, in crop pixels) and ``runner`` (the pipeline to call: the loaded inpainting
+pipeline's own components with the ControlNet beside them, made once by ``from_pipe``, so no weight is
+copied and the LoRAs, image prompt and few-step scheduler of the call apply to it too). Weight 0 adds
+nothing and loads nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from faceswap_core.conditioning.base import Contribution
+from faceswap_core.errors import SettingsError
 from faceswap_core.settings import (
     CONTROLNET_POSE_MODE,
     DYNAMIC_STRENGTH_GAIN,
@@ -37,7 +40,9 @@ from faceswap_core.settings import (
 )
 
 if TYPE_CHECKING:
+    from faceswap_core.engine import Engine
     from faceswap_core.regions import Region
+    from faceswap_core.settings import SwapSettings
 
 # iBUG-300W landmark groups drawn as open or closed lines: jaw, brows, nose bridge and base, eyes, lips
 FACE_LINES: tuple[tuple[range, bool], ...] = (
@@ -156,7 +161,7 @@ def _load(source: str, pipeline: Any) -> LoadedControlNet:
     return _guarded(source, load, what="ControlNet")
 
 
-class KeepExpression:
+class KeepExpression(Contribution):
     """One face's ControlNet contribution: its landmark map at the given weight (nothing when it has no face)."""
 
     def __init__(self, control: FaceControl, weight: float, landmarks: np.ndarray | None = None) -> None:
@@ -189,6 +194,20 @@ class KeepExpression:
     def record(self) -> dict[str, Any]:
         used = "face landmarks" if self.landmarks is not None else "none: no face under the mask"
         return {"controlnet": {"source": self.control.source, "weight": self.weight, "input": used}}
+
+
+class KeepExpressionConditioning:
+    """``settings.keep_expression`` > 0 holds the face with the engine's ControlNet (``ModelSpec.controlnet``)."""
+
+    name = "keep_expression"
+
+    def validate(self, options: Any) -> None:
+        raise SettingsError("Keep expression is chosen with settings.keep_expression (its weight), not with extras")
+
+    def contribution(self, engine: Engine, settings: SwapSettings) -> Contribution | None:
+        if settings.keep_expression <= 0:
+            return None
+        return KeepExpression(engine.face_control, settings.keep_expression)
 
 
 def build_tiny_controlnet(unet_config: Mapping[str, Any], vae_config: Mapping[str, Any], *, seed: int = 0) -> Any:
