@@ -211,6 +211,7 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.click("#train")
         wait_for_text(page, "#train-status", "is ready")
         wait_for_text(page, "#loss", "smoothed")  # the chart's legend: raw and smoothed lines
+        wait_for_text(page, "#rank-note", "no checkpoint is recommended")  # ranked after training: noise, no face
         page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")

@@ -207,26 +207,36 @@ def rank_checkpoints(
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[CheckpointScore] = []
     total = len(found) * len(prompts)
-    # The first and the last checkpoint first: when neither draws a face, the model draws none (SDXL draws
-    # a face for these prompts with any LoRA), and the rest are not rendered.
-    order = [found[0], *found[-1:]][: len(found)] + found[1:-1]
-    for index, (step, path) in enumerate(order):
-        if index == 2 and not any(entry.faces for entry in results):
-            break
-        name = f"{folder.name}/{path.name}"
-        distances, penalties, files = [], [], []
-        for number, prompt in enumerate(prompts):
-            sample = make(name, prompt, seed + number)
+    done: dict[tuple[int, int], tuple[str, np.ndarray | None]] = {}  # (step, prompt) -> (file, descriptor)
+
+    def sample(step: int, path: Path, number: int) -> tuple[str, np.ndarray | None]:
+        if (step, number) not in done:
+            image = make(f"{folder.name}/{path.name}", prompts[number], seed + number)
             file = out_dir / f"step-{step}-{number}.png"
-            sample.save(file)
-            files.append(file.relative_to(folder).as_posix())
-            descriptor = describe(sample)
+            image.save(file)
+            done[(step, number)] = (file.relative_to(folder).as_posix(), describe(image))
+            if progress is not None:
+                progress(len(done), total)
+        return done[(step, number)]
+
+    # One sample of the first and of the last checkpoint first: when neither shows a face, the model draws
+    # none (SDXL draws a face for these prompts with any LoRA), and nothing more is rendered.
+    probes = [sample(step, path, 0) for step, path in [found[0], *found[1:][-1:]]]
+    draws_faces = any(descriptor is not None for _, descriptor in probes)
+    for step, path in found:
+        name = f"{folder.name}/{path.name}"
+        if not draws_faces:
+            files = [done[(step, 0)][0]] if (step, 0) in done else []
+            results.append(CheckpointScore(name, step, None, None, None, 0, files))
+            continue
+        distances, penalties, files = [], [], []
+        for number in range(len(prompts)):
+            file, descriptor = sample(step, path, number)
+            files.append(file)
             if descriptor is not None:
                 distance, penalty = score_sample(descriptor, centre, reference_stack, copy_threshold)
                 distances.append(distance)
                 penalties.append(penalty)
-            if progress is not None:
-                progress(index * len(prompts) + number + 1, total)
         faced = len(distances)
         mean_distance = float(np.mean(distances)) if faced else None
         mean_penalty = float(np.mean(penalties)) if faced else None
@@ -235,18 +245,12 @@ def rank_checkpoints(
         if faced and mean_distance is not None and mean_penalty is not None:
             score = round(mean_distance + mean_penalty + (len(prompts) - faced) / len(prompts), 4)
         results.append(CheckpointScore(name, step, score, _round(mean_distance), _round(mean_penalty), faced, files))
-    rendered = {entry.step for entry in results}
-    results += [
-        CheckpointScore(f"{folder.name}/{p.name}", s, None, None, None, 0) for s, p in found if s not in rendered
-    ]
-    results.sort(key=lambda entry: entry.step)
     chosen = recommend(results)
     if chosen is None:
-        skipped = len(found) - len(rendered)
         note = (
-            f"no face was found in the samples of {len(rendered)} checkpoint(s), so no checkpoint is recommended"
-            + (f" and the other {skipped} were not rendered" if skipped else "")
-            + " (a tiny test model draws noise; a real LoRA whose samples show no face did not learn one)"
+            f"no face was found in {len(done)} sample(s), so no checkpoint is recommended"
+            + ("" if draws_faces else " (the first and last checkpoints drew none, so the others were not rendered)")
+            + "; a tiny test model draws noise, and a real LoRA whose samples show no face did not learn one"
         )
     else:
         note = f"{chosen.name} recommended: the earliest within {RANK_MARGIN:g} of the best likeness score"
