@@ -358,6 +358,12 @@ class TrainHandlers:
         )
         return f"{ranking.note}. Lower is more alike; you can still pick any checkpoint.", table, picker
 
+    def rank_after_training(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> Any:
+        """The ranking that follows a training run; a run cancelled before its first checkpoint has nothing to rank."""
+        if _ui_name(name) not in self.engine.loras.names():
+            return "Nothing to rank: this training kept no checkpoint.", None, gr.skip()
+        return self.rank(name, current_lora, progress)
+
     def _untrained(self, name: Any) -> Person | None:
         """The person added from photos (no LoRA yet) of that name, if there is one."""
         text = guards.text(name, "name", max_chars=200).strip()
@@ -602,5 +608,10 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
         show_progress_on=[status],  # a refused start (no photos yet) is told there, not as a badge on the chart
         concurrency_id="gpu",
         concurrency_limit=1,
-    ).success(ranked, **rank_io, concurrency_id="gpu", concurrency_limit=1)  # after training: the recommendation
+    ).success(  # after training: the recommended checkpoint
+        on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
+        **rank_io,
+        concurrency_id="gpu",
+        concurrency_limit=1,
+    )
     cancel.click(handlers.cancel, None, status, queue=False)
