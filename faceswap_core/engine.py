@@ -26,7 +26,7 @@ from PIL import Image
 from faceswap_core import __version__
 from faceswap_core.blend import match_colors, paste_back
 from faceswap_core.conditioning import Conditioning, Plan, default_conditionings, plan_for
-from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, NoFaceError, SettingsError
+from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, NoFaceError, SettingsError, first_line
 from faceswap_core.images import ImageInput, load_image
 from faceswap_core.loras import LoraInfo, LoraRegistry
 from faceswap_core.regions import Region, cut, face_region, mask_region, split_mask
@@ -150,7 +150,7 @@ class Engine:
                     raise
                 except Exception as err:  # e.g. out of GPU memory while moving the weights: still one line
                     self.release_gpu()
-                    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                    first = first_line(err)
                     self.load_error = f"base model {self.model.base} could not be loaded: {first}"
                     raise ModelLoadError(self.load_error) from err
                 self.load_error = None
@@ -229,10 +229,7 @@ class Engine:
         The record is the request (public form: files by name and hash) plus what happened.
         """
         started = time.perf_counter()
-        prepared = self.plan(request)
-        result = self.repaint(prepared, progress=progress, cancel=cancel)
-        result.record["timings"]["total_s"] = round(time.perf_counter() - started, 4)
-        return result
+        return self._execute(self.plan(request), started, progress, cancel)
 
     def prepare(
         self,
@@ -322,6 +319,11 @@ class Engine:
         if targets is None:
             targets, shared_mask = [_single_target(settings, face, mask)], None
         prepared = self.prepare(image, targets, shared_mask=shared_mask, mask_settings=mask_settings)
+        return self._execute(prepared, started, progress, cancel)
+
+    def _execute(
+        self, prepared: PreparedSwap, started: float, progress: Progress | None, cancel: threading.Event | None
+    ) -> SwapResult:
         result = self.repaint(prepared, progress=progress, cancel=cancel)
         result.record["timings"]["total_s"] = round(time.perf_counter() - started, 4)
         return result
@@ -516,9 +518,9 @@ class Engine:
             if adapter in _loaded_adapter_names(pipeline):
                 pipeline.delete_adapters(adapter)
             self.release_gpu()
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            first = first_line(err)
             raise ModelLoadError(
-                f"LoRA {lora.name} ({lora.path}) does not fit base model {self.base_model}: {first}"
+                f"LoRA {lora.name} ({lora.path}) does not fit the base model {self.base_model}: {first}"
             ) from err
         return adapter
 

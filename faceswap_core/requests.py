@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.errors import NoFaceError, SettingsError
+from faceswap_core.errors import NoFaceError, SettingsError, first_line
 from faceswap_core.settings import (
     IDENTITY_SCALE,
     MAX_FACES,
@@ -211,7 +211,7 @@ def parse_json(text: str | bytes, what: str) -> Any:
     except RecursionError:
         raise SettingsError(f"{what} is nested too deeply") from None
     except ValueError as err:  # e.g. an integer of thousands of digits
-        raise SettingsError(f"{what}: {str(err).splitlines()[0][:120]}") from None
+        raise SettingsError(f"{what}: {first_line(err, 120)}") from None
 
 
 # --- resolving: a request -> per-face plans -------------------------------------------------------
@@ -415,12 +415,17 @@ def _bool(value: Any, where: str) -> bool:
     return value
 
 
-def _text(value: Any, where: str) -> str:
+def checked_text(value: Any, where: str, *, max_chars: int = MAX_PROMPT_CHARS) -> str:
+    """A string of at most ``max_chars`` characters, or a message naming the field (the app's guards use it too)."""
     if not isinstance(value, str):
         raise SettingsError(f"{where} must be text, got {_short(value)}")
-    if len(value) > MAX_PROMPT_CHARS:
-        raise SettingsError(f"{where} is {len(value)} characters long; at most {MAX_PROMPT_CHARS} are allowed")
+    if len(value) > max_chars:
+        raise SettingsError(f"{where} is {len(value)} characters long; at most {max_chars} are allowed")
     return value
+
+
+def _text(value: Any, where: str) -> str:
+    return checked_text(value, where)
 
 
 def _optional_text(value: Any, where: str) -> str | None:

@@ -13,9 +13,6 @@ from faceswap_core.errors import SettingsError
 from faceswap_core.people import People
 from faceswap_core.requests import FACE_ALL, FACE_REFERENCE, MAX_REQUEST_CHARS, FaceRequest, SwapRequest
 from faceswap_core.settings import (
-    DEFAULT_CONTROLNET,
-    DEFAULT_IP_ADAPTER,
-    FAST_LORA,
     GUIDANCE,
     IDENTITY_SCALE,
     IDENTITY_SCALE_WITH_LORA,
@@ -55,8 +52,6 @@ def register(subparsers: Any) -> None:
         help="a photo of the person to find in TARGET: --face reference[:PERSON] repaints the face most like them",
     )
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png", help="where to write the result")
-    parser.add_argument("--vae", metavar="VAE", help="VAE override, e.g. madebyollin/sdxl-vae-fp16-fix for fp16")
-    parser.add_argument("--low-vram", action="store_true", help="offload sub-models to the CPU (8-12 GB GPUs)")
     parser.add_argument("--lora", metavar="NAME_OR_PATH", help="LoRA name in --lora-dir, or a .safetensors path")
     parser.add_argument(
         "--person",
@@ -120,19 +115,8 @@ def register(subparsers: Any) -> None:
         help=f"how strongly the photos steer the face, {IDENTITY_SCALE.minimum:g}-{IDENTITY_SCALE.maximum:g} "
         f"(default {IDENTITY_SCALE.default:g} alone, {IDENTITY_SCALE_WITH_LORA:g} beside --lora)",
     )
-    identity.add_argument(
-        "--ip-adapter",
-        default=DEFAULT_IP_ADAPTER,
-        metavar="SOURCE",
-        help=f"hub id or local folder in its layout (default {DEFAULT_IP_ADAPTER}: plus-face, ViT-H encoder)",
-    )
     fast = parser.add_argument_group("fast mode")
     fast.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler: ~4 UNet evaluations")
-    fast.add_argument(
-        "--fast-lora",
-        metavar="SOURCE",
-        help=f"the few-step LoRA: hub id, folder or .safetensors file (default {FAST_LORA})",
-    )
     keep = parser.add_argument_group("pose and expression")
     keep.add_argument(
         "--keep-expression",
@@ -143,11 +127,6 @@ def register(subparsers: Any) -> None:
         metavar="WEIGHT",
         help="hold the target's pose and expression with a ControlNet on its landmarks, so --strength can go "
         f"to 0.8-1.0; {_default('WEIGHT', KEEP_EXPRESSION)}",
-    )
-    keep.add_argument(
-        "--controlnet",
-        metavar="SOURCE",
-        help=f"the ControlNet for --keep-expression: hub id or diffusers folder (default {DEFAULT_CONTROLNET})",
     )
     keep.add_argument(
         "--dynamic-strength", action="store_true", help="more strength for small faces (by face size, as ADetailer)"
