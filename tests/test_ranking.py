@@ -77,9 +77,16 @@ def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astro
     assert again == ranking  # nothing changed: the stored scores are read back
 
 
-def test_the_recommended_checkpoint_is_marked_and_selected_in_the_swap_picker(engine: Engine) -> None:
-    """Runs after the real-photo ranking above, which recommended checkpoint 20."""
+def test_the_recommended_checkpoint_is_marked_and_selected_in_the_swap_picker(
+    engine: Engine, astronaut: Image.Image
+) -> None:
+    """Checkpoint 10 draws no face, 20 and 30 the astronaut: 20 is recommended (the handler test reads it back)."""
     from faceswap_core.ui.swap import person_choices, refresh_lora_picker
+
+    blank = Image.new("RGB", (64, 64), (128, 128, 128))
+    samples = {"anna/checkpoint-10": blank, "anna/checkpoint-20": astronaut, "anna/checkpoint-30": astronaut}
+    ranking = rank_checkpoints(engine, "anna", render=lambda lora, *_: samples[lora], reuse=False)
+    assert ranking.recommended == "anna/checkpoint-20" and ranking.checkpoints[0].score is None
 
     labels = dict((value, label) for label, value in person_choices(engine))
     assert labels["anna/checkpoint-20"].endswith("★ recommended")
@@ -96,7 +103,7 @@ def test_the_train_tab_ranks_on_demand_and_selects_the_recommended_checkpoint(en
 
     handlers = TrainHandlers(engine)
     note, table, picker = handlers.rank("anna", "anna", progress=lambda *args, **kwargs: None)
-    assert "anna/checkpoint-20 recommended" in note and list(table["step"]) == [10, 20, 30]
+    assert "anna/checkpoint-20 recommended" in note and list(table["step"]) == [20, 30]  # 10 drew no face
     assert picker.value == "anna/checkpoint-20"
     with pytest.raises(gr.Error, match="not found|no LoRA|unknown"):
         handlers.rank("nobody", "anna", progress=lambda *args, **kwargs: None)
