@@ -45,6 +45,7 @@ from faceswap_core.settings import (
 if TYPE_CHECKING:
     import torch
 
+    from faceswap_core.conditioning.controlnet import FaceControl
     from faceswap_core.faces.detect import Face
     from faceswap_core.fast import FastMode
     from faceswap_core.identity_adapter import IdentityAdapter
@@ -125,6 +126,7 @@ class Engine:
         self._adapter_count = 0
         self._identity: IdentityAdapter | None = None
         self._identity_lock = threading.Lock()
+        self._face_control: FaceControl | None = None
 
     @property
     def base_model(self) -> str:
@@ -361,6 +363,7 @@ class Engine:
         settings = [t.settings for t in targets] if settings is None else [_with_seed(chosen) for chosen in settings]
         pipeline = self.pipeline
         size = self.native_resolution
+        settings = [_face_strength(s, region, size) for s, region in zip(settings, prepared.regions, strict=True)]
         plans = [self.conditioning(chosen) for chosen in settings]  # a bad LoRA fails before any work
         counts = [self.steps_run(chosen) for chosen in settings]
         current, done, faces = prepared.image, 0, []
@@ -370,6 +373,7 @@ class Engine:
         ):
             report = None if progress is None else offset_progress(progress, done, sum(counts))
             crop, crop_mask = cut(current, region, size)
+            conditioning = conditioning.placed(region, size)
             generated, timings, ran = self._inpaint(pipeline, crop, crop_mask, chosen, conditioning, report, cancel)
             blend_started = time.perf_counter()
             if chosen.color_match:
@@ -410,6 +414,16 @@ class Engine:
 
                 self._identity = IdentityAdapter(self.model.ip_adapter, backend=self.landmarks)
             return self._identity
+
+    @property
+    def face_control(self) -> FaceControl:
+        """Keep expression's ControlNet (``ModelSpec.controlnet``): its weights load on the first swap that uses it."""
+        with self._identity_lock:
+            if self._face_control is None:
+                from faceswap_core.conditioning.controlnet import FaceControl
+
+                self._face_control = FaceControl(self.model.controlnet)
+            return self._face_control
 
     @property
     def loaded_identity(self) -> IdentityAdapter | None:
@@ -470,8 +484,11 @@ class Engine:
                 with ExitStack() as stack, torch.inference_mode():
                     for contribution in conditioning.contributions:
                         call.update(stack.enter_context(contribution.applied(pipeline, call)))
-                    ran = stack.enter_context(count_unet_evaluations(pipeline))
-                    output = pipeline(**call)
+                    runner = conditioning.runner(pipeline)
+                    if runner is not pipeline:  # its own object, sharing the modules: give it this call's scheduler
+                        runner.scheduler = pipeline.scheduler
+                    ran = stack.enter_context(count_unet_evaluations(runner))
+                    output = runner(**call)
             except Exception as err:  # cancelled, out of memory or a bug: free what the run held first
                 if self.model.low_vram:
                     pipeline.maybe_free_model_hooks()
@@ -584,6 +601,15 @@ def _single_target(settings: SwapSettings, face: int | None, mask: ImageInput | 
 def _with_seed(settings: SwapSettings) -> SwapSettings:
     """The settings with a fixed seed: a random one when none is set, so the record can reproduce it."""
     return settings if settings.seed is not None else replace(settings, seed=secrets.randbelow(MAX_SEED + 1))
+
+
+def _face_strength(settings: SwapSettings, region: Region, size: int) -> SwapSettings:
+    """With dynamic strength, the strength this face gets; recorded as plain settings so a replay is exact."""
+    if not settings.dynamic_strength:
+        return settings
+    from faceswap_core.conditioning.controlnet import dynamic_strength
+
+    return replace(settings, strength=dynamic_strength(settings.strength, region, size), dynamic_strength=False)
 
 
 def _nth_face(faces: list[Face], index: int, *, given_mask: bool) -> Face | None:

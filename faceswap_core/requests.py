@@ -333,6 +333,8 @@ def _settings(value: Any, identity_photos: Any) -> SwapSettings:
         "identity_photos": _photos,
         "identity_scale": _optional_number,
         "fast": _bool,
+        "keep_expression": _number,
+        "dynamic_strength": _bool,
         "extras": _extras,
     }
     values = {name: checks[name](data[name], f"settings.{name}") for name in data}

@@ -141,6 +141,25 @@ IDENTITY_CACHE_SIZE = 16  # photo sets whose embeddings stay cached (a few MB ea
 IDENTITY_EYE_DISTANCE = 0.3
 IDENTITY_EYE_Y = 0.4
 
+# --- keep expression (a ControlNet on the target face's own landmarks) ----------------------------
+# xinsir's union ControlNet for SDXL (Apache-2.0) reads an OpenPose-style face map (control mode 0):
+# the target's 68 landmarks drawn as lines keep the pose, gaze and mouth while strength goes high.
+DEFAULT_CONTROLNET = "xinsir/controlnet-union-sdxl-1.0"
+CONTROLNET_POSE_MODE = 0  # the union model's control type for OpenPose maps (faces included)
+# Weight of the face map: 0.5-0.8 keeps the expression and leaves the identity to the LoRA; near 1 the
+# map also fixes the face's proportions, which are the target's, not the person's.
+KEEP_EXPRESSION = Range(0.0, 1.5, 0.6, 0.05)
+# With the expression held by the ControlNet, strength can go where the likeness is (0.8-1.0): the
+# candidates of "Try strengths" and the recommended strength move up with it.
+SEARCH_STRENGTHS_KEEP_EXPRESSION = (0.6, 0.7, 0.8, 0.9)
+RECOMMENDED_STRENGTH = 0.5
+RECOMMENDED_STRENGTH_KEEP_EXPRESSION = 0.85
+# Dynamic strength (ADetailer-style, by face area): a small face is upscaled to the native side and
+# comes out soft, so it gets more denoising; a face filling FULL_DETAIL_FACE of the native side or more
+# keeps the chosen strength, a smaller one gains up to DYNAMIC_STRENGTH_GAIN.
+DYNAMIC_STRENGTH_GAIN = 0.2
+FULL_DETAIL_FACE = 0.4
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -151,6 +170,7 @@ class ModelSpec:
     vae: str | None = None  # VAE override, e.g. FP16_FIX_VAE
     ip_adapter: str = DEFAULT_IP_ADAPTER  # image-prompt identity adapter (hub id or folder in its layout)
     fast_lora: str | None = None  # few-step LoRA for fast mode (hub id, folder or file); None: LCM-LoRA SDXL
+    controlnet: str = DEFAULT_CONTROLNET  # keep expression's ControlNet (hub id or folder), loaded on first use
     device: str = "auto"
     low_vram: bool = False  # model CPU offload for 8-12 GB cards
 
@@ -195,6 +215,8 @@ class SwapSettings:
     identity_photos: tuple[str, ...] = ()  # photos of the person for the image-prompt adapter; () = none
     identity_scale: float | None = None  # None: IDENTITY_SCALE's default, or IDENTITY_SCALE_WITH_LORA beside a LoRA
     fast: bool = False  # a few-step LoRA and its scheduler: steps and guidance follow the fast mode (see fast.py)
+    keep_expression: float = 0.0  # weight of the ControlNet on the target's landmarks; 0 = off (nothing loaded)
+    dynamic_strength: bool = False  # raise the strength for small faces (see DYNAMIC_STRENGTH_GAIN)
     extras: Mapping[str, Any] = field(default_factory=dict)  # options of conditioning plug-ins, by plug-in name
 
     def validate(self) -> None:
@@ -203,6 +225,7 @@ class SwapSettings:
         STEPS.check("steps", self.steps)
         GUIDANCE.check("guidance", self.guidance)
         LORA_SCALE.check("lora scale", self.lora_scale)
+        KEEP_EXPRESSION.check("keep expression weight", self.keep_expression)
         if self.identity_scale is not None:
             IDENTITY_SCALE.check("identity scale", self.identity_scale)
         if len(self.identity_photos) > MAX_IDENTITY_PHOTOS:

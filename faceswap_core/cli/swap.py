@@ -17,6 +17,7 @@ from faceswap_core.settings import (
     GUIDANCE,
     IDENTITY_SCALE,
     IDENTITY_SCALE_WITH_LORA,
+    KEEP_EXPRESSION,
     LORA_SCALE,
     MAX_IDENTITY_PHOTOS,
     MAX_STRENGTH_CANDIDATES,
@@ -120,6 +121,20 @@ def register(subparsers: Any) -> None:
     )
     fast = parser.add_argument_group("fast mode")
     fast.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler: ~4 UNet evaluations")
+    keep = parser.add_argument_group("pose and expression")
+    keep.add_argument(
+        "--keep-expression",
+        type=float,
+        nargs="?",
+        const=KEEP_EXPRESSION.default,
+        default=0.0,
+        metavar="WEIGHT",
+        help="hold the target's pose and expression with a ControlNet on its landmarks, so --strength can go "
+        f"to 0.8-1.0; {_default('WEIGHT', KEEP_EXPRESSION)}",
+    )
+    keep.add_argument(
+        "--dynamic-strength", action="store_true", help="more strength for small faces (by face size, as ADetailer)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -177,6 +192,8 @@ def build_request(args: argparse.Namespace) -> SwapRequest:
         identity_photos=tuple(str(photo) for photo in args.identity or ()),
         identity_scale=args.identity_scale,
         fast=args.fast,
+        keep_expression=args.keep_expression,
+        dynamic_strength=args.dynamic_strength,
     )
     faces = tuple(FaceRequest(face=which, person=person) for which, person in args.faces or ())
     return SwapRequest(

@@ -35,6 +35,7 @@ from faceswap_core.settings import (
     EDITOR_MAX_SIDE,
     GUIDANCE,
     IDENTITY_SCALE,
+    KEEP_EXPRESSION,
     LORA_SCALE,
     MASK_FEATHER_FRACTION,
     MASK_FEATHER_PX,
@@ -126,8 +127,14 @@ class TargetPhoto:
 def person_choices(engine: Engine, *, with_keep: bool = True) -> list[tuple[str, str]]:
     """The picker's entries: keep, base model only, then every person found now, labelled with what it has
     (photos, a LoRA or both); a trained person's checkpoints follow it."""
+    from faceswap_core.training.ranking import recommended_in
+
     keep = [("Keep this face (no change)", KEEP)] if with_keep else []
-    people = [(person.label, person.name) for person in People(engine.loras).list()]
+    recommended = recommended_in(engine.loras.folder)
+    people = [
+        (f"{person.label} ★ recommended" if person.name in recommended else person.label, person.name)
+        for person in People(engine.loras).list()
+    ]
     return [*keep, ("No person (base model only)", NO_LORA), *people]
 
 
@@ -574,6 +581,8 @@ class SwapHandlers:
             color_match=bool(fields.get("color_match", True)),
             identity_photos=uploaded,
             fast=bool(fields.get("fast", False)),
+            keep_expression=_keep_expression(fields),
+            dynamic_strength=bool(fields.get("dynamic_strength", False)),
         )
 
     def _request(self, fields: Mapping[str, Any], photo: TargetPhoto) -> SwapRequest:
@@ -623,7 +632,7 @@ class SwapHandlers:
     @user_errors
     def try_strengths(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
         """Several strengths on the chosen face with one seed, ranked by likeness to photos of the person."""
-        strengths = parse_strengths(fields.get("strengths") or "")  # refused before any work
+        strengths = parse_strengths(fields.get("strengths") or "", _keep_expression(fields))  # before any work
         photo = self._photo(fields)
         request = self._request(fields, photo)
         face = self._face_index(photo, fields.get("face")) if photo.faces else None
@@ -692,6 +701,8 @@ class SwapHandlers:
         fast: bool = False,
         identity_photos: list[str] | None = None,
         identity_scale: float | None = None,
+        keep_expression: float | None = 0.0,
+        dynamic_strength: bool = False,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, dict[str, Any]]:
         """For scripts: a target image file, an optional mask file (white = replace), one face or a JSON list of
@@ -699,6 +710,7 @@ class SwapHandlers:
 
         ``lora`` names a person (photos, a LoRA or both); ``identity_photos`` are photos of the person for faces
         whose person has none of its own, and ``identity_scale`` their likeness (None: the person's default).
+        ``keep_expression`` is the ControlNet's weight on the target's landmarks (0: off).
         """
         if not image:
             raise gr.Error("no target image was sent")
@@ -707,7 +719,7 @@ class SwapHandlers:
             check_header(str(mask), name="mask")
         uploaded = uploaded_photos(identity_photos)
         fields = {"lora_scale": lora_scale, "padding": padding, "steps": steps, "guidance": guidance, "seed": seed}
-        fields["fast"] = fast
+        fields.update(fast=fast, keep_expression=keep_expression, dynamic_strength=dynamic_strength)
         fields["negative"] = SwapSettings().negative_prompt
         base = FaceChoice(
             self._person(lora or NO_LORA),
@@ -759,6 +771,14 @@ class SwapHandlers:
         return str(self.files.save(result, record)), record
 
 
+def _expression_strengths(on: bool) -> tuple[float, str]:
+    """Keep expression switched: the recommended strength and the strengths to try move with it."""
+    from faceswap_core.conditioning.controlnet import strengths_for
+
+    recommended, candidates = strengths_for(1.0 if on else 0.0)
+    return recommended, ", ".join(f"{value:g}" for value in candidates)
+
+
 def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
     """The API's per-face list: ``[{"face": 0, "lora": "alice", "prompt": "...", "strength": 0.5}, ...]``;
     ``"lora"`` names a person, and ``"likeness"`` weighs its photos (0 = off)."""
@@ -790,11 +810,25 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
     return chosen
 
 
-def parse_strengths(text: str) -> list[float]:
-    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_STRENGTH_CANDIDATES."""
+def _keep_expression(fields: Mapping[str, Any]) -> float:
+    """The ControlNet's weight: the slider's when the Keep expression switch is on (the API sends the weight alone)."""
+    if not fields.get("keep_expression_on", True):
+        return 0.0
+    weight = guards.number(fields.get("keep_expression") or 0.0, "keep expression weight")
+    KEEP_EXPRESSION.check("keep expression weight", weight)
+    return weight
+
+
+def parse_strengths(text: str, keep_expression: float = 0.0) -> list[float]:
+    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_STRENGTH_CANDIDATES.
+
+    Empty: the default candidates, higher ones when Keep expression is on.
+    """
+    from faceswap_core.conditioning.controlnet import strengths_for
+
     parts = [p for p in guards.text(text, "strengths").replace(",", " ").split() if p]
     if not parts:
-        return list(SEARCH_STRENGTHS)
+        return list(strengths_for(keep_expression)[1])
     guards.strength_count(len(parts))  # before any work: each one is a full swap
     values = []
     for part in parts:
@@ -1008,6 +1042,21 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     info="Ranked by likeness to the person's photos (or the ones uploaded above)",
                     elem_id="strengths",
                 )
+            with gr.Accordion("Pose and expression", open=False, elem_id="expression-panel"):
+                with gr.Row():
+                    keep_expression_on = gr.Checkbox(
+                        value=False,
+                        label="Keep expression",
+                        info="A ControlNet holds the photo's pose and expression, so strength can go high",
+                        elem_id="keep-expression",
+                    )
+                    keep_expression = range_slider(KEEP_EXPRESSION, label="Weight", elem_id="keep-expression-weight")
+                dynamic_strength = gr.Checkbox(
+                    value=False,
+                    label="More strength for small faces",
+                    info="Adds up to +0.2 by face size (as ADetailer)",
+                    elem_id="dynamic-strength",
+                )
             with gr.Accordion("Advanced", open=False):
                 lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
                 negative = gr.Textbox(
@@ -1119,6 +1168,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     refresh.click(lambda current: refresh_lora_picker(engine, current), person, person, queue=False)
     person.change(handlers.describe_lora, person, [lora_info, prompt], queue=False)
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False)
+    keep_expression_on.input(_expression_strengths, keep_expression_on, [strength, strengths], queue=False)
 
     swap_fields = {
         **mask_fields,
@@ -1130,6 +1180,9 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "seed": seed,
         "color_match": color_match,
         "fast": fast,
+        "keep_expression_on": keep_expression_on,
+        "keep_expression": keep_expression,
+        "dynamic_strength": dynamic_strength,
         "strengths": strengths,
     }
     outputs = [result, download, record, candidates, candidate_state, views]
@@ -1164,6 +1217,9 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         )
         api_likeness = gr.Number(value=None, label="likeness of the photos (empty: the person's default; 0: off)")
         guards.safe_number(api_likeness, "likeness")
+        api_keep = gr.Number(value=0.0, label="keep expression: ControlNet weight on the target's landmarks (0: off)")
+        guards.safe_number(api_keep, "keep expression weight")
+        api_dynamic = gr.Checkbox(value=False, label="dynamic strength: more for small faces")
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
@@ -1184,6 +1240,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             api_fast,
             api_photos,
             api_likeness,
+            api_keep,
+            api_dynamic,
         ],
         [api_out, record],
         api_name="swap",
