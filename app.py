@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     from faceswap_core.ui.demo import CSS, THEME, create_demo
 
     local = config.ray is None
-    engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False) if local else remote_engine(config)
+    engine = (
+        Engine(config.model, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
+        if local
+        else remote_engine(config)
+    )
     demo = create_demo(
         engine,
         vqa_model=config.vqa_model,
@@ -60,7 +64,7 @@ def remote_engine(config: AppConfig) -> Engine:
         )
     except FaceswapError as err:
         raise SystemExit(f"error: {err}") from None
-    return RemoteEngine(config.model, handle, lora_dir=config.lora_dir)
+    return RemoteEngine(config.model, handle, lora_dir=config.lora_dir, landmarks=config.landmarks)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,22 @@ from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, 
 from faceswap_core.images import ImageInput, load_image
 from faceswap_core.loras import LoraInfo, LoraRegistry
 from faceswap_core.regions import Region, cut, face_region, mask_region, split_mask
-from faceswap_core.settings import MAX_FACES, MAX_SEED, SEARCH_STRENGTHS, MaskSettings, ModelSpec, SwapSettings, as_dict
+from faceswap_core.settings import (
+    DEFAULT_FACE_BACKEND,
+    FACE_BACKENDS,
+    MAX_FACES,
+    MAX_SEED,
+    SEARCH_STRENGTHS,
+    MaskSettings,
+    ModelSpec,
+    SwapSettings,
+    as_dict,
+)
 
 if TYPE_CHECKING:
     import torch
 
+    from faceswap_core.conditioning.controlnet import FaceControl
     from faceswap_core.faces.detect import Face
     from faceswap_core.fast import FastMode
     from faceswap_core.identity_adapter import IdentityAdapter
@@ -94,11 +105,16 @@ class Engine:
         lora_dir: str | os.PathLike = "lora_weights",
         allow_paths: bool = True,
         conditionings: Sequence[Conditioning] | None = None,
+        landmarks: str = DEFAULT_FACE_BACKEND,
     ) -> None:
         """``allow_paths=False`` (the web app): a LoRA or person is a name in ``lora_dir``, never a path.
-        ``conditionings``: the plug-ins that steer each face, in order (default: few-step, LoRA, image prompt)."""
+        ``conditionings``: the plug-ins that steer each face, in order (default: few-step, LoRA, image prompt).
+        ``landmarks``: the landmark backend of every face this engine finds."""
         self.model = ModelSpec(base=model) if isinstance(model, str) else model
         self.model.validate()
+        if landmarks not in FACE_BACKENDS:
+            raise SettingsError(f"landmarks must be one of {', '.join(FACE_BACKENDS)}, got {landmarks!r}")
+        self.landmarks = landmarks
         self.dtype = dtype
         self.loras = LoraRegistry(lora_dir, allow_paths=allow_paths)
         chosen = default_conditionings() if conditionings is None else conditionings
@@ -110,6 +126,7 @@ class Engine:
         self._adapter_count = 0
         self._identity: IdentityAdapter | None = None
         self._identity_lock = threading.Lock()
+        self._face_control: FaceControl | None = None
 
     @property
     def base_model(self) -> str:
@@ -205,7 +222,7 @@ class Engine:
         if needs_faces(request):
             from faceswap_core.faces.detect import detect_faces
 
-            faces = detect_faces(picture, name="target image")
+            faces = detect_faces(picture, backend=self.landmarks, name="target image")
         targets = resolve(request, faces, People(self.loras), picture)
         prepared = self.prepare(
             picture, targets, shared_mask=request.mask, mask_settings=request.mask_settings, faces=faces
@@ -263,7 +280,7 @@ class Engine:
             if any(target.face is not None for target in targets):
                 from faceswap_core.faces.detect import detect_faces
 
-                faces = detect_faces(picture, name="target image")
+                faces = detect_faces(picture, backend=self.landmarks, name="target image")
         masks: list[Image.Image | None] = [
             None if target.mask is None else normalize_mask(target.mask, picture.size) for target in targets
         ]
@@ -282,7 +299,12 @@ class Engine:
                 assert face is not None  # _nth_face raises when an automatic mask has no face
                 regions.append(
                     face_region(
-                        picture.size, face, face_index=target.face, padding=padding, mask_settings=mask_settings
+                        picture.size,
+                        face,
+                        face_index=target.face,
+                        padding=padding,
+                        mask_settings=mask_settings,
+                        image=picture,
                     )
                 )
             else:
@@ -341,6 +363,7 @@ class Engine:
         settings = [t.settings for t in targets] if settings is None else [_with_seed(chosen) for chosen in settings]
         pipeline = self.pipeline
         size = self.native_resolution
+        settings = [_face_strength(s, region, size) for s, region in zip(settings, prepared.regions, strict=True)]
         plans = [self.conditioning(chosen) for chosen in settings]  # a bad LoRA fails before any work
         counts = [self.steps_run(chosen) for chosen in settings]
         current, done, faces = prepared.image, 0, []
@@ -350,6 +373,7 @@ class Engine:
         ):
             report = None if progress is None else offset_progress(progress, done, sum(counts))
             crop, crop_mask = cut(current, region, size)
+            conditioning = conditioning.placed(region, size)
             generated, timings, ran = self._inpaint(pipeline, crop, crop_mask, chosen, conditioning, report, cancel)
             blend_started = time.perf_counter()
             if chosen.color_match:
@@ -388,8 +412,18 @@ class Engine:
             if self._identity is None:
                 from faceswap_core.identity_adapter import IdentityAdapter
 
-                self._identity = IdentityAdapter(self.model.ip_adapter)
+                self._identity = IdentityAdapter(self.model.ip_adapter, backend=self.landmarks)
             return self._identity
+
+    @property
+    def face_control(self) -> FaceControl:
+        """Keep expression's ControlNet (``ModelSpec.controlnet``): its weights load on the first swap that uses it."""
+        with self._identity_lock:
+            if self._face_control is None:
+                from faceswap_core.conditioning.controlnet import FaceControl
+
+                self._face_control = FaceControl(self.model.controlnet)
+            return self._face_control
 
     @property
     def loaded_identity(self) -> IdentityAdapter | None:
@@ -450,8 +484,11 @@ class Engine:
                 with ExitStack() as stack, torch.inference_mode():
                     for contribution in conditioning.contributions:
                         call.update(stack.enter_context(contribution.applied(pipeline, call)))
-                    ran = stack.enter_context(count_unet_evaluations(pipeline))
-                    output = pipeline(**call)
+                    runner = conditioning.runner(pipeline)
+                    if runner is not pipeline:  # its own object, sharing the modules: give it this call's scheduler
+                        runner.scheduler = pipeline.scheduler
+                    ran = stack.enter_context(count_unet_evaluations(runner))
+                    output = runner(**call)
             except Exception as err:  # cancelled, out of memory or a bug: free what the run held first
                 if self.model.low_vram:
                     pipeline.maybe_free_model_hooks()
@@ -515,6 +552,7 @@ class Engine:
             "faces": faces,
             "base_model": self.model.base,
             "vae": self.model.vae,
+            "landmarks": self.landmarks,
             "image_size": list(prepared.image.size),
             "resolution": resolution,
             "device": str(getattr(pipeline, "device", "")),
@@ -563,6 +601,15 @@ def _single_target(settings: SwapSettings, face: int | None, mask: ImageInput | 
 def _with_seed(settings: SwapSettings) -> SwapSettings:
     """The settings with a fixed seed: a random one when none is set, so the record can reproduce it."""
     return settings if settings.seed is not None else replace(settings, seed=secrets.randbelow(MAX_SEED + 1))
+
+
+def _face_strength(settings: SwapSettings, region: Region, size: int) -> SwapSettings:
+    """With dynamic strength, the strength this face gets; recorded as plain settings so a replay is exact."""
+    if not settings.dynamic_strength:
+        return settings
+    from faceswap_core.conditioning.controlnet import dynamic_strength
+
+    return replace(settings, strength=dynamic_strength(settings.strength, region, size), dynamic_strength=False)
 
 
 def _nth_face(faces: list[Face], index: int, *, given_mask: bool) -> Face | None:

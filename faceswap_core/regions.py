@@ -41,14 +41,19 @@ def face_region(
     face_index: int | None,
     padding: float,
     mask_settings: MaskSettings | None = None,
+    image: Image.Image | None = None,
 ) -> Region:
-    """The automatic region of a detected face: its landmark mask and the padded square around it."""
+    """The automatic region of a detected face: its landmark mask and the padded square around it.
+
+    With ``image`` and the occlusion switch on, hands and objects in front of the face are left out.
+    """
     from faceswap_core.faces.masks import face_mask
     from faceswap_core.settings import MaskSettings
 
     sizes = mask_settings or MaskSettings()
     sizes.validate()
-    mask = face_mask(image_size, face, grow=sizes.grow, feather=sizes.feather)
+    photo = image if sizes.occlusion else None
+    mask = face_mask(image_size, face, grow=sizes.grow, feather=sizes.feather, image=photo)
     return mask_region(mask, padding=padding, face=face, face_index=face_index, mask_source="auto")
 
 

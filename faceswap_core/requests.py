@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from faceswap_core.errors import NoFaceError, SettingsError, first_line
 from faceswap_core.settings import (
     IDENTITY_SCALE,
+    MASK_OCCLUSION,
     MAX_FACES,
     MAX_IDENTITY_PHOTOS,
     MAX_PROMPT_CHARS,
@@ -149,7 +150,7 @@ class SwapRequest:
         faces = _list(data.get("faces", []), "faces", MAX_FACES)
         settings = _settings(data.get("settings", {}), given.get("identity_photos"))
         mask_settings = _object(data.get("mask_settings", {}), "mask_settings")
-        _known(mask_settings, {"grow", "feather"}, "mask_settings")
+        _known(mask_settings, {"grow", "feather", "occlusion"}, "mask_settings")
         image = given.get("image", data.get("image"))
         if image is None:
             raise SettingsError("request: no image was given")
@@ -162,6 +163,7 @@ class SwapRequest:
             mask_settings=MaskSettings(
                 grow=_optional_number(mask_settings.get("grow"), "mask_settings.grow"),
                 feather=_optional_number(mask_settings.get("feather"), "mask_settings.feather"),
+                occlusion=_bool(mask_settings.get("occlusion", MASK_OCCLUSION), "mask_settings.occlusion"),
             ),
             reference_face=given["reference_face"]
             if "reference_face" in given
@@ -331,6 +333,8 @@ def _settings(value: Any, identity_photos: Any) -> SwapSettings:
         "identity_photos": _photos,
         "identity_scale": _optional_number,
         "fast": _bool,
+        "keep_expression": _number,
+        "dynamic_strength": _bool,
         "extras": _extras,
     }
     values = {name: checks[name](data[name], f"settings.{name}") for name in data}

@@ -44,8 +44,10 @@ PHOTO_TTL_S = 900.0  # a visitor's full-size photo is dropped from the server af
 PHOTO_STORE_MAX_BYTES = 2_000_000_000  # all visitors' full-size photos together (the oldest go first)
 
 # --- faces and masks ----------------------------------------------------------------------------
-FACE_BACKENDS = ("dlib", "face-alignment")
-DEFAULT_FACE_BACKEND = "dlib"
+# Landmark backends: mediapipe (free for commercial use), dlib and face-alignment (68-point models
+# trained on 300-W data: non-commercial). See README, "Models and their licences".
+FACE_BACKENDS = ("mediapipe", "dlib", "face-alignment")
+DEFAULT_FACE_BACKEND = "mediapipe"
 # Grow and feather are given in pixels; when left unset they scale with the face width. The default
 # mask is the landmark outline itself (brows to chin, cheek to cheek), which is what a careful person
 # paints: the old default (grow 0.04, feather 0.06) was larger than hand-painted masks all round and
@@ -55,13 +57,29 @@ MASK_GROW_FRACTION = 0.0  # of face width; the landmark hull is grown by this mu
 MASK_FEATHER_FRACTION = 0.02  # of face width; Gaussian edge width (standard deviation)
 MASK_GROW_PX = Range(-100, 200, 0, 1)  # slider range; 0 in the UI means "auto" is off and no growth
 MASK_FEATHER_PX = Range(0, 200, 0, 1)
-MASK_BROW_RAISE = 0.8  # brows are lifted by this times their height above the eyes: the mask's top edge
+MASK_BROW_RAISE = 0.7  # brows are lifted by this times their height above the eyes: the mask's top edge
+# (about 0.1 face widths above the brow tops with either backend). Measured on the seed targets (by
+# eye, in face widths above the brow tops): hairline or hat brim at 0.35 (A), 0.35 (B), 0.13 (C, a
+# beret), 0.18 (E, a hat), 0.5 (G). The top edge stays under the lowest of them, so hair and hats are
+# never repainted; the strip of forehead left between is blended by the feather.
+# Occlusion-aware automatic masks (faces/occlusion.py): on by default, a switch in CLI, app and API.
+MASK_OCCLUSION = True
+OCCLUSION_SIDE = 384  # the crop around a face is searched for hands and objects at most this size
+OCCLUSION_CONTEXT = 0.5  # face widths of context around the face outline: enough to see a whole hand
+OCCLUSION_SKIN_SIGMAS = 4.0  # a hue (Lab a, b) this many robust deviations from the face's skin is not skin
+OCCLUSION_GREY = 0.35  # colour saturation under this share of the skin's is grey, black or white: not skin
+OCCLUSION_DARK = 0.4  # lightness under this share of the skin's is darker than shading makes skin
+OCCLUSION_MIN_BLOB = 0.01  # of the face region: smaller off-colour blobs are spots, shadows, pores
 # dlib looks for faces on a copy whose longest side is at most this, upsampled this many times
 # (faces down to ~40 px of that copy are found), then fits landmarks at full resolution.
 DETECT_MAX_SIDE = 1024
 DETECT_UPSAMPLE = 1
 DETECT_NMS_IOU = 0.3  # boxes overlapping a better one by more than this are the same face
 DETECT_MIN_SCORE = 0.3  # weaker HOG detections are mostly clothing patterns and textures
+# MediaPipe's mesh runs on a square crop this many face-box widths across (its detector wants a face
+# as large as in a selfie), reduced to at most this side: the mesh itself reads a 192 px face.
+DETECT_MESH_CROP = 2.0
+DETECT_MESH_SIDE = 512
 
 # --- source-photo preparation -------------------------------------------------------------------
 PREPARE_SIZE = Range(256, 2048, 1024, 64)
@@ -123,6 +141,25 @@ IDENTITY_CACHE_SIZE = 16  # photo sets whose embeddings stay cached (a few MB ea
 IDENTITY_EYE_DISTANCE = 0.3
 IDENTITY_EYE_Y = 0.4
 
+# --- keep expression (a ControlNet on the target face's own landmarks) ----------------------------
+# xinsir's union ControlNet for SDXL (Apache-2.0) reads an OpenPose-style face map (control mode 0):
+# the target's 68 landmarks drawn as lines keep the pose, gaze and mouth while strength goes high.
+DEFAULT_CONTROLNET = "xinsir/controlnet-union-sdxl-1.0"
+CONTROLNET_POSE_MODE = 0  # the union model's control type for OpenPose maps (faces included)
+# Weight of the face map: 0.5-0.8 keeps the expression and leaves the identity to the LoRA; near 1 the
+# map also fixes the face's proportions, which are the target's, not the person's.
+KEEP_EXPRESSION = Range(0.0, 1.5, 0.6, 0.05)
+# With the expression held by the ControlNet, strength can go where the likeness is (0.8-1.0): the
+# candidates of "Try strengths" and the recommended strength move up with it.
+SEARCH_STRENGTHS_KEEP_EXPRESSION = (0.6, 0.7, 0.8, 0.9)
+RECOMMENDED_STRENGTH = 0.5
+RECOMMENDED_STRENGTH_KEEP_EXPRESSION = 0.85
+# Dynamic strength (ADetailer-style, by face area): a small face is upscaled to the native side and
+# comes out soft, so it gets more denoising; a face filling FULL_DETAIL_FACE of the native side or more
+# keeps the chosen strength, a smaller one gains up to DYNAMIC_STRENGTH_GAIN.
+DYNAMIC_STRENGTH_GAIN = 0.2
+FULL_DETAIL_FACE = 0.4
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -133,6 +170,7 @@ class ModelSpec:
     vae: str | None = None  # VAE override, e.g. FP16_FIX_VAE
     ip_adapter: str = DEFAULT_IP_ADAPTER  # image-prompt identity adapter (hub id or folder in its layout)
     fast_lora: str | None = None  # few-step LoRA for fast mode (hub id, folder or file); None: LCM-LoRA SDXL
+    controlnet: str = DEFAULT_CONTROLNET  # keep expression's ControlNet (hub id or folder), loaded on first use
     device: str = "auto"
     low_vram: bool = False  # model CPU offload for 8-12 GB cards
 
@@ -149,12 +187,15 @@ class MaskSettings:
 
     grow: float | None = None
     feather: float | None = None
+    occlusion: bool = MASK_OCCLUSION  # leave hands and objects in front of the face out of the mask
 
     def validate(self) -> None:
         if self.grow is not None:
             MASK_GROW_PX.check("grow", self.grow)
         if self.feather is not None:
             MASK_FEATHER_PX.check("feather", self.feather)
+        if not isinstance(self.occlusion, bool):
+            raise SettingsError(f"occlusion must be true or false, got {self.occlusion!r}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +215,8 @@ class SwapSettings:
     identity_photos: tuple[str, ...] = ()  # photos of the person for the image-prompt adapter; () = none
     identity_scale: float | None = None  # None: IDENTITY_SCALE's default, or IDENTITY_SCALE_WITH_LORA beside a LoRA
     fast: bool = False  # a few-step LoRA and its scheduler: steps and guidance follow the fast mode (see fast.py)
+    keep_expression: float = 0.0  # weight of the ControlNet on the target's landmarks; 0 = off (nothing loaded)
+    dynamic_strength: bool = False  # raise the strength for small faces (see DYNAMIC_STRENGTH_GAIN)
     extras: Mapping[str, Any] = field(default_factory=dict)  # options of conditioning plug-ins, by plug-in name
 
     def validate(self) -> None:
@@ -182,6 +225,7 @@ class SwapSettings:
         STEPS.check("steps", self.steps)
         GUIDANCE.check("guidance", self.guidance)
         LORA_SCALE.check("lora scale", self.lora_scale)
+        KEEP_EXPRESSION.check("keep expression weight", self.keep_expression)
         if self.identity_scale is not None:
             IDENTITY_SCALE.check("identity scale", self.identity_scale)
         if len(self.identity_photos) > MAX_IDENTITY_PHOTOS:

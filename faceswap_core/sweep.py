@@ -66,7 +66,9 @@ def sweep(
 
         scorer = IdentityScorer(references)
     region = prepared.regions[0]
-    scored_face = region.face if region.face is not None else _face_under_mask(prepared.image, region.mask)
+    scored_face = region.face
+    if scored_face is None:
+        scored_face = _face_under_mask(prepared.image, region.mask, engine.landmarks)
     counts = [engine.steps_run(candidate) for candidate in candidates]
     total, done = sum(counts), 0
     results: list[SwapResult] = []
@@ -85,14 +87,14 @@ def sweep(
     return results
 
 
-def _face_under_mask(image: Image.Image, mask: Image.Image) -> Face | None:
+def _face_under_mask(image: Image.Image, mask: Image.Image, landmarks: str) -> Face | None:
     """With a hand-drawn mask, the face to score is the one the mask covers most."""
     from faceswap_core.faces.detect import detect_faces
     from faceswap_core.faces.masks import mask_box
 
     x0, y0, x1, y1 = mask_box(mask)
     best, best_overlap = None, 0.0
-    for face in detect_faces(image):
+    for face in detect_faces(image, backend=landmarks):
         fx0, fy0, fx1, fy1 = face.box
         overlap = max(0.0, min(x1, fx1) - max(x0, fx0)) * max(0.0, min(y1, fy1) - max(y0, fy0))
         if overlap > best_overlap:

@@ -35,6 +35,7 @@ from PIL import Image
 from faceswap_core.errors import CancelledError, NoFaceError, SettingsError
 from faceswap_core.media import BadVideoError, CorruptVideoError, Frame, VideoInfo, VideoWriter, probe, read_frames
 from faceswap_core.settings import (
+    DEFAULT_FACE_BACKEND,
     MAX_FACES,
     MAX_SEED,
     VIDEO_DETECT_EVERY,
@@ -171,9 +172,16 @@ class VideoJob:
     """One clip's swap in a folder: ``job.json``, ``tracks.npz`` and ``patches/`` (repainted boxes as PNG)."""
 
     def __init__(
-        self, folder: str | os.PathLike, clip: str | os.PathLike, settings: VideoSettings, limits: VideoLimits | None
+        self,
+        folder: str | os.PathLike,
+        clip: str | os.PathLike,
+        settings: VideoSettings,
+        limits: VideoLimits | None,
+        *,
+        landmarks: str = DEFAULT_FACE_BACKEND,
     ) -> None:
         settings.validate()
+        self.landmarks = landmarks  # the engine's landmark backend: tracks and masks read the same points
         self.folder = Path(folder)
         self.info: VideoInfo = probe(clip, limits)
         self.settings = settings
@@ -235,7 +243,8 @@ class VideoJob:
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("the clip was cancelled while finding its faces; nothing was repainted")
                 detect_started = time.perf_counter()
-                faces = detect_faces(frame.pixels) if frame.index % settings.detect_every == 0 else None
+                found = frame.index % settings.detect_every == 0
+                faces = detect_faces(frame.pixels, backend=self.landmarks) if found else None
                 tracked = time.perf_counter()
                 self.timings["detect_s"] += tracked - detect_started
                 tracker.update(faces, functools.partial(describe, frame.pixels))
@@ -273,7 +282,7 @@ class VideoJob:
 
         if self.settings.reference is not None:
             return [face_descriptor(self.settings.reference, name="reference photo")]
-        frame, faces = faces_at(self.info, self.settings.pick_s)
+        frame, faces = faces_at(self.info, self.settings.pick_s, landmarks=self.landmarks)
         if not faces:
             raise NoFaceError(f"{self.info.path.name}: no face on the frame at {frame.time_s:.2f} s to choose from")
         for index in self.settings.faces:
@@ -389,7 +398,7 @@ class VideoJob:
         os.replace(partial, path)
 
 
-def faces_at(info: VideoInfo, at_s: float) -> tuple[Frame, list[Face]]:
+def faces_at(info: VideoInfo, at_s: float, *, landmarks: str = DEFAULT_FACE_BACKEND) -> tuple[Frame, list[Face]]:
     """The first frame at or after ``at_s`` (the last one if the clip is shorter) and its faces, largest first."""
     from faceswap_core.faces.detect import detect_faces
 
@@ -404,7 +413,7 @@ def faces_at(info: VideoInfo, at_s: float) -> tuple[Frame, list[Face]]:
             raise
     if chosen is None:
         raise BadVideoError(f"{info.path.name}: the video stream has no frames")
-    return chosen, detect_faces(chosen.pixels)
+    return chosen, detect_faces(chosen.pixels, backend=landmarks)
 
 
 def preview(
@@ -415,7 +424,7 @@ def preview(
 
     settings.validate()
     info = probe(clip, limits)
-    frame, faces = faces_at(info, settings.pick_s)
+    frame, faces = faces_at(info, settings.pick_s, landmarks=engine.landmarks)
     if settings.reference is not None:
         wanted = face_descriptor(settings.reference, name="reference photo")
         distances = [float(np.linalg.norm(face_descriptor(frame.pixels, face) - wanted)) for face in faces]
@@ -453,7 +462,7 @@ def swap_clip(
     Raises :class:`CancelledError` after writing the finished part when cancelled, and
     :class:`CorruptVideoError` after writing the good part of a clip that breaks part-way.
     """
-    job = VideoJob(job_folder, clip, settings, limits)
+    job = VideoJob(job_folder, clip, settings, limits, landmarks=engine.landmarks)
     try:
         job.repaint(engine, progress, cancel)
     except CancelledError:

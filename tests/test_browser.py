@@ -64,10 +64,14 @@ def wait_result_images(page: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser-loras")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir: Path, lora_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from faceswap_core.identity_adapter import save_tiny_ip_adapter
 
-    lora_dir = tmp_path_factory.mktemp("browser-loras")
     adapter = save_tiny_ip_adapter(tmp_path_factory.mktemp("browser-ip-adapter"))  # photos of a person work
     ARTIFACTS.mkdir(exist_ok=True)
     with running_app(tiny_model_dir, lora_dir, ARTIFACTS / "browser-app.log", adapter) as url:
@@ -142,6 +146,38 @@ def test_upload_auto_mask_paint_generate_and_download(page: Any, astronaut: Imag
         page.screenshot(path=str(ARTIFACTS / "swap-result.png"), full_page=True)
 
 
+def test_a_hand_over_the_face_is_cut_out_of_the_mask_before_generate(
+    page: Any, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    """The editor's automatic mask leaves the hand out, and Generate then returns the hand exactly."""
+    import numpy as np
+
+    from bench.occluders import composite
+    from faceswap_core.faces import detect_faces
+    from faceswap_core.faces.masks import face_mask
+
+    scene, alpha = composite(astronaut, "hand", detect_faces(astronaut)[0])
+    target = tmp_path / "hand.png"
+    scene.save(target)
+    hand = (alpha >= 128) & (np.asarray(face_mask(scene.size, detect_faces(scene)[0])) >= 128)
+    with screenshot_on_failure(page, "occlusion"):
+        page.get_by_role("tab", name="Swap a face").click()
+        page.get_by_role("tab", name="Photo and mask").click()
+        upload(page, target)
+        page.screenshot(path=str(ARTIFACTS / "swap-occlusion-mask.png"), full_page=True)
+        generate(page)
+        with page.expect_download() as download_info:
+            page.click("#download")
+        saved = tmp_path / "hand-result.png"
+        download_info.value.save_as(saved)
+        before = np.asarray(scene).astype(int)
+        after = np.asarray(Image.open(saved).convert("RGB")).astype(int)
+        same = np.abs(after - before).max(axis=2) == 0
+        assert hand.sum() > 500 and same[hand].mean() > 0.7  # the hand comes back as it was
+        face = (alpha == 0) & (np.asarray(face_mask(scene.size, detect_faces(scene)[0])) >= 250)
+        assert (~same[face]).mean() > 0.9  # while the face beside it was repainted
+
+
 def test_group_photo_second_face_gets_its_own_person(page: Any, tmp_path: Path) -> None:
     """Choosing face 2 in the Face picker and a person for it paints face 2, and face 2 is what gets replaced."""
     group = REPO.parent / "shared" / "data" / "people" / "two_people.jpg"
@@ -207,6 +243,7 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.click("#train")
         wait_for_text(page, "#train-status", "is ready")
         wait_for_text(page, "#loss", "smoothed")  # the chart's legend: raw and smoothed lines
+        wait_for_text(page, "#rank-note", "no checkpoint is recommended")  # ranked after training: noise, no face
         page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")
@@ -224,6 +261,36 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.click("#cancel-train")
         wait_for_text(page, "#train-status", "Stopping", timeout_ms=3_000)
         wait_for_text(page, "#train-status", "Cancelled after")
+
+
+def test_ranked_checkpoints_the_recommended_one_is_selected_in_the_swap_tab(
+    page: Any, tiny_model_dir: Path, lora_dir: Path, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    """A person ranked on real faces (checkpoint 10 drew none, 20 the astronaut): Rank shows the scores and
+    selects checkpoint 20 in the Swap tab, marked as recommended."""
+    from faceswap_core.engine import Engine
+    from faceswap_core.settings import ModelSpec, TrainSettings
+    from faceswap_core.training import train_lora
+    from faceswap_core.training.ranking import rank_checkpoints
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    astronaut.crop((110, 0, 350, 240)).resize((160, 160)).save(photos / "a.png")
+    (photos / "metadata.csv").write_text('file_name,text\na.png,"a photo of a woman face"\n')
+    quick = TrainSettings(steps=2, rank=4, resolution=64, checkpoint_every=1, sample_every_checkpoint=False)
+    train_lora(photos, "ranked", base_model=str(tiny_model_dir), settings=quick, lora_dir=lora_dir)
+    engine = Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=lora_dir)
+    blank = Image.new("RGB", (64, 64), (128, 128, 128))
+    drawn = {"ranked/checkpoint-1": blank, "ranked/checkpoint-2": astronaut}
+    assert rank_checkpoints(engine, "ranked", render=lambda lora, *_: drawn[lora]).recommended == "ranked/checkpoint-2"
+    with screenshot_on_failure(page, "rank"):
+        page.get_by_role("tab", name="Train a person").click()
+        page.fill("#lora-name textarea, #lora-name input", "ranked")
+        page.click("#rank-checkpoints")
+        wait_for_text(page, "#rank-note", "ranked/checkpoint-2 recommended")
+        page.get_by_role("tab", name="Swap a face").click()
+        picker = page.locator("#lora input")
+        assert picker.input_value().startswith("ranked/checkpoint-2") and "recommended" in picker.input_value()
 
 
 def shot(page: Any, name: str) -> None:

@@ -113,6 +113,28 @@ def test_mask_command(photos: dict[str, Path], tmp_path: Path, capsys: pytest.Ca
     assert png_metadata(out)["grow"] == "4.0"
 
 
+def test_mask_command_switches(
+    photos: dict[str, Path], astronaut: Image.Image, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--no-occlusion keeps a hand over the cheek in the mask; --landmarks picks the backend."""
+    from bench.occluders import composite
+    from faceswap_core.faces import detect_faces
+
+    scene, alpha = composite(astronaut, "hand", detect_faces(astronaut)[0])
+    path = tmp_path / "hand.png"
+    scene.save(path)
+    masks = {}
+    for name, extra in (("aware", []), ("plain", ["--no-occlusion"]), ("dlib", ["--landmarks", "dlib"])):
+        assert cli.main(["mask", str(path), "-o", str(tmp_path / f"{name}.png"), *extra]) == 0
+        masks[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
+    hand = (alpha >= 128) & (masks["plain"] >= 128)
+    assert hand.sum() > 500 and (masks["aware"][hand] < 128).mean() > 0.9
+    assert not np.array_equal(masks["dlib"], masks["aware"])  # other landmarks, another outline
+    with pytest.raises(SystemExit):
+        cli.main(["faces", str(photos["face"]), "--landmarks", "insightface"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("key", "extra", "message"),
     [

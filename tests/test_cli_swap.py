@@ -52,6 +52,19 @@ def test_swap_writes_image_with_parameters(
     assert printed["output"] == str(out) and printed["faces"][0]["seed"] == 3
 
 
+def test_landmarks_and_occlusion_switches(
+    tiny_model_dir: Path, photo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.png"
+    args = ["swap", str(photo), "-o", str(out), "--base", str(tiny_model_dir), "--device", "cpu", "--steps", "2"]
+    assert main([*args, "--landmarks", "dlib", "--no-occlusion"]) == 0
+    assert json.loads(png_metadata(out)["parameters"])["landmarks"] == "dlib"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--landmarks", "insightface"])
+    assert info.value.code == 2 and "invalid choice: 'insightface'" in capsys.readouterr().err
+
+
 def test_strengths_write_ranked_candidates(
     tiny_model_dir: Path, photo: Path, mask_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

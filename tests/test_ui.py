@@ -13,6 +13,7 @@ from lora_factory import make_test_lora
 from PIL import Image
 
 from faceswap_core.engine import Engine
+from faceswap_core.errors import SettingsError
 from faceswap_core.faces.detect import find_face
 from faceswap_core.faces.masks import face_mask
 from faceswap_core.settings import ModelSpec
@@ -48,6 +49,16 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
     config = parse_config(["--base", "/models/b", "--port", "7000", "--lora-dir", "x", "--share"], env)
     assert (config.model.base, config.port, config.lora_dir, config.share) == ("/models/b", 7000, "x", True)
     assert parse_config([], {"GRADIO_SERVER_NAME": "0.0.0.0"}).host == "0.0.0.0"  # what Spaces set
+
+
+def test_landmarks_from_flag_or_environment() -> None:
+    assert parse_config([], {}).landmarks == "mediapipe"
+    assert parse_config([], {"FACESWAP_LANDMARKS": "dlib"}).landmarks == "dlib"
+    assert parse_config(["--landmarks", "mediapipe"], {"FACESWAP_LANDMARKS": "dlib"}).landmarks == "mediapipe"
+    with pytest.raises(SystemExit, match="FACESWAP_LANDMARKS='insightface'"):
+        parse_config([], {"FACESWAP_LANDMARKS": "insightface"})
+    with pytest.raises(SettingsError, match="landmarks must be one of"):
+        Engine("any/model", landmarks="insightface")
 
 
 def test_base_config_for_a_single_file_base_from_flag_or_environment() -> None:

@@ -455,3 +455,28 @@ def test_the_api_takes_people_and_photos(swap: SwapHandlers, photos_of: dict[str
     ):
         with pytest.raises(gr.Error, match=message):
             swap.api_swap(target, None, "", prompt="", strength=0.5, **{**common, **changes})
+
+
+def test_the_editor_shows_the_hand_cut_out_of_the_mask(swap: SwapHandlers, tmp_path: Path) -> None:
+    """Upload paints the occlusion-aware mask; unticking the switch and Auto mask paints the landmark one."""
+    from skimage import data
+
+    from bench.occluders import composite
+    from faceswap_core.faces import detect_faces
+
+    astronaut = Image.fromarray(data.astronaut())
+    scene, alpha = composite(astronaut, "hand", detect_faces(astronaut)[0])
+    path = tmp_path / "hand.png"
+    scene.save(path)
+    fields = loaded(swap, path)
+    hand = alpha >= 128
+    with_hand_out = painted(fields)
+    plain, _ = swap.auto_mask({**fields, "occlusion": False})
+    plain = np.asarray(editor_mask(plain))
+    inside = hand & (plain >= 128)
+    assert inside.sum() > 500 and (with_hand_out[inside] < 128).mean() > 0.9
+    assert (with_hand_out <= plain).all()
+    again, _ = swap.auto_mask({**fields, "occlusion": True})
+    assert np.array_equal(np.asarray(editor_mask(again)), with_hand_out)
+    with pytest.raises(gr.Error, match="occlusion must be true or false"):
+        swap.auto_mask({**fields, "occlusion": "no"})

@@ -60,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(f"--workers must be 1 or more, got {args.workers}")
     args.target = args.in_dir  # the request's photo: each photo of the folder in turn
     request = build_request(args)
-    engine = Engine(model_spec(args), lora_dir=args.lora_dir)
+    engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
     check_people(engine, request)  # a missing or unsafe LoRA fails here, before any model loads
     if args.ray:
         from faceswap_core.cluster import connect
         from faceswap_core.cluster.data import RayExecutor
 
         connect(args.ray)
-        executor: Any = RayExecutor(engine.model, str(args.lora_dir), workers=args.workers)
+        executor: Any = RayExecutor(engine.model, str(args.lora_dir), workers=args.workers, landmarks=args.backend)
     else:
         executor = LocalExecutor(engine)
     report = run_batch(args.in_dir, args.output, request, executor, on_item=_print_item)

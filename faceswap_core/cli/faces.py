@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     faces.add_argument("image", type=Path, metavar="IMAGE", help="photo to search")
-    _backend_option(faces)
+    landmarks_option(faces)
     faces.set_defaults(func=run_faces)
 
     mask = subparsers.add_parser(
@@ -39,7 +39,8 @@ def register(subparsers: Any) -> None:
     mask.add_argument("--face", type=int, default=0, metavar="N", help="which face, 0 = largest (default 0)")
     mask.add_argument("--grow", type=float, metavar="PX", help="grow the mask by PX pixels, negative shrinks")
     mask.add_argument("--feather", type=float, metavar="PX", help="soften the edge over about PX pixels")
-    _backend_option(mask)
+    landmarks_option(mask)
+    occlusion_option(mask)
     mask.set_defaults(func=run_mask)
 
     prepare = subparsers.add_parser(
@@ -64,7 +65,7 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_CLASS_WORD,
         help=f"word for the person in the default caption: {', '.join(CLASS_WORDS)} (default {DEFAULT_CLASS_WORD})",
     )
-    _backend_option(prepare)
+    landmarks_option(prepare)
     prepare.set_defaults(func=run_prepare)
 
     score = subparsers.add_parser(
@@ -81,12 +82,24 @@ def register(subparsers: Any) -> None:
     score.set_defaults(func=run_score)
 
 
-def _backend_option(parser: argparse.ArgumentParser) -> None:
+def landmarks_option(parser: argparse.ArgumentParser) -> None:
+    """``--landmarks`` (``--backend`` is its old name), shared by every command that finds faces."""
     parser.add_argument(
+        "--landmarks",
         "--backend",
+        dest="backend",
         choices=FACE_BACKENDS,
         default=DEFAULT_FACE_BACKEND,
-        help=f"face detector (default {DEFAULT_FACE_BACKEND}; face-alignment downloads its weights on first use)",
+        help=f"landmark backend (default {DEFAULT_FACE_BACKEND}, free for commercial use; dlib's 68-point model is "
+        "non-commercial; face-alignment downloads its weights on first use)",
+    )
+
+
+def occlusion_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-occlusion",
+        action="store_true",
+        help="keep hands and objects in front of the face in the automatic mask (default: left out)",
     )
 
 
@@ -125,7 +138,8 @@ def run_mask(args: argparse.Namespace) -> int:
     MaskSettings(grow=args.grow, feather=args.feather).validate()
     image = load_image(args.image, name=str(args.image))
     face = find_face(image, args.face, backend=args.backend, name=str(args.image))
-    mask = face_mask(image.size, face, grow=args.grow, feather=args.feather)
+    photo = None if args.no_occlusion else image
+    mask = face_mask(image.size, face, grow=args.grow, feather=args.feather, image=photo)
     metadata = {"source": args.image.name, "face": str(args.face), "grow": str(args.grow), "feather": str(args.feather)}
     print(save_png(mask, args.output, metadata))
     return 0

@@ -13,7 +13,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from faceswap_core.settings import DEFAULT_BASE_MODEL, DEFAULT_IP_ADAPTER, DEVICES, FAST_LORA, FP16_FIX_VAE, ModelSpec
+from faceswap_core.settings import (
+    DEFAULT_BASE_MODEL,
+    DEFAULT_CONTROLNET,
+    DEFAULT_IP_ADAPTER,
+    DEVICES,
+    FAST_LORA,
+    FP16_FIX_VAE,
+    ModelSpec,
+)
 
 LORA_DIR_ENV = "FACESWAP_LORA_DIR"
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -34,7 +42,8 @@ def add_model_flags(
     parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None, *, inference: bool = True
 ) -> None:
     """``--base``, ``--base-config``, ``--device``, ``--lora-dir``; with ``inference`` also ``--vae``,
-    ``--low-vram``, ``--fast-lora`` and ``--ip-adapter``. Defaults come from ``environ`` (the process's)."""
+    ``--low-vram``, ``--fast-lora``, ``--controlnet`` and ``--ip-adapter``. Defaults come from ``environ``
+    (the process's)."""
     env = os.environ if environ is None else environ
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -86,6 +95,13 @@ def add_model_flags(
         f"(default: {FAST_LORA})",
     )
     group.add_argument(
+        "--controlnet",
+        default=env.get("FACESWAP_CONTROLNET") or DEFAULT_CONTROLNET,
+        metavar="SOURCE",
+        help="ControlNet for Keep expression, loaded on first use: hub id or diffusers folder [FACESWAP_CONTROLNET] "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
         "--ip-adapter",
         default=env.get("FACESWAP_IP_ADAPTER") or DEFAULT_IP_ADAPTER,
         metavar="SOURCE",
@@ -120,6 +136,7 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
         vae=getattr(args, "vae", None),
         ip_adapter=getattr(args, "ip_adapter", None) or ModelSpec.ip_adapter,
         fast_lora=getattr(args, "fast_lora", None),
+        controlnet=getattr(args, "controlnet", None) or ModelSpec.controlnet,
         device=args.device,
         low_vram=getattr(args, "low_vram", False),
     )

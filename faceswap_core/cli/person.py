@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from faceswap_core.cli.model_args import add_lora_dir
-from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD, DEFAULT_FACE_BACKEND, FACE_BACKENDS
+from faceswap_core.cli.faces import landmarks_option
+from faceswap_core.cli.model_args import add_lora_dir, model_parent
+from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD
 
 
 def register(subparsers: Any) -> None:
@@ -32,12 +33,25 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_CLASS_WORD,
         help=f"who the photos show, for captions: {', '.join(CLASS_WORDS)} (default {DEFAULT_CLASS_WORD})",
     )
-    add.add_argument("--backend", choices=FACE_BACKENDS, default=DEFAULT_FACE_BACKEND, help="face detector")
+    landmarks_option(add)
     add_lora_dir(add)
     add.set_defaults(func=run_add)
     listing = commands.add_parser("list", help="the people as JSON: photos, LoRA, checkpoints")
     add_lora_dir(listing)
     listing.set_defaults(func=run_list)
+    rank = commands.add_parser(
+        "rank",
+        parents=[model_parent()],
+        help="rank a trained person's checkpoints by likeness; the recommended one is written beside the LoRA",
+        description=(
+            "Every checkpoint of NAME renders the same fixed-seed samples (expressions and angles the training "
+            "photos lack), scored by identity distance to the training photos with a penalty for near-copies. "
+            "Writes LORA_DIR/NAME/checkpoint_scores.json and prints it; the earliest checkpoint within a small "
+            "margin of the best is recommended (none when the samples show no face)."
+        ),
+    )
+    rank.add_argument("name", metavar="NAME", help="a trained person in --lora-dir")
+    rank.set_defaults(func=run_rank)
 
 
 _ADD = (
@@ -69,6 +83,19 @@ def run_list(args: argparse.Namespace) -> int:
     from faceswap_core.people import People
 
     print(json.dumps([_entry(person) for person in People(LoraRegistry(args.lora_dir)).list()]))
+    return 0
+
+
+def run_rank(args: argparse.Namespace) -> int:
+    from faceswap_core.cli import quiet_libraries
+    from faceswap_core.cli.model_args import model_spec
+    from faceswap_core.engine import Engine
+    from faceswap_core.training.ranking import rank_checkpoints
+
+    quiet_libraries()
+    ranking = rank_checkpoints(Engine(model_spec(args), lora_dir=args.lora_dir), args.name)
+    print(ranking.note, file=sys.stderr)
+    print(json.dumps(ranking.to_json()))
     return 0
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceswap_core.cli.faces import landmarks_option, occlusion_option
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.errors import SettingsError
 from faceswap_core.people import People
@@ -16,12 +17,14 @@ from faceswap_core.settings import (
     GUIDANCE,
     IDENTITY_SCALE,
     IDENTITY_SCALE_WITH_LORA,
+    KEEP_EXPRESSION,
     LORA_SCALE,
     MAX_IDENTITY_PHOTOS,
     MAX_STRENGTH_CANDIDATES,
     PADDING,
     STEPS,
     STRENGTH,
+    MaskSettings,
     SwapSettings,
 )
 
@@ -57,6 +60,8 @@ def register(subparsers: Any) -> None:
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
     """The flags that describe a request (faces, people, mask, settings), shared by ``swap`` and ``batch``."""
+    landmarks_option(parser)
+    occlusion_option(parser)
     parser.add_argument(
         "--reference-face",
         type=Path,
@@ -122,6 +127,20 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
     )
     fast = parser.add_argument_group("fast mode")
     fast.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler: ~4 UNet evaluations")
+    keep = parser.add_argument_group("pose and expression")
+    keep.add_argument(
+        "--keep-expression",
+        type=float,
+        nargs="?",
+        const=KEEP_EXPRESSION.default,
+        default=0.0,
+        metavar="WEIGHT",
+        help="hold the target's pose and expression with a ControlNet on its landmarks, so --strength can go "
+        f"to 0.8-1.0; {_default('WEIGHT', KEEP_EXPRESSION)}",
+    )
+    keep.add_argument(
+        "--dynamic-strength", action="store_true", help="more strength for small faces (by face size, as ADetailer)"
+    )
 
 
 def face_spec(text: str) -> tuple[int | str, str | None]:
@@ -178,6 +197,8 @@ def build_request(args: argparse.Namespace) -> SwapRequest:
         identity_photos=tuple(str(photo) for photo in args.identity or ()),
         identity_scale=args.identity_scale,
         fast=args.fast,
+        keep_expression=args.keep_expression,
+        dynamic_strength=args.dynamic_strength,
     )
     faces = tuple(FaceRequest(face=which, person=person) for which, person in args.faces or ())
     return SwapRequest(
@@ -186,6 +207,7 @@ def build_request(args: argparse.Namespace) -> SwapRequest:
         person=args.person,
         settings=settings,
         mask=None if args.mask == "auto" else str(args.mask),
+        mask_settings=MaskSettings(occlusion=not args.no_occlusion),
         reference_face=None if args.reference_face is None else str(args.reference_face),
     ).validate()
 
@@ -211,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
             "the photo as viewers show it (upright), and so is the output",
             file=sys.stderr,
         )
-    engine = Engine(model_spec(args), lora_dir=args.lora_dir)
+    engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
     check_people(engine, request)  # a missing or unsafe LoRA fails here, before the model loads
     progress = _print_progress if sys.stderr.isatty() else None
     if args.save_request is not None:

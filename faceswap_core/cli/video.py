@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from faceswap_core.cli.faces import landmarks_option
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.settings import (
     GUIDANCE,
@@ -37,6 +38,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("clip", type=Path, metavar="IN", help="mp4, mov, webm or mkv clip")
+    landmarks_option(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="OUT.mp4, OUT.mkv or a folder")
     parser.add_argument("--person", metavar="NAME", help="a person in --lora-dir: their LoRA and photos")
     parser.add_argument("--lora", metavar="NAME_OR_PATH", help="a LoRA name in --lora-dir, or a .safetensors path")
@@ -118,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
         lora=args.lora,
         fast=args.fast,
     )
-    engine = Engine(model_spec(args), lora_dir=args.lora_dir)
+    engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
     if args.person:
         swap = People(engine.loras).resolve(args.person).settings(swap)
     numbers = face_numbers(args.face)
     if numbers is None and args.reference is None:
-        numbers = tuple(range(len(faces_at(info, args.at)[1]))) or (0,)
+        numbers = tuple(range(len(faces_at(info, args.at, landmarks=args.backend)[1]))) or (0,)
     settings = VideoSettings(
         swap=swap,
         faces=() if args.reference else numbers or (0,),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from faceswap_core.cluster import cluster_gpus
 from faceswap_core.errors import ClusterError, first_line
 from faceswap_core.jobs.batch import Outcome
+from faceswap_core.settings import DEFAULT_FACE_BACKEND
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,12 +27,12 @@ if TYPE_CHECKING:
 class EngineWorker:
     """A Ray Data actor: builds its engine (and loads the model) once, then swaps one photo per call."""
 
-    def __init__(self, model: ModelSpec, lora_dir: str, request: SwapRequest) -> None:
+    def __init__(self, model: ModelSpec, lora_dir: str, landmarks: str, request: SwapRequest) -> None:
         from faceswap_core.cli import quiet_libraries
         from faceswap_core.engine import Engine
 
         quiet_libraries()
-        self.engine = Engine(model, lora_dir=lora_dir)
+        self.engine = Engine(model, lora_dir=lora_dir, landmarks=landmarks)
         self.engine.load()
         self.request = request
 
@@ -51,9 +52,12 @@ class EngineWorker:
 class RayExecutor:
     """Runs a batch on the connected cluster with ``workers`` engine actors (one GPU each where there are GPUs)."""
 
-    def __init__(self, model: ModelSpec, lora_dir: str, *, workers: int | None = None) -> None:
+    def __init__(
+        self, model: ModelSpec, lora_dir: str, *, workers: int | None = None, landmarks: str = DEFAULT_FACE_BACKEND
+    ) -> None:
         self.model = model
         self.lora_dir = lora_dir
+        self.landmarks = landmarks  # the workers find the faces: the same backend as a local run
         gpus = cluster_gpus()
         self.resources: dict[str, Any] = {"num_gpus": 1} if gpus else {"num_cpus": 1}
         self.workers = workers or max(1, gpus)
@@ -68,7 +72,12 @@ class RayExecutor:
         rows = [{"index": i, "photo": photo} for i, photo in enumerate(photos)]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             EngineWorker,
-            fn_constructor_kwargs={"model": self.model, "lora_dir": self.lora_dir, "request": request},
+            fn_constructor_kwargs={
+                "model": self.model,
+                "lora_dir": self.lora_dir,
+                "landmarks": self.landmarks,
+                "request": request,
+            },
             batch_size=1,
             batch_format="numpy",
             compute=ActorPoolStrategy(size=min(self.workers, len(rows))),

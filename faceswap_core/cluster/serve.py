@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceswap_core.engine import Engine, PreparedSwap, Progress, SwapResult
 from faceswap_core.errors import CancelledError, ClusterError, FaceswapError, first_line
+from faceswap_core.settings import DEFAULT_FACE_BACKEND
 
 if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle
@@ -91,8 +92,15 @@ class RemoteEngine(Engine):
     """An :class:`Engine` whose repaints run on Serve replicas: the UI calls ``run`` (and sweeps call
     ``repaint``) exactly as on a local engine. It loads no model; planning stays in this process."""
 
-    def __init__(self, model: ModelSpec, handle: DeploymentHandle, *, lora_dir: str | os.PathLike) -> None:
-        super().__init__(model, lora_dir=lora_dir, allow_paths=False)
+    def __init__(
+        self,
+        model: ModelSpec,
+        handle: DeploymentHandle,
+        *,
+        lora_dir: str | os.PathLike,
+        landmarks: str = DEFAULT_FACE_BACKEND,
+    ) -> None:
+        super().__init__(model, lora_dir=lora_dir, allow_paths=False, landmarks=landmarks)  # plans are made here
         self.handle = handle
 
     @property

@@ -6,6 +6,7 @@ engine's list, or ``engine.conditionings.append(...)`` from outside the library.
 """
 
 from faceswap_core.conditioning.base import Conditioning, Contribution, Plan, plan_for
+from faceswap_core.conditioning.controlnet import KeepExpressionConditioning
 from faceswap_core.conditioning.few_step import FewStepConditioning
 from faceswap_core.conditioning.image_prompt import ImagePromptConditioning
 from faceswap_core.conditioning.lora import LoraConditioning
@@ -13,8 +14,9 @@ from faceswap_core.conditioning.lora import LoraConditioning
 
 def default_conditionings() -> list[Conditioning]:
     """The built-in plug-ins in the order they apply: few-step sampling first (it sets the guidance the
-    image prompt reads), then the person's LoRA (after the few-step LoRA), then the image prompt."""
-    return [FewStepConditioning(), LoraConditioning(), ImagePromptConditioning()]
+    image prompt reads), then the person's LoRA (after the few-step LoRA), then the image prompt, then the
+    ControlNet of Keep expression (which runs the call on its own pipeline over the same components)."""
+    return [FewStepConditioning(), LoraConditioning(), ImagePromptConditioning(), KeepExpressionConditioning()]
 
 
 __all__ = ["Conditioning", "Contribution", "Plan", "default_conditionings", "plan_for"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from faceswap_core.errors import SettingsError
@@ -12,6 +12,7 @@ from faceswap_core.errors import SettingsError
 if TYPE_CHECKING:
     from faceswap_core.engine import Engine
     from faceswap_core.loras import LoraInfo
+    from faceswap_core.regions import Region
     from faceswap_core.settings import SwapSettings
 
 
@@ -32,6 +33,14 @@ class Contribution:
 
     def record(self) -> dict[str, Any]:
         return {}
+
+    def placed(self, region: Region, size: int) -> Contribution:
+        """This contribution for one face's ``size`` x ``size`` crop; one that reads the face returns a copy."""
+        return self
+
+    def runner(self, pipeline: Any) -> Any:
+        """The pipeline to call: the loaded one, or one built over its components (a ControlNet's)."""
+        return pipeline
 
 
 class Conditioning(Protocol):
@@ -60,6 +69,16 @@ class Plan:
     def adapter_key(self) -> tuple[tuple[str, float], ...]:
         """Plans with the same key need no LoRA switch between them (the executor groups by it)."""
         return tuple((str(info.path), weight) for info, weight in self.adapters)
+
+    def placed(self, region: Region, size: int) -> Plan:
+        """The plan for one face's crop: contributions that read the face (a ControlNet's landmarks) see it."""
+        return replace(self, contributions=tuple(c.placed(region, size) for c in self.contributions))
+
+    def runner(self, pipeline: Any) -> Any:
+        """The pipeline the call runs on (under the lock, after the contributions are applied)."""
+        for contribution in self.contributions:
+            pipeline = contribution.runner(pipeline)
+        return pipeline
 
     def record(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"adapters": [{"lora": info.name, "weight": weight} for info, weight in self.adapters]}

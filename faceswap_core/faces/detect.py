@@ -1,17 +1,26 @@
-"""Face detection with 68 landmarks, behind one small interface with two backends.
+"""Face detection with 68 landmarks, behind one small interface with three landmark backends.
 
-``dlib`` (the default) works offline: its HOG detector and 68-point shape predictor ship in the
-``face_recognition_models`` package. Faces are looked for on a reduced copy of the image (a 12 MP
-photo is searched at about 1 MP, with the detector upsampled once so faces down to ~40 px of that
-copy are found), then the landmarks are fitted on the full-resolution image inside the scaled-up
-box, so large photos stay fast without losing landmark precision. ``face-alignment`` is optional and
-downloads its weights on first use; nothing depends on it.
+``mediapipe`` (the default) is free for commercial use: dlib's HOG detector (Boost licence) finds the
+faces, and MediaPipe's face mesh (Apache-2.0, its model inside the ``mediapipe`` wheel) places 468
+points on a crop around each, of which the 68 that match the iBUG-300W scheme are kept, so alignment,
+masks and identity crops read the same 68 points whatever the backend. Where HOG finds no face (a
+hand over half of it), MediaPipe's full-range face detector looks again. ``dlib``'s 68-point model is
+trained on iBUG 300-W: non-commercial only. Both work offline. Faces are looked for on a reduced copy
+of the image (a 12 MP photo is searched at about 1 MP, with the detector upsampled once so faces down
+to ~40 px of that copy are found), then the landmarks are fitted on the full-resolution image inside
+the scaled-up box, so large photos stay fast without losing landmark precision. ``face-alignment`` is
+optional and downloads its weights on first use; nothing depends on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
 import threading
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +34,8 @@ from faceswap_core.images import ImageInput, describe, load_image, to_array
 from faceswap_core.settings import (
     DEFAULT_FACE_BACKEND,
     DETECT_MAX_SIDE,
+    DETECT_MESH_CROP,
+    DETECT_MESH_SIDE,
     DETECT_MIN_SCORE,
     DETECT_NMS_IOU,
     DETECT_UPSAMPLE,
@@ -88,6 +99,22 @@ _dlib_models: dict[str, Any] = {}
 dlib_lock = threading.RLock()
 _fa_models: dict[str, Any] = {}
 _fa_lock = threading.Lock()
+_mp_models: dict[str, Any] = {}
+_mp_lock = threading.Lock()  # a MediaPipe graph is not safe to run from two threads at once
+
+# For each iBUG-300W point (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, lips 48-67, image left
+# first), the face-mesh vertex that lies nearest it on average: fitted on dlib's 18 annotated training
+# faces (examples/faces), checked on its 25 test faces (bench/landmarks.py). The jaw uses the mesh's
+# face-oval vertices, mirrored left to right: the nearest ones lie inside the outline, and masks need
+# the jaw points on it.
+MESH_TO_IBUG68 = (
+    (127, 93, 132, 58, 172, 150, 149, 148, 152, 377, 378, 379, 397, 288, 361, 323, 356)
+    + (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
+    + (168, 197, 195, 4, 75, 97, 2, 328, 460)
+    + (7, 160, 158, 155, 153, 144, 381, 385, 387, 249, 373, 380)
+    + (61, 39, 72, 11, 267, 304, 291, 405, 314, 17, 84, 181)
+    + (62, 38, 13, 268, 292, 316, 15, 86)
+)
 
 
 def dlib_model_path(filename: str) -> Path:
@@ -135,7 +162,12 @@ def detect_faces(image: ImageInput, *, backend: str = DEFAULT_FACE_BACKEND, name
     if backend not in FACE_BACKENDS:
         raise SettingsError(f"face backend must be one of {', '.join(FACE_BACKENDS)}, got {backend!r}")
     pixels = to_array(_as_image(image, name))
-    faces = _detect_dlib(pixels) if backend == "dlib" else _detect_face_alignment(pixels)
+    if backend == "mediapipe":
+        faces = _detect_mediapipe(pixels)
+    elif backend == "dlib":
+        faces = _detect_dlib(pixels)
+    else:
+        faces = _detect_face_alignment(pixels)
     return sorted(faces, key=lambda f: f.width * f.height, reverse=True)
 
 
@@ -148,7 +180,10 @@ def find_face(
         raise SettingsError(f"face index must be 0 or more, got {index}")
     faces = detect_faces(image, backend=backend, name=label)
     if not faces:
-        raise NoFaceError(f"{label}: no face found (a frontal face about 40 px wide or larger is needed)")
+        raise NoFaceError(
+            f"{label}: no face found (a frontal face about 40 px wide or larger is needed, and a face more than "
+            "about half hidden, by a hand for instance, is not found: paint the mask by hand then)"
+        )
     if index >= len(faces):
         found = "1 face was" if len(faces) == 1 else f"{len(faces)} faces were"
         raise NoFaceError(f"{label}: face index {index} was asked for but only {found} found (indexes start at 0)")
@@ -158,6 +193,19 @@ def find_face(
 def _detect_dlib(pixels: np.ndarray) -> list[Face]:
     import dlib
 
+    faces = []
+    with dlib_lock:
+        predictor = dlib_model("landmarks")
+        for box, score in _hog_boxes(pixels):
+            rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1)
+            shape = predictor(pixels, rect)
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+            faces.append(Face(box, points, float(score)))
+    return faces
+
+
+def _hog_boxes(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+    """dlib's HOG face boxes (full-resolution pixels) with their scores, searched on a reduced copy."""
     height, width = pixels.shape[:2]
     factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
     small = pixels
@@ -166,17 +214,103 @@ def _detect_dlib(pixels: np.ndarray) -> list[Face]:
         small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
     with dlib_lock:
         rects, scores, _ = dlib_model("detector").run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
-        boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
-        kept = _non_max_suppression(boxes, list(scores))
-        predictor = dlib_model("landmarks")
-        faces = []
-        for (x0, y0, x1, y1), score in kept:
-            box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
-            rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1)
-            shape = predictor(pixels, rect)
-            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+    kept = _non_max_suppression([(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects], list(scores))
+    return [((x0 / factor, y0 / factor, x1 / factor, y1 / factor), score) for (x0, y0, x1, y1), score in kept]
+
+
+def mediapipe_model(name: str) -> Any:
+    """A MediaPipe solution built once per process: ``mesh`` (one face), ``detector`` (full range) or ``hands``.
+
+    Callers hold ``_mp_lock`` while they run it.
+    """
+    if name not in _mp_models:
+        # mediapipe 0.10.14 calls a protobuf 4 API that warns on every image; the call itself works.
+        warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+        try:
+            from mediapipe.python.solutions import face_detection, face_mesh, hands
+        except ImportError:
+            raise ModelLoadError(
+                "the mediapipe landmarks are not installed; install them with: pip install mediapipe==0.10.14"
+            ) from None
+        if name == "mesh":
+            model = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, min_detection_confidence=0.3)
+        elif name == "detector":
+            model = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+        elif name == "hands":
+            model = hands.Hands(static_image_mode=True, max_num_hands=2, min_detection_confidence=0.3)
+        else:
+            raise ValueError(f"unknown mediapipe model {name!r}")
+        with _native_stderr_silenced():  # its C++ side logs start-up lines on the first image
+            model.process(np.zeros((64, 64, 3), dtype=np.uint8))
+        _mp_models[name] = model
+    return _mp_models[name]
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a moment: TFLite and absl write there past Python, and a user
+    error must stay one line on stderr. Other threads' stderr is lost meanwhile (once per model)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _detect_mediapipe(pixels: np.ndarray) -> list[Face]:
+    boxes = _hog_boxes(pixels)
+    if not boxes:  # HOG needs most of a frontal face; the full-range detector also finds half-hidden ones
+        boxes = _mediapipe_boxes(pixels)
+    faces = []
+    for box, score in boxes:
+        points = _mesh_landmarks(pixels, box)
+        if points is not None:
             faces.append(Face(box, points, float(score)))
     return faces
+
+
+def _mediapipe_boxes(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+    height, width = pixels.shape[:2]
+    factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
+    small = pixels if factor == 1.0 else cv2.resize(pixels, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    with _mp_lock:
+        found = mediapipe_model("detector").process(np.ascontiguousarray(small)).detections or []
+    boxes = []
+    for detection in found:
+        rel = detection.location_data.relative_bounding_box
+        x0, y0 = rel.xmin * width, rel.ymin * height
+        boxes.append(((x0, y0, x0 + rel.width * width, y0 + rel.height * height), float(detection.score[0])))
+    return boxes
+
+
+def _mesh_landmarks(pixels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+    """The 68 iBUG points of the face in ``box`` from MediaPipe's mesh, run on a square crop around it.
+
+    The mesh's own detector is a short-range one; a crop of a few face widths shows it every face as a
+    selfie, so small faces in group photos get landmarks too. ``None`` when the mesh finds no face there.
+    """
+    height, width = pixels.shape[:2]
+    side = DETECT_MESH_CROP * max(box[2] - box[0], box[3] - box[1])
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x0, y0 = round(cx - side / 2), round(cy - side / 2)
+    x1, y1 = round(cx + side / 2), round(cy + side / 2)
+    crop = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)  # black outside the photo keeps the face centred
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    crop[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = pixels[sy0:sy1, sx0:sx1]
+    scale = min(1.0, DETECT_MESH_SIDE / crop.shape[0])
+    if scale < 1.0:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    with _mp_lock:
+        found = mediapipe_model("mesh").process(crop).multi_face_landmarks
+    if not found:
+        return None
+    mesh = found[0].landmark
+    points = np.array([(mesh[i].x, mesh[i].y) for i in MESH_TO_IBUG68], dtype=np.float64)
+    return points * (crop.shape[1], crop.shape[0]) / scale + (x0, y0)
 
 
 def _non_max_suppression(

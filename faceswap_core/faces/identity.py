@@ -18,6 +18,10 @@ from faceswap_core.images import ImageInput, describe, load_image, to_array
 
 CHIP_SIZE = 150  # the input size dlib's recognition network was trained on
 CHIP_PADDING = 0.25
+# The chip is placed from the 5 points of dlib's 5-point model (eye corners, base of the nose), taken
+# from the 68: dlib's network was trained on 5-point chips, and eye corners and nose agree across the
+# landmark backends, while brows and jaw are placed by each backend's own convention.
+FIVE_POINTS = (45, 42, 36, 39, 33)
 
 
 def face_descriptor(image: ImageInput, face: Face | None = None, *, name: str | None = None) -> np.ndarray:
@@ -31,7 +35,8 @@ def face_descriptor(image: ImageInput, face: Face | None = None, *, name: str | 
     pixels = to_array(picture)
     x0, y0, x1, y1 = (round(v) for v in face.box)
     rect = dlib.rectangle(x0, y0, x1 - 1, y1 - 1)
-    shape = dlib.full_object_detection(rect, [dlib.point(round(x), round(y)) for x, y in face.landmarks])
+    points = [dlib.point(round(x), round(y)) for x, y in face.landmarks[list(FIVE_POINTS)]]
+    shape = dlib.full_object_detection(rect, points)
     with dlib_lock:  # see dlib_lock: one thread in dlib at a time
         chip = dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
         return np.array(dlib_model("recognition").compute_face_descriptor(chip), dtype=np.float64)

@@ -6,7 +6,9 @@ and chin but leaves hair, hats and the neck alone. By default it is not grown an
 feathered, so its 50 % line is that outline: hand-painted masks lie inside anything larger (see
 settings). Grow and feather default to fractions of the face width, so the same settings suit a
 selfie and a full-body shot. Hand-drawn masks come in many forms (strokes on a transparent layer,
-white on black, any mode); :func:`normalize_mask` turns them all into the same form.
+white on black, any mode); :func:`normalize_mask` turns them all into the same form. Given the
+photo, the automatic mask also leaves out hands and objects in front of the face (faces/occlusion.py):
+the sources are combined by element-wise minimum (:func:`combine_masks`).
 """
 
 from __future__ import annotations
@@ -53,11 +55,17 @@ def mask_scale(face: Face) -> float:
 
 
 def face_mask(
-    size: tuple[int, int], face: Face, *, grow: float | None = None, feather: float | None = None
+    size: tuple[int, int],
+    face: Face,
+    *,
+    grow: float | None = None,
+    feather: float | None = None,
+    image: ImageInput | None = None,
 ) -> Image.Image:
     """Automatic mask for ``face`` in an image of ``size`` (width, height).
 
     ``grow`` (negative shrinks) and ``feather`` are in pixels; ``None`` scales them with the face width.
+    With ``image`` (the photo, of ``size``), hands and objects in front of the face are cut out.
     """
     face_width = mask_scale(face)
     grow = MASK_GROW_FRACTION * face_width if grow is None else float(grow)
@@ -80,7 +88,30 @@ def face_mask(
     left, top, right, bottom = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     if right > left and bottom > top:
         full[top:bottom, left:right] = crop[top - y0 : bottom - y0, left - x0 : right - x0]
-    return Image.fromarray(full, mode="L")
+    landmark_mask = Image.fromarray(full, mode="L")
+    if image is None:
+        return landmark_mask
+    from faceswap_core.faces.occlusion import occluder_mask
+
+    # Half the feather beside an occluder: its edge is a real edge in the photo, and a seam there is hidden.
+    return combine_masks(landmark_mask, visible_mask(occluder_mask(image, face, outline), feather / 2))
+
+
+def visible_mask(occluders: Image.Image, feather: float) -> Image.Image:
+    """255 where nothing covers the face; the feather fades in beside the occluders, never over them."""
+    values = np.asarray(occluders.convert("L"))
+    if not values.any():
+        return Image.new("L", occluders.size, 255)
+    covered = _grow(values, 2.0 * feather) if feather > 0 else values
+    visible = 255 - _feather(covered, feather)
+    visible[values >= 128] = 0  # the blur's tail must not reach the occluder: it comes back exactly
+    return Image.fromarray(visible, mode="L")
+
+
+def combine_masks(*masks: Image.Image) -> Image.Image:
+    """Masks from several sources as one: the element-wise minimum, so each can only take pixels away."""
+    values = [np.asarray(mask.convert("L")) for mask in masks]
+    return Image.fromarray(np.minimum.reduce(values), mode="L")
 
 
 def _grow(mask: np.ndarray, px: float) -> np.ndarray:

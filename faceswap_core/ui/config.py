@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from faceswap_core.cli.model_args import add_model_flags, env_flag, model_spec
 from faceswap_core.cluster import LOCAL, RAY_ADDRESS_ENV
-from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, ModelSpec, PublicLimits
+from faceswap_core.settings import (
+    DEFAULT_FACE_BACKEND,
+    DEFAULT_VQA_MODEL,
+    FACE_BACKENDS,
+    PHOTO_TTL_S,
+    ModelSpec,
+    PublicLimits,
+)
 
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
@@ -33,6 +40,7 @@ class AppConfig:
     shared_people: bool = False  # every visitor sees and changes every person (a private workstation)
     photo_ttl_s: float = PHOTO_TTL_S  # how long a visitor's uploaded photo is kept on the server unused
     limits: PublicLimits = PublicLimits()  # what one request may ask for
+    landmarks: str = DEFAULT_FACE_BACKEND  # landmark backend of every face found (--landmarks)
     ray: str | None = None  # a Ray cluster address: swaps run on a Serve deployment there, not in this process
     ray_min_replicas: int = 1
     ray_max_replicas: int = 1
@@ -113,6 +121,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
             metavar="N",
             help=f"{meaning} [{variable}] (default: %(default)s)",
         )
+    parser.add_argument(
+        "--landmarks",
+        default=environ.get("FACESWAP_LANDMARKS") or DEFAULT_FACE_BACKEND,
+        choices=FACE_BACKENDS,
+        help="landmark backend for masks, alignment and identity crops [FACESWAP_LANDMARKS] (default: %(default)s, "
+        "free for commercial use; dlib's 68-point model is non-commercial)",
+    )
     cluster = parser.add_argument_group("Ray (optional: pip install 'ray[data,serve]')")
     cluster.add_argument(
         "--ray",
@@ -161,6 +176,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     args = build_parser(env).parse_args(argv)
     if not 0 < args.photo_ttl < float("inf"):
         raise SystemExit(f"error: --photo-ttl {args.photo_ttl} must be a positive number of seconds")
+    if args.landmarks not in FACE_BACKENDS:  # argparse checks choices on flags, not on defaults from the environment
+        raise SystemExit(f"error: FACESWAP_LANDMARKS={args.landmarks!r} is not one of {', '.join(FACE_BACKENDS)}")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     if not 1 <= args.ray_min_replicas <= args.ray_max_replicas:
@@ -180,6 +197,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
             max_train_steps=args.max_train_steps,
             max_train_resolution=args.max_train_resolution,
         ),
+        landmarks=args.landmarks,
         ray=args.ray,
         ray_min_replicas=args.ray_min_replicas,
         ray_max_replicas=args.ray_max_replicas,

@@ -35,11 +35,13 @@ from faceswap_core.settings import (
     EDITOR_MAX_SIDE,
     GUIDANCE,
     IDENTITY_SCALE,
+    KEEP_EXPRESSION,
     LORA_SCALE,
     MASK_FEATHER_FRACTION,
     MASK_FEATHER_PX,
     MASK_GROW_FRACTION,
     MASK_GROW_PX,
+    MASK_OCCLUSION,
     MAX_IDENTITY_PHOTOS,
     MAX_REFERENCE_PHOTOS,
     MAX_SEED,
@@ -78,7 +80,10 @@ EDITOR_HEIGHT = 420  # px: with the bar above it, photo and Generate share one 1
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PHOTOS = ("astronaut.jpg",)
 NO_PHOTOS_INFO = "No photos: add some above"  # the likeness slider without photos to take a likeness from
-NO_FACE_NOTE = "No face found: paint over the area to replace with the brush, then press Generate."
+NO_FACE_NOTE = (
+    "No face found: paint over the area to replace with the brush, then press Generate (a face more than "
+    "about half hidden, by a hand for instance, is not found)."
+)
 # On a phone the result shows a screen above the Generate button: bring it into view (no move when it is in view).
 SHOW_RESULT = "() => document.querySelector('#views')?.scrollIntoView({block: 'nearest', behavior: 'smooth'})"
 EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the brush and eraser."
@@ -122,8 +127,14 @@ class TargetPhoto:
 def person_choices(engine: Engine, *, with_keep: bool = True) -> list[tuple[str, str]]:
     """The picker's entries: keep, base model only, then every person found now, labelled with what it has
     (photos, a LoRA or both); a trained person's checkpoints follow it."""
+    from faceswap_core.training.ranking import recommended_in
+
     keep = [("Keep this face (no change)", KEEP)] if with_keep else []
-    people = [(person.label, person.name) for person in People(engine.loras).list()]
+    recommended = recommended_in(engine.loras.folder)
+    people = [
+        (f"{person.label} ★ recommended" if person.name in recommended else person.label, person.name)
+        for person in People(engine.loras).list()
+    ]
     return [*keep, ("No person (base model only)", NO_LORA), *people]
 
 
@@ -254,7 +265,7 @@ class SwapHandlers:
         self, image: Image.Image, person: str | None, strength: float, prompt: str, likeness: float | None = None
     ) -> tuple[Any, ...]:
         """State, editor value, face picker, note: the largest face gets the chosen person and its mask."""
-        faces = detect_faces(image, name="target photo")
+        faces = detect_faces(image, backend=self.engine.landmarks, name="target photo")
         scale = min(1.0, EDITOR_MAX_SIDE / max(image.size))
         display = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)))
         shown = numbered(display, [face.scaled(scale) for face in faces])
@@ -319,19 +330,25 @@ class SwapHandlers:
         """The union of the automatic masks of the faces that get a person (or of face ``only``), display size."""
         chosen = [only] if only is not None else sorted(photo.choices)
         union = np.zeros(photo.display_size[::-1], dtype=np.uint8)
+        shown = photo.original.resize(photo.display_size) if sizes.occlusion and photo.scale != 1.0 else photo.original
         for index in chosen:
             face = photo.faces[index].scaled(photo.scale)
             grow = None if sizes.grow is None else sizes.grow * photo.scale
             feather = None if sizes.feather is None else sizes.feather * photo.scale
-            np.maximum(union, np.asarray(face_mask(photo.display_size, face, grow=grow, feather=feather)), out=union)
+            image = shown if sizes.occlusion else None  # hands and objects in front of the face are cut out
+            mask = face_mask(photo.display_size, face, grow=grow, feather=feather, image=image)
+            np.maximum(union, np.asarray(mask), out=union)
         return Image.fromarray(union, mode="L")
 
     @staticmethod
     def _mask_sizes(fields: Mapping[str, Any]) -> MaskSettings:
+        occlusion = fields.get("occlusion", MASK_OCCLUSION)
         if fields.get("size_from_face", True):
-            return MaskSettings()
+            sizes = MaskSettings(occlusion=occlusion)
+            sizes.validate()
+            return sizes
         grow, feather = guards.number(fields["grow"], "grow"), guards.number(fields["feather"], "feather")
-        sizes = MaskSettings(grow=grow, feather=feather)
+        sizes = MaskSettings(grow=grow, feather=feather, occlusion=occlusion)
         sizes.validate()
         return sizes
 
@@ -528,7 +545,7 @@ class SwapHandlers:
         if photo is None and background is None:
             raise gr.Error("Upload a target photo first (or click the example below).")
         if photo is None:
-            faces = detect_faces(background, name="target photo")
+            faces = detect_faces(background, backend=self.engine.landmarks, name="target photo")
             photo = TargetPhoto(self.photos, self.photos.put(background), background.size, Path(), 1.0, faces)
             person = self._person(fields.get("person"))
             if faces and person != KEEP:
@@ -564,6 +581,8 @@ class SwapHandlers:
             color_match=bool(fields.get("color_match", True)),
             identity_photos=uploaded,
             fast=bool(fields.get("fast", False)),
+            keep_expression=_keep_expression(fields),
+            dynamic_strength=bool(fields.get("dynamic_strength", False)),
         )
 
     def _request(self, fields: Mapping[str, Any], photo: TargetPhoto) -> SwapRequest:
@@ -613,7 +632,7 @@ class SwapHandlers:
     @user_errors
     def try_strengths(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
         """Several strengths on the chosen face with one seed, ranked by likeness to photos of the person."""
-        strengths = parse_strengths(fields.get("strengths") or "")  # refused before any work
+        strengths = parse_strengths(fields.get("strengths") or "", _keep_expression(fields))  # before any work
         photo = self._photo(fields)
         request = self._request(fields, photo)
         face = self._face_index(photo, fields.get("face")) if photo.faces else None
@@ -682,6 +701,8 @@ class SwapHandlers:
         fast: bool = False,
         identity_photos: list[str] | None = None,
         identity_scale: float | None = None,
+        keep_expression: float | None = 0.0,
+        dynamic_strength: bool = False,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, dict[str, Any]]:
         """For scripts: a target image file, an optional mask file (white = replace), one face or a JSON list of
@@ -689,6 +710,7 @@ class SwapHandlers:
 
         ``lora`` names a person (photos, a LoRA or both); ``identity_photos`` are photos of the person for faces
         whose person has none of its own, and ``identity_scale`` their likeness (None: the person's default).
+        ``keep_expression`` is the ControlNet's weight on the target's landmarks (0: off).
         """
         if not image:
             raise gr.Error("no target image was sent")
@@ -697,7 +719,7 @@ class SwapHandlers:
             check_header(str(mask), name="mask")
         uploaded = uploaded_photos(identity_photos)
         fields = {"lora_scale": lora_scale, "padding": padding, "steps": steps, "guidance": guidance, "seed": seed}
-        fields["fast"] = fast
+        fields.update(fast=fast, keep_expression=keep_expression, dynamic_strength=dynamic_strength)
         fields["negative"] = SwapSettings().negative_prompt
         base = FaceChoice(
             self._person(lora or NO_LORA),
@@ -749,6 +771,14 @@ class SwapHandlers:
         return str(self.files.save(result, record)), record
 
 
+def _expression_strengths(on: bool) -> tuple[float, str]:
+    """Keep expression switched: the recommended strength and the strengths to try move with it."""
+    from faceswap_core.conditioning.controlnet import strengths_for
+
+    recommended, candidates = strengths_for(1.0 if on else 0.0)
+    return recommended, ", ".join(f"{value:g}" for value in candidates)
+
+
 def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
     """The API's per-face list: ``[{"face": 0, "lora": "alice", "prompt": "...", "strength": 0.5}, ...]``;
     ``"lora"`` names a person, and ``"likeness"`` weighs its photos (0 = off)."""
@@ -780,11 +810,25 @@ def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
     return chosen
 
 
-def parse_strengths(text: str) -> list[float]:
-    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_STRENGTH_CANDIDATES."""
+def _keep_expression(fields: Mapping[str, Any]) -> float:
+    """The ControlNet's weight: the slider's when the Keep expression switch is on (the API sends the weight alone)."""
+    if not fields.get("keep_expression_on", True):
+        return 0.0
+    weight = guards.number(fields.get("keep_expression") or 0.0, "keep expression weight")
+    KEEP_EXPRESSION.check("keep expression weight", weight)
+    return weight
+
+
+def parse_strengths(text: str, keep_expression: float = 0.0) -> list[float]:
+    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_STRENGTH_CANDIDATES.
+
+    Empty: the default candidates, higher ones when Keep expression is on.
+    """
+    from faceswap_core.conditioning.controlnet import strengths_for
+
     parts = [p for p in guards.text(text, "strengths").replace(",", " ").split() if p]
     if not parts:
-        return list(SEARCH_STRENGTHS)
+        return list(strengths_for(keep_expression)[1])
     guards.strength_count(len(parts))  # before any work: each one is a full swap
     values = []
     for part in parts:
@@ -985,12 +1029,33 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     feather = range_slider(
                         MASK_FEATHER_PX, label="Feather (px)", info="Soft edge width", elem_id="feather"
                     )
+                occlusion = gr.Checkbox(
+                    value=MASK_OCCLUSION,
+                    label="Leave out hands and things in front of the face",
+                    info="Then press Auto mask",
+                    elem_id="mask-occlusion",
+                )
             with gr.Accordion("Try strengths: what to try", open=False, elem_id="strengths-panel"):
                 strengths = gr.Textbox(
                     value=", ".join(f"{s:g}" for s in SEARCH_STRENGTHS),
                     label="Strengths to try",
                     info="Ranked by likeness to the person's photos (or the ones uploaded above)",
                     elem_id="strengths",
+                )
+            with gr.Accordion("Pose and expression", open=False, elem_id="expression-panel"):
+                with gr.Row():
+                    keep_expression_on = gr.Checkbox(
+                        value=False,
+                        label="Keep expression",
+                        info="A ControlNet holds the photo's pose and expression, so strength can go high",
+                        elem_id="keep-expression",
+                    )
+                    keep_expression = range_slider(KEEP_EXPRESSION, label="Weight", elem_id="keep-expression-weight")
+                dynamic_strength = gr.Checkbox(
+                    value=False,
+                    label="More strength for small faces",
+                    info="Adds up to +0.2 by face size (as ADetailer)",
+                    elem_id="dynamic-strength",
                 )
             with gr.Accordion("Advanced", open=False):
                 lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
@@ -1057,6 +1122,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "likeness": likeness,
         "references": references,
         "size_from_face": size_from_face,
+        "occlusion": occlusion,
         "grow": grow,
         "feather": feather,
     }
@@ -1102,6 +1168,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     refresh.click(lambda current: refresh_lora_picker(engine, current), person, person, queue=False)
     person.change(handlers.describe_lora, person, [lora_info, prompt], queue=False)
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False)
+    keep_expression_on.input(_expression_strengths, keep_expression_on, [strength, strengths], queue=False)
 
     swap_fields = {
         **mask_fields,
@@ -1113,6 +1180,9 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "seed": seed,
         "color_match": color_match,
         "fast": fast,
+        "keep_expression_on": keep_expression_on,
+        "keep_expression": keep_expression,
+        "dynamic_strength": dynamic_strength,
         "strengths": strengths,
     }
     outputs = [result, download, record, candidates, candidate_state, views]
@@ -1147,6 +1217,9 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         )
         api_likeness = gr.Number(value=None, label="likeness of the photos (empty: the person's default; 0: off)")
         guards.safe_number(api_likeness, "likeness")
+        api_keep = gr.Number(value=0.0, label="keep expression: ControlNet weight on the target's landmarks (0: off)")
+        guards.safe_number(api_keep, "keep expression weight")
+        api_dynamic = gr.Checkbox(value=False, label="dynamic strength: more for small faces")
         api_out = gr.Image(type="filepath", format="png", label="result")
         api_button = gr.Button()
     api_button.click(
@@ -1167,6 +1240,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             api_fast,
             api_photos,
             api_likeness,
+            api_keep,
+            api_dynamic,
         ],
         [api_out, record],
         api_name="swap",

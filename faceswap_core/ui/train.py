@@ -65,6 +65,7 @@ STAGE_WORDS = {
 }
 NEW_PERSON = "A new person, from the photos here"
 TRAIN_GPU_SECONDS = 3600  # ZeroGPU time asked for one training run
+RANK_GPU_SECONDS = 600  # 4 samples of 20 steps per checkpoint: ~8 checkpoints on one GPU
 
 
 def _rows(value: Any) -> list[list[Any]]:
@@ -349,6 +350,36 @@ class TrainHandlers:
             select = lora_name
         yield final, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
 
+    @user_errors
+    def rank(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """Rank a trained person's checkpoints by likeness; the recommended one is selected in the Swap tab.
+
+        Public endpoint: ``name`` must be a trained person in the people folder (no path, no checkpoint).
+        """
+        from faceswap_core.training.checkpoints import list_checkpoints
+        from faceswap_core.training.ranking import rank_checkpoints
+
+        person = _ui_name(name)
+        info = self.engine.loras.resolve(person)
+        if info.metadata.get("checkpoint_step") is not None or not list_checkpoints(info.path.parent):
+            return f"**{person}** has no training checkpoints to rank.", None, gr.skip()
+
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="Scoring checkpoints", unit="samples")
+
+        ranking = rank_checkpoints(self.engine, person, progress=report)
+        table = _scores_table(ranking.checkpoints)
+        picker = (
+            refresh_lora_picker(self.engine, current_lora, ranking.recommended) if ranking.recommended else gr.skip()
+        )
+        return f"{ranking.note}. Lower is more alike; you can still pick any checkpoint.", table, picker
+
+    def rank_after_training(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> Any:
+        """The ranking that follows a training run; a run cancelled before its first checkpoint has nothing to rank."""
+        if _ui_name(name) not in self.engine.loras.names():
+            return "Nothing to rank: this training kept no checkpoint.", None, gr.skip()
+        return self.rank(name, current_lora, progress)
+
     def _untrained(self, name: Any) -> Person | None:
         """The person added from photos (no LoRA yet) of that name, if there is one."""
         text = guards.text(name, "name", max_chars=200).strip()
@@ -423,6 +454,14 @@ def smoothed(values: list[float], weight: float = LOSS_SMOOTHING) -> list[float]
         average = weight * average + (1 - weight) * value
         out.append(average / (1 - weight**count))
     return out
+
+
+def _scores_table(scores: list[Any]) -> Any:
+    """The checkpoint chart's data: step and likeness score of the checkpoints whose samples showed a face."""
+    import pandas as pd
+
+    rows = [(entry.step, entry.score) for entry in scores if entry.score is not None]
+    return pd.DataFrame(rows, columns=["step", "score"]) if rows else None
 
 
 def _loss_table(losses: list[dict[str, float]]) -> Any:
@@ -560,6 +599,16 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 elem_id="loss",
             )
             samples = gr.Gallery(label="Samples per checkpoint", columns=4, height=220, elem_id="samples")
+            rank_button = gr.Button("Rank checkpoints by likeness", size="sm", elem_id="rank-checkpoints")
+            rank_note = gr.Markdown(elem_id="rank-note")
+            rank_plot = gr.LinePlot(
+                x="step",
+                y="score",
+                title="Likeness per checkpoint",
+                y_title="identity score (lower is more alike)",
+                height=200,
+                elem_id="checkpoint-scores",
+            )
 
     prepare_inputs = [photos, class_word, describe]
     prepare_outputs = [crops, captions, prepare_note, dataset]
@@ -569,12 +618,21 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
         control.change(handlers.prepare, prepare_inputs, prepare_outputs, concurrency_id="faces", concurrency_limit=4)
     who.focus(handlers.refresh_people, who, who, queue=False)
     who.input(handlers.load_person, who, [crops, captions, prepare_note, dataset, name, photos], queue=False)
+    ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
+    rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
+    rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
+    rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", concurrency_id="gpu", concurrency_limit=1)
     train.click(
         on_gpu(handlers.train, duration=TRAIN_GPU_SECONDS),
         [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
         [status, loss, samples, lora_picker],
         api_name="train",
         show_progress_on=[status],  # a refused start (no photos yet) is told there, not as a badge on the chart
+        concurrency_id="gpu",
+        concurrency_limit=1,
+    ).success(  # after training: the recommended checkpoint
+        on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
+        **rank_io,
         concurrency_id="gpu",
         concurrency_limit=1,
     )

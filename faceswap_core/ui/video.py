@@ -46,7 +46,7 @@ class VideoHandlers:
         """The frame at ``at_s`` with its faces numbered, and the face picker (face 1 chosen)."""
         info = probe(self._clip(clip), self.limits)
         at = guards.number(at_s or 0, "time", None)
-        frame, faces = faces_at(info, max(0.0, at))
+        frame, faces = faces_at(info, max(0.0, at), landmarks=self.engine.landmarks)
         choices = [(f"Face {n}", str(n)) for n in range(1, len(faces) + 1)]
         summary = (
             f"{info.width}x{info.height}, {float(info.fps):.3g} fps, {info.duration_s:.1f} s"

@@ -1,0 +1,144 @@
+"""What covers a face: hands and objects in front of it, cut out of the automatic mask.
+
+Two sources, each a mask of what is in front of the face (255 = occluder):
+
+- **hands**: MediaPipe's hand landmarks (Apache-2.0, inside the ``mediapipe`` wheel), drawn as a palm
+  and fingers of a width taken from the palm. Hands are skin-coloured, so colour alone cannot tell
+  them from a cheek.
+- **colour**: pixels of the face region far from the face's own skin colour (a robust model of the
+  region itself, in Lab), in blobs large enough to be an object: a cup, a microphone, glasses, a
+  phone. Eyes, brows, lips and nostrils differ from skin too, so a blob must lie mostly outside them
+  to count; beard and heavy make-up can be taken for an object (untick the switch then).
+
+The visible-face mask (255 - occluders, feathered) is combined with the landmark mask by element-wise
+minimum, as FaceFusion combines its box, occlusion and region masks. Everything runs on a crop around
+the face reduced to ``OCCLUSION_SIDE`` pixels, so a 12 MP photo costs what a small one does.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from faceswap_core.faces.detect import BROWS, Face, _mp_lock, mediapipe_model
+from faceswap_core.images import ImageInput, load_image, to_array
+from faceswap_core.settings import (
+    OCCLUSION_CONTEXT,
+    OCCLUSION_DARK,
+    OCCLUSION_GREY,
+    OCCLUSION_MIN_BLOB,
+    OCCLUSION_SIDE,
+    OCCLUSION_SKIN_SIGMAS,
+)
+
+FINGERS = ((0, 1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+PALM = (0, 1, 2, 5, 9, 13, 17)
+EYES = (slice(36, 42), slice(42, 48))
+MOUTH = slice(48, 60)
+NOSE_BASE = slice(30, 36)
+
+
+def occluder_mask(image: ImageInput, face: Face, outline: np.ndarray) -> Image.Image:
+    """Mask (image size, 'L') of what lies in front of ``face`` inside ``outline`` (its landmark polygon)."""
+    picture = load_image(image)
+    pixels = to_array(picture)
+    width = max(face.jaw_width, face.width)
+    box = _crop_box(outline, width, pixels.shape[1], pixels.shape[0])
+    x0, y0, x1, y1 = box
+    scale = min(1.0, OCCLUSION_SIDE / max(x1 - x0, y1 - y0))
+    crop = pixels[y0:y1, x0:x1]
+    if scale < 1.0:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    to_crop = lambda points: (np.asarray(points) - (x0, y0)) * scale  # noqa: E731
+    region = np.zeros(crop.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(region, [np.round(to_crop(outline)).astype(np.int32)], 255)
+    hands = _hands(crop, width * scale)
+    colour = _colour_blobs(crop, region > 0, hands > 0, to_crop(face.landmarks), width * scale)
+    found = np.maximum(hands, colour)
+    found[region == 0] = 0
+    if scale < 1.0:
+        found = cv2.resize(found, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    full = np.zeros(pixels.shape[:2], dtype=np.uint8)
+    full[y0:y1, x0:x1] = np.where(found >= 128, 255, 0).astype(np.uint8)
+    return Image.fromarray(full, mode="L")
+
+
+def _crop_box(outline: np.ndarray, width: float, image_w: int, image_h: int) -> tuple[int, int, int, int]:
+    """The outline's box with ``OCCLUSION_CONTEXT`` face widths around it: a hand is found whole."""
+    margin = OCCLUSION_CONTEXT * width
+    x0 = max(int(np.floor(outline[:, 0].min() - margin)), 0)
+    y0 = max(int(np.floor(outline[:, 1].min() - margin)), 0)
+    x1 = min(int(np.ceil(outline[:, 0].max() + margin)), image_w)
+    y1 = min(int(np.ceil(outline[:, 1].max() + margin)), image_h)
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def _hands(crop: np.ndarray, face_width: float) -> np.ndarray:
+    """Hands drawn from their 21 landmarks: a filled palm and fingers as thick strokes."""
+    with _mp_lock:
+        found = mediapipe_model("hands").process(np.ascontiguousarray(crop)).multi_hand_landmarks or []
+    drawn = np.zeros(crop.shape[:2], dtype=np.uint8)
+    for hand in found:
+        points = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in hand.landmark])
+        palm_width = float(np.linalg.norm(points[5] - points[17]))
+        finger = max(int(round(0.4 * palm_width)), 2)  # a finger is about a third of the palm, plus skin edge
+        cv2.fillPoly(drawn, [np.round(points[list(PALM)]).astype(np.int32)], 255)
+        for chain in FINGERS:
+            line = np.round(points[list(chain)]).astype(np.int32)
+            cv2.polylines(drawn, [line], False, 255, thickness=finger)
+            for point in line:
+                cv2.circle(drawn, tuple(int(v) for v in point), finger // 2, 255, -1)
+    return drawn
+
+
+def _colour_blobs(
+    crop: np.ndarray, region: np.ndarray, hands: np.ndarray, landmarks: np.ndarray, face_width: float
+) -> np.ndarray:
+    """Blobs of the face region whose colour is far from the region's skin, outside eyes, brows and lips."""
+    features = _features(region.shape, landmarks, face_width)
+    skin = region & ~features & ~hands
+    if skin.sum() < 50:
+        return np.zeros(region.shape, dtype=np.uint8)
+    lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+    samples = lab[skin]
+    centre = np.median(samples, axis=0)
+    spread = 1.4826 * np.median(np.abs(samples - centre), axis=0)
+    spread = np.maximum(spread, (8.0, 3.0, 3.0))  # flat light or a tiny face: do not call noise an object
+    distance = np.abs(lab[..., 1:] - centre[1:]) / spread[1:]
+    skin_chroma = float(np.hypot(*(centre[1:] - 128.0)))
+    chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
+    far = (
+        (distance > OCCLUSION_SKIN_SIGMAS).any(axis=2)  # another hue: a red cup, a blue phone
+        | (chroma < OCCLUSION_GREY * skin_chroma)  # grey, white or black: a microphone, a frame, a mug
+        | (lab[..., 0] < OCCLUSION_DARK * centre[0])  # far darker than any shading of the skin
+    )
+    far = (far & region).astype(np.uint8)
+    radius = max(int(round(0.006 * face_width)), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    far = cv2.morphologyEx(far, cv2.MORPH_OPEN, kernel)
+    far = cv2.morphologyEx(far, cv2.MORPH_CLOSE, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(far, connectivity=8)
+    outside = np.bincount(labels[~features].ravel(), minlength=count)
+    blobs = np.zeros(region.shape, dtype=np.uint8)
+    least = OCCLUSION_MIN_BLOB * region.sum()
+    for label in range(1, count):
+        if outside[label] >= least:
+            blobs[labels == label] = 255
+    # An object's inside can be skin-coloured (coffee in a cup, a face through a frame's lens): what a
+    # blob encloses is part of it.
+    contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(blobs, contours, -1, 255, thickness=-1)
+    return cv2.dilate(blobs, kernel)
+
+
+def _features(shape: tuple[int, ...], landmarks: np.ndarray, face_width: float) -> np.ndarray:
+    """Eyes, brows, lips and nostrils, grown a little: parts of the face that are not skin-coloured."""
+    features = np.zeros(shape[:2], dtype=np.uint8)
+    grow = max(int(round(0.03 * face_width)), 1)
+    for part in (*EYES, MOUTH, NOSE_BASE):
+        cv2.fillPoly(features, [np.round(cv2.convexHull(landmarks[part].astype(np.float32))).astype(np.int32)], 255)
+    for brow in (slice(BROWS.start, BROWS.start + 5), slice(BROWS.start + 5, BROWS.stop)):
+        cv2.polylines(features, [np.round(landmarks[brow]).astype(np.int32)], False, 255, thickness=grow)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return cv2.dilate(features, kernel) > 0
