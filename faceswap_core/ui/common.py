@@ -76,6 +76,21 @@ def user_errors(fn: Fn) -> Fn:
     return call  # type: ignore[return-value]
 
 
+def said_in_status(fn: Fn, outputs: int) -> Fn:
+    """For a generator handler whose first of ``outputs`` is a status line: a refusal is written there too,
+    so once the pop-up fades the status still says why nothing ran (not a bare "Error" badge)."""
+
+    @functools.wraps(fn)
+    def generator(*args: Any, **kwargs: Any) -> Any:
+        try:
+            yield from fn(*args, **kwargs)
+        except gr.Error as err:
+            yield (f"⚠️ {err.message}", *(gr.skip() for _ in range(outputs - 1)))
+            raise
+
+    return generator  # type: ignore[return-value]
+
+
 def current_cancel() -> threading.Event | None:
     """The cancel event of the request this handler serves (set by :func:`cancellable`), or None."""
     return _CANCEL.get()

@@ -8,6 +8,7 @@ work starts, and keep server paths out of what the page and the API send back.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -20,6 +21,7 @@ from faceswap_core.images import check_header
 from faceswap_core.loras import LoraInfo, LoraRegistry
 from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range
 
+log = logging.getLogger("faceswap.app")
 MAX_EDITOR_LAYERS = 4  # the Swap tab uses one; a few more cost little
 # An absolute path (POSIX, home-relative or a Windows drive) inside a message; not "a/b", not a URL.
 _PATH = re.compile(r"(?<![\w.:~/\\-])(?:~|[A-Za-z]:)?[/\\][^\s'\"`<>|:,;()]*")
@@ -118,16 +120,27 @@ def safe_editor(editor: gr.ImageEditor) -> gr.ImageEditor:
 
 
 def safe_number(component: gr.Number, name: str) -> gr.Number:
-    """Make a ``gr.Number`` refuse NaN and infinity with a clear message; returns the same component.
+    """Make a ``gr.Number`` refuse NaN, infinity and values out of its range with a message that names the
+    field; returns the same component.
 
-    With ``precision=0`` Gradio rounds the value before any handler sees it, and NaN fails there with
-    a generic error; this checks first.
+    Gradio's own checks say "Value 1e+23 is greater than maximum value 4294967295." (which box?) and
+    print a traceback; with ``precision=0`` it rounds first, and NaN fails there. This checks first,
+    and logs one line.
     """
     convert = component.preprocess
 
+    def refuse(message: str) -> gr.Error:
+        log.warning("%s: %s", name, message)
+        return gr.Error(message, print_exception=False)
+
     def preprocess(payload: Any) -> Any:
-        if isinstance(payload, float) and not math.isfinite(payload):
-            raise gr.Error(f"{name} must be a finite number, got {payload}", print_exception=False)
+        if isinstance(payload, (int, float)) and not isinstance(payload, bool):
+            if not math.isfinite(payload):
+                raise refuse(f"{name} must be a finite number, got {payload}")
+            if component.minimum is not None and payload < component.minimum:
+                raise refuse(f"{name} must be at least {component.minimum:g}, got {payload:g}")
+            if component.maximum is not None and payload > component.maximum:
+                raise refuse(f"{name} must be at most {component.maximum:g}, got {payload:g}")
         return convert(payload)
 
     component.preprocess = preprocess  # type: ignore[method-assign]

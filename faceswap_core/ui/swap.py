@@ -50,7 +50,7 @@ from faceswap_core.settings import (
     Range,
     SwapSettings,
 )
-from faceswap_core.ui import guards
+from faceswap_core.ui import guards, newcomer
 from faceswap_core.ui.common import (
     MASK_BRUSH,
     ResultFiles,
@@ -63,6 +63,8 @@ from faceswap_core.ui.common import (
     range_slider,
     user_errors,
 )
+from faceswap_core.ui.newcomer import FIRST_STEPS, PERSON_SECTION
+from faceswap_core.ui.progress import idle, step_progress, wire_long_request
 
 KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
 NO_LORA = ""  # the person picker's value for "repaint with the base model only"
@@ -180,12 +182,6 @@ def uploaded_photos(value: Any) -> tuple[str, ...]:
     for path in value:
         check_header(path, name=Path(path).name)
     return tuple(value)
-
-
-def _progress_callback(progress: gr.Progress | None, what: str) -> Any:
-    if progress is None:
-        return None
-    return lambda step, total: progress((step, total), desc=what, unit="steps")
 
 
 def numbered(image: Image.Image, faces: list[Face]) -> Image.Image:
@@ -572,10 +568,8 @@ class SwapHandlers:
         """Repaint every face that gets a person, in one request with one progress bar."""
         photo = self._photo(fields)
         targets, choices, mask = self._targets(fields, photo)
-        what = "Generating" if len(targets) == 1 else f"Generating {len(targets)} faces"
-        result = self.engine.swap(
-            photo.original, targets, mask=mask, progress=_progress_callback(progress, what), cancel=current_cancel()
-        )
+        report = step_progress(progress, "Generating", len(targets), "faces")
+        result = self.engine.swap(photo.original, targets, mask=mask, progress=report, cancel=current_cancel())
         _name_people(result, choices)
         slider, button, record = self._show(photo, result)
         return slider, button, record, gr.Gallery(value=None, visible=False), [], gr.Tabs(selected="result")
@@ -614,7 +608,7 @@ class SwapHandlers:
             mask=mask,
             strengths=strengths,
             references=photos or None,
-            progress=_progress_callback(progress, "Trying strengths"),
+            progress=step_progress(progress, "Trying strengths", len(strengths), "strengths"),
             cancel=current_cancel(),
         )
         candidates, gallery = [], []
@@ -704,7 +698,7 @@ class SwapHandlers:
             image,
             targets,
             mask=mask or None,
-            progress=_progress_callback(progress, "Generating"),
+            progress=step_progress(progress, "Generating", len(targets), "faces"),
             cancel=current_cancel(),
         )
         _name_people(result, [choice for _, choice in chosen])
@@ -834,6 +828,12 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     min_width=140,
                 )
                 auto = gr.Button("Auto mask", elem_id="auto-mask", min_width=100)
+                example = gr.Button(  # the example photo without scrolling to find it
+                    "Example",
+                    elem_id="example-photo",
+                    min_width=90,
+                    visible=any((ASSETS / name).is_file() for name in EXAMPLE_PHOTOS),
+                )
             with gr.Tabs(selected="mask", elem_id="views") as views:
                 with gr.Tab("Photo and mask", id="mask"):
                     editor = gr.ImageEditor(
@@ -868,7 +868,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         object_fit="contain",
                         elem_id="candidates",
                     )
-            mask_note = gr.Markdown("Upload a photo to begin.", elem_id="mask-note")
+            mask_note = gr.Markdown(FIRST_STEPS, elem_id="mask-note")
             examples = [[str(ASSETS / name)] for name in EXAMPLE_PHOTOS if (ASSETS / name).is_file()]
         with gr.Column(scale=2, min_width=300, elem_id="swap-controls"):
             with gr.Row(equal_height=True):
@@ -882,24 +882,26 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 )
                 refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="lora-refresh")
             lora_info = gr.Markdown(elem_id="lora-info")
-            with gr.Accordion("Photos of the person: use some, or add a person", open=False, elem_id="person-photos"):
-                references = gr.File(
-                    label=f"1-{MAX_IDENTITY_PHOTOS} photos of the face: used when the person has none of its own "
-                    "(no training), and to rank Try strengths",
-                    file_count="multiple",
-                    file_types=["image"],
-                    type="filepath",
-                    elem_id="person-photo-files",
-                )
-                with gr.Row(equal_height=True):
-                    new_name = gr.Textbox(
-                        label="Keep them as a person named",
-                        placeholder="e.g. anna",
-                        max_length=64,
-                        elem_id="new-person-name",
+            with gr.Accordion(PERSON_SECTION, open=False, elem_id="person-photos") as person_section:
+                with gr.Row(equal_height=True):  # one row: open on a fresh install, Generate stays on screen
+                    references = gr.File(
+                        label=f"1-{MAX_IDENTITY_PHOTOS} photos of their face",
+                        file_count="multiple",
+                        file_types=["image"],
+                        type="filepath",
+                        elem_id="person-photo-files",
+                        height=110,
                         scale=3,
                     )
-                    add = gr.Button("Add person", size="sm", elem_id="add-person", scale=1, min_width=100)
+                    with gr.Column(scale=2, min_width=140):
+                        new_name = gr.Textbox(
+                            label="Keep them as a person named",
+                            show_label=False,
+                            placeholder="Their name, e.g. anna",
+                            max_length=64,
+                            elem_id="new-person-name",
+                        )
+                        add = gr.Button("Add person", size="sm", elem_id="add-person")
                 add_note = gr.Markdown(elem_id="add-person-note")
             with gr.Row():  # the two controls of how much changes, side by side and always in view
                 strength = range_slider(
@@ -932,6 +934,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             with gr.Row(equal_height=True, elem_id="generate-bar"):
                 generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2, min_width=100)
                 search = gr.Button("Try strengths", elem_id="try-strengths", scale=2, min_width=100)
+                stop = gr.Button("Stop", variant="stop", visible=False, elem_id="stop", scale=4, min_width=100)
                 fast = gr.Checkbox(
                     value=False,
                     label="Fast",
@@ -1005,12 +1008,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             run_on_click=True,
             label="Example photo (NASA, public domain): click it, then Generate",
         )
-    upload.upload(
-        handlers.load_photo,
-        [upload, person, strength, prompt, likeness],
-        shown,
-        **on_faces,
-    ).success(after_load, photo, [grow, feather, views], queue=False)
+    loads = [upload.upload(handlers.load_photo, [upload, person, strength, prompt, likeness], shown, **on_faces)]
+    if examples:
+
+        def load_example(*controls: Any) -> tuple[Any, ...]:
+            return handlers.load_photo(examples[0][0], *controls)
+
+        loads.append(example.click(load_example, [person, strength, prompt, likeness], shown, **on_faces))
+    for loaded in loads:
+        loaded.success(after_load, photo, [grow, feather, views], queue=False)
+        loaded.success(lambda: gr.Button(visible=False), None, example, queue=False)  # room for the face picker
+    gr.on(None, lambda: newcomer.person_section(handlers.people), None, person_section, queue=False)  # on page load
 
     mask_fields = {
         "photo": photo,
@@ -1051,7 +1059,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         show_progress_on=[add_note],
         concurrency_id="faces",
         concurrency_limit=4,
-    )
+    ).success(newcomer.person_added, None, person_section, queue=False)
     for control in (strength, prompt, likeness):
         control.input(
             by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], queue=False
@@ -1082,20 +1090,25 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     }
     outputs = [result, download, record, candidates, candidate_state, views]
     gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
-    generate.click(
-        on_gpu(cancellable(by_name(handlers.generate, swap_fields, progress=True), outputs=len(outputs))),
-        set(swap_fields.values()),
-        outputs,
-        api_name="generate",
-        **gpu,
-    ).success(None, js=SHOW_RESULT)
-    search.click(
-        on_gpu(cancellable(by_name(handlers.try_strengths, swap_fields, progress=True), outputs=len(outputs))),
-        set(swap_fields.values()),
-        outputs,
-        api_name="try_strengths",
-        **gpu,
-    ).success(None, js=SHOW_RESULT)
+    long = {"views": views, "buttons": [generate, search], "stop": stop, "show_progress_on": [result], **gpu}
+    requests = [
+        wire_long_request(
+            button,
+            on_gpu(cancellable(by_name(run, swap_fields, progress=True), outputs=len(outputs))),
+            inputs=set(swap_fields.values()),
+            outputs=outputs,
+            api_name=api_name,
+            **long,
+        )
+        for button, run, api_name in (
+            (generate, handlers.generate, "generate"),
+            (search, handlers.try_strengths, "try_strengths"),
+        )
+    ]
+    for request in requests:
+        request.success(None, js=SHOW_RESULT)
+        request.failure(lambda: gr.Tabs(selected="mask"), None, views, queue=False)  # the message is about the photo
+    stop.click(lambda: idle(2), None, [generate, search, stop], cancels=requests, queue=False)
     candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], queue=False)
 
     # A plain endpoint for scripts (gradio_client): files in, PNG out; no canvas involved.

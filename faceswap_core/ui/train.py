@@ -42,7 +42,7 @@ from faceswap_core.settings import (
 )
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
-from faceswap_core.ui.common import HEARTBEAT_S, on_gpu, range_slider, user_errors
+from faceswap_core.ui.common import HEARTBEAT_S, on_gpu, range_slider, said_in_status, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
 METADATA_FILE = "metadata.csv"
@@ -352,8 +352,14 @@ class TrainHandlers:
         return gr.Dropdown(choices=choices, value=current if current in {v for _, v in choices} else "")
 
     @user_errors
-    def load_person(self, name: str | None) -> tuple[Any, ...]:
-        """Crops, captions, note, dataset and name for the "Person" picker: a person's own photos, or a fresh start."""
+    def load_person(self, name: str | None, shown: str | None = None) -> tuple[Any, ...]:
+        """Crops, captions, note, dataset and name for the "Person" picker: a person's own photos, or a fresh start.
+
+        ``shown`` is the person on screen now ("": the photos uploaded here): the picker reports a choice
+        when it is merely opened and closed, and that must not throw away what the user uploaded and typed.
+        """
+        if shown is not None and (name or "") == shown:
+            return tuple(gr.skip() for _ in range(6))
         if not name:
             return [], [], "", None, default_lora_name(), gr.File(value=None, interactive=True)
         person = self._untrained(name)
@@ -513,6 +519,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                     maximum=TRAIN_LR.maximum,
                     label="Learning rate",
                 )
+                guards.safe_number(learning_rate, "Learning rate")
                 resolution = range_slider(
                     TRAIN_RESOLUTION,
                     value=defaults.resolution,
@@ -546,9 +553,12 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     for control in (class_word, describe):
         control.change(handlers.prepare, prepare_inputs, prepare_outputs, concurrency_id="faces", concurrency_limit=4)
     who.focus(handlers.refresh_people, who, who, queue=False)
-    who.input(handlers.load_person, who, [crops, captions, prepare_note, dataset, name, photos], queue=False)
+    shown = gr.State("")  # the person whose photos are on screen ("": the ones uploaded here)
+    who.input(
+        handlers.load_person, [who, shown], [crops, captions, prepare_note, dataset, name, photos], queue=False
+    ).success(lambda person: person or "", who, shown, queue=False)
     train.click(
-        on_gpu(handlers.train, duration=TRAIN_GPU_SECONDS),
+        on_gpu(said_in_status(handlers.train, outputs=4), duration=TRAIN_GPU_SECONDS),
         [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
         [status, loss, samples, lora_picker],
         api_name="train",
