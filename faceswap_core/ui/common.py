@@ -217,7 +217,8 @@ class ResultFiles:
         self.prune()
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
-        return save_png(image, self.folder / name, {"parameters": json.dumps(record)})
+        # the page waits for this file: fast compression (the download is a little larger)
+        return save_png(image, self.folder / name, {"parameters": json.dumps(record)}, compress_level=1)
 
     def prune(self) -> None:
         oldest = time.time() - self.max_age_s

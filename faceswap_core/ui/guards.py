@@ -19,7 +19,7 @@ from gradio.components.image_editor import EditorData
 from faceswap_core.errors import BadImageError, SettingsError
 from faceswap_core.images import check_header
 from faceswap_core.loras import LoraInfo, LoraRegistry
-from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range
+from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range, plain_number
 
 log = logging.getLogger("faceswap.app")
 MAX_EDITOR_LAYERS = 4  # the Swap tab uses one; a few more cost little
@@ -138,9 +138,9 @@ def safe_number(component: gr.Number, name: str) -> gr.Number:
             if not math.isfinite(payload):
                 raise refuse(f"{name} must be a finite number, got {payload}")
             if component.minimum is not None and payload < component.minimum:
-                raise refuse(f"{name} must be at least {component.minimum:g}, got {payload:g}")
+                raise refuse(f"{name} must be at least {plain_number(component.minimum)}, got {plain_number(payload)}")
             if component.maximum is not None and payload > component.maximum:
-                raise refuse(f"{name} must be at most {component.maximum:g}, got {payload:g}")
+                raise refuse(f"{name} must be at most {plain_number(component.maximum)}, got {plain_number(payload)}")
         return convert(payload)
 
     component.preprocess = preprocess  # type: ignore[method-assign]

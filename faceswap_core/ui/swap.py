@@ -30,6 +30,7 @@ from faceswap_core.images import check_header, load_image
 from faceswap_core.people import People, Person, check_person_name
 from faceswap_core.settings import (
     CLASS_WORDS,
+    DEFAULT_CLASS_WORD,
     EDITOR_MAX_SIDE,
     GUIDANCE,
     IDENTITY_SCALE,
@@ -64,7 +65,7 @@ from faceswap_core.ui.common import (
     user_errors,
 )
 from faceswap_core.ui.newcomer import FIRST_STEPS, PERSON_SECTION
-from faceswap_core.ui.progress import idle, step_progress, wire_long_request
+from faceswap_core.ui.progress import step_progress, stopped, wire_long_request, with_progress_line
 
 KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
 NO_LORA = ""  # the person picker's value for "repaint with the base model only"
@@ -102,6 +103,7 @@ class TargetPhoto:
     scale: float  # display size / original size
     faces: list[Face]  # found on the original, largest first
     choices: dict[int, FaceChoice] = field(default_factory=dict)  # face index -> choice; absent = keep
+    before: Path | None = None  # the comparison's "before": a display-size copy without numbers, made once
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -182,6 +184,11 @@ def uploaded_photos(value: Any) -> tuple[str, ...]:
     for path in value:
         check_header(path, name=Path(path).name)
     return tuple(value)
+
+
+def _display_copy(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` at the editor's size; ``reducing_gap`` shrinks a 24 MP photo several times faster."""
+    return image if image.size == size else image.resize(size, Image.BICUBIC, reducing_gap=3.0)
 
 
 def numbered(image: Image.Image, faces: list[Face]) -> Image.Image:
@@ -438,8 +445,8 @@ class SwapHandlers:
             return f"⚠️ {guards.public_message(str(err))}", gr.skip()
         meta = person.lora.metadata if person.lora is not None else {}
         facts = []
-        if meta.get("class_word"):
-            facts.append(f"a {meta['class_word']}")
+        if person.class_word:
+            facts.append(f"a {person.class_word}")
         if person.photos:
             facts.append(f"{len(person.photos)} photo{'s' * (len(person.photos) != 1)}")
         step = meta.get("checkpoint_step") or meta.get("steps_done")
@@ -480,7 +487,10 @@ class SwapHandlers:
             raise SettingsError(f"{len(files)} photos were given; a person takes at most {MAX_TRAIN_PHOTOS}")
         for path in files:
             check_header(path, name=Path(path).name)
-        person, report = self.people.add(name, files)
+        class_word = fields.get("new_class_word") or DEFAULT_CLASS_WORD  # API callers may leave it out
+        if class_word not in CLASS_WORDS:
+            raise SettingsError(f"the new person must be one of: {', '.join(CLASS_WORDS)}")
+        person, report = self.people.add(name, files, class_word=class_word)
         note = f"Added **{person.label}**: ready to use, no training needed."
         if report.skipped:
             skipped = "; ".join(guards.public_message(reason) for _, reason in report.skipped)
@@ -510,14 +520,14 @@ class SwapHandlers:
         return photo
 
     def default_prompt(self, person: str) -> str:
-        """The caption template of the person's class word (from its training record), else the default."""
+        """The caption template of the person's class word (a man is "a photo of a man face"), else the default."""
         if person in (NO_LORA, KEEP):
             return SwapSettings().prompt
         try:
-            class_word = self.engine.loras.resolve(person).metadata.get("class_word")
+            class_word = self.people.get(person).class_word
         except FaceswapError:
             class_word = None
-        return template_caption(class_word) if class_word in CLASS_WORDS else SwapSettings().prompt
+        return template_caption(class_word) if class_word else SwapSettings().prompt
 
     def _settings(self, fields: Mapping[str, Any], choice: FaceChoice, uploaded: tuple[str, ...] = ()) -> SwapSettings:
         """The face's settings: the person's LoRA and photos (or the ``uploaded`` ones when it has none)."""
@@ -575,15 +585,17 @@ class SwapHandlers:
         return slider, button, record, gr.Gallery(value=None, visible=False), [], gr.Tabs(selected="result")
 
     def _show(self, photo: TargetPhoto, result: SwapResult) -> tuple[Any, Any, dict[str, Any]]:
-        """The comparison at display size (fast to send), the download at full size with its parameters."""
+        """The comparison at display size as JPEG files (fast to encode and send: Gradio would encode images
+        as WebP, seconds at 2048 px), the download at full size with its parameters."""
         record = guards.public_record(result.record)
         path = self.files.save(result.image, record)
-        size = photo.display_size
-        before = photo.original.resize(size) if size != photo.original.size else photo.original
-        after = result.image.resize(size) if size != result.image.size else result.image
+        if photo.before is None or not photo.before.is_file():  # the same for every result of this photo
+            photo.before = self.files.save_display(_display_copy(photo.original, photo.display_size))
+        after = self.files.save_display(_display_copy(result.image, photo.display_size))
+        before = str(photo.before)
         width, height = result.image.size
         button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
-        return (before, after), button, record
+        return (before, str(after)), button, record
 
     @user_errors
     def try_strengths(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
@@ -857,6 +869,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     )
                     guards.safe_editor(editor)  # images refused from their header before Gradio decodes them
                 with gr.Tab("Result", id="result"):
+                    progress_line = gr.Markdown(elem_id="progress-line")  # steps and time left while it runs
                     result = gr.ImageSlider(
                         label="Before / after: drag the handle", type="pil", height=EDITOR_HEIGHT, elem_id="result"
                     )
@@ -900,6 +913,13 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                             placeholder="Their name, e.g. anna",
                             max_length=64,
                             elem_id="new-person-name",
+                        )
+                        new_class_word = gr.Dropdown(  # their own prompt: "a photo of a man face"
+                            choices=[(f"a {word}", word) for word in CLASS_WORDS],
+                            value=DEFAULT_CLASS_WORD,
+                            label="They are",
+                            show_label=False,
+                            elem_id="new-person-class",
                         )
                         add = gr.Button("Add person", size="sm", elem_id="add-person")
                 add_note = gr.Markdown(elem_id="add-person-note")
@@ -970,8 +990,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     info="Not used in Fast mode",
                     lines=2,
                 )
-                steps = range_slider(STEPS, label="Steps")
-                guidance = range_slider(GUIDANCE, label="Guidance")
+                steps = range_slider(STEPS, label="Steps", elem_id="steps")
+                guidance = range_slider(GUIDANCE, label="Guidance", elem_id="guidance")
                 with gr.Row(equal_height=True):
                     seed = gr.Number(
                         value=RANDOM_SEED,
@@ -1050,7 +1070,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         event(  # upload itself, and then sets the slider for the new person
             by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], queue=False
         )
-    add_fields = {**mask_fields, "new_name": new_name}
+    add_fields = {**mask_fields, "new_name": new_name, "new_class_word": new_class_word}
     add.click(
         by_name(handlers.add_person, add_fields),
         set(add_fields.values()),
@@ -1090,13 +1110,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     }
     outputs = [result, download, record, candidates, candidate_state, views]
     gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
-    long = {"views": views, "buttons": [generate, search], "stop": stop, "show_progress_on": [result], **gpu}
+    long = {"views": views, "buttons": [generate, search], "stop": stop, "line": progress_line, **gpu}
     requests = [
         wire_long_request(
             button,
-            on_gpu(cancellable(by_name(run, swap_fields, progress=True), outputs=len(outputs))),
+            on_gpu(with_progress_line(cancellable(by_name(run, swap_fields, progress=True), outputs=len(outputs)))),
             inputs=set(swap_fields.values()),
-            outputs=outputs,
+            outputs=[*outputs, progress_line],
+            show_progress="hidden",  # the progress line says it, in words
             api_name=api_name,
             **long,
         )
@@ -1107,8 +1128,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     ]
     for request in requests:
         request.success(None, js=SHOW_RESULT)
-        request.failure(lambda: gr.Tabs(selected="mask"), None, views, queue=False)  # the message is about the photo
-    stop.click(lambda: idle(2), None, [generate, search, stop], cancels=requests, queue=False)
+    stop.click(lambda: stopped(2), None, [generate, search, stop, progress_line], cancels=requests, queue=False)
     candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], queue=False)
 
     # A plain endpoint for scripts (gradio_client): files in, PNG out; no canvas involved.
