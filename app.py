@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from faceswap_core.settings import MAX_UPLOAD_BYTES
     from faceswap_core.ui.demo import CSS, HEAD, THEME, create_demo
 
-    engine = Engine(config.model, lora_dir=config.lora_dir)
+    engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False)
     demo = create_demo(engine, vqa_model=config.vqa_model)
     demo.queue(default_concurrency_limit=1).launch(
         server_name=config.host,

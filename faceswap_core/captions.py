@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.errors import ModelLoadError, SettingsError
+from faceswap_core.errors import ModelLoadError, SettingsError, first_line
 from faceswap_core.settings import DEFAULT_CLASS_WORD, DEFAULT_VQA_MODEL
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class VqaCaptioner:
             processor = AutoProcessor.from_pretrained(self.model_id)
             model = AutoModelForVisualQuestionAnswering.from_pretrained(self.model_id)
         except (OSError, ValueError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = first_line(err, 10_000)
             raise ModelLoadError(
                 f"could not load the captioning model {self.model_id!r} ({reason[:160]}); connect to the internet "
                 "once so its weights download, or give a local folder with the model"

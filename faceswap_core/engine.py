@@ -15,17 +15,18 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from faceswap_core import __version__
 from faceswap_core.blend import match_colors, paste_back
-from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, NoFaceError, SettingsError
+from faceswap_core.conditioning import Conditioning, Plan, default_conditionings, plan_for
+from faceswap_core.errors import CancelledError, FaceswapError, ModelLoadError, NoFaceError, SettingsError, first_line
 from faceswap_core.images import ImageInput, load_image
 from faceswap_core.loras import LoraInfo, LoraRegistry
 from faceswap_core.regions import Region, cut, face_region, mask_region, split_mask
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
     import torch
 
     from faceswap_core.faces.detect import Face
-    from faceswap_core.fast import FastMode, FastPlan
-    from faceswap_core.identity_adapter import IdentityAdapter, IdentityEmbeds, Reference
+    from faceswap_core.fast import FastMode
+    from faceswap_core.identity_adapter import IdentityAdapter
+    from faceswap_core.requests import SwapRequest
 
 Progress = Callable[[int, int], None]
 MAX_CACHED_ADAPTERS = 8  # loaded LoRAs kept on the model; the least recently used is dropped beyond this
@@ -50,6 +52,7 @@ class SwapResult:
     record: dict[str, Any]
     identity_distance: float | None = None
     mask: Image.Image | None = None  # the full-size union of the masks that were used (255 = replaced)
+    painted: Image.Image | None = None  # the request's own mask, as given (kept in the PNG so replay can use it)
 
 
 @dataclass(frozen=True)
@@ -63,82 +66,21 @@ class FaceTarget:
     settings: SwapSettings = SwapSettings()
     face: int | None = 0
     mask: ImageInput | None = None
-
-
-class Contribution(Protocol):
-    """Something beside the LoRAs that steers a pipeline call: an image prompt, a few-step scheduler...
-
-    ``applied`` runs under the GPU lock around one call: it may set state on the pipeline (restoring
-    it on exit) and yields the call arguments it adds or replaces, given the call as it stands (so
-    an image prompt sees the guidance a few-step mode chose); ``record`` says what it did.
-    """
-
-    def applied(self, pipeline: Any, call: Mapping[str, Any]) -> AbstractContextManager[dict[str, Any]]: ...
-
-    def record(self) -> dict[str, Any]: ...
-
-
-class IdentityPrompt:
-    """Photos of the person as an image prompt (IP-Adapter), or neutral embeddings at scale 0 without photos.
-
-    Once the adapter is loaded the UNet needs image embeddings on every call, so requests without
-    photos get the neutral contribution; scale 0 skips the adapter's layers (the same as no adapter).
-    """
-
-    def __init__(self, adapter: IdentityAdapter, references: list[Reference] | None, scale: float) -> None:
-        self.adapter, self.references, self.scale = adapter, references, scale
-        self._embeds: IdentityEmbeds | None = None
-
-    @contextmanager
-    def applied(self, pipeline: Any, call: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        if self.references is not None:
-            self._embeds = self.adapter.embeds(pipeline, self.references)
-        yield self.adapter.call_kwargs(pipeline, self._embeds, scale=self.scale, guidance=call["guidance_scale"])
-
-    def record(self) -> dict[str, Any]:
-        return {} if self._embeds is None else self.adapter.record(self._embeds, self.scale)
-
-
-class FewStepSampling:
-    """Fast mode's sampling: its scheduler for the call (the same object put back after), its steps and guidance."""
-
-    def __init__(self, mode: FastMode, plan: FastPlan) -> None:
-        self.mode, self.plan = mode, plan
-
-    @contextmanager
-    def applied(self, pipeline: Any, call: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        from faceswap_core.fast import make_fast_scheduler, scheduler_swapped
-
-        with scheduler_swapped(pipeline, make_fast_scheduler(self.mode, pipeline.scheduler.config)):
-            yield {"num_inference_steps": self.plan.num_inference_steps, "guidance_scale": self.plan.guidance}
-
-    def record(self) -> dict[str, Any]:
-        from faceswap_core.fast import fast_record
-
-        return fast_record(self.mode, self.plan)
-
-
-@dataclass(frozen=True)
-class Conditioning:
-    """What conditions one face's pipeline call: the active LoRAs with their weights, and contributions."""
-
-    adapters: tuple[tuple[LoraInfo, float], ...] = ()
-    contributions: tuple[Contribution, ...] = ()
-
-    def record(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"adapters": [{"lora": info.name, "weight": weight} for info, weight in self.adapters]}
-        for contribution in self.contributions:
-            entry.update(contribution.record())
-        return entry
+    person: str | None = None  # the person's name, for the record ("" = the base model; None = settings as given)
 
 
 @dataclass
 class PreparedSwap:
-    """The CPU-side inputs of a swap: the photo and its regions, found once and reused by every candidate."""
+    """A swap's plan, made by CPU work alone: the photo, one region and target per face (settings seeded,
+    people resolved), found once and reused by every candidate; the executor runs it on the pipeline."""
 
     image: Image.Image
     regions: list[Region]
     prepare_s: float
+    targets: list[FaceTarget] = field(default_factory=list)
+    request: SwapRequest | None = None  # the request it was planned from (seeded), for the record
+    hashes: dict[str, str] = field(default_factory=dict)  # content hashes of the request's files, as used
+    painted: Image.Image | None = None  # the request's shared mask at the photo's size
 
 
 class Engine:
@@ -150,11 +92,17 @@ class Engine:
         *,
         dtype: torch.dtype | None = None,
         lora_dir: str | os.PathLike = "lora_weights",
+        allow_paths: bool = True,
+        conditionings: Sequence[Conditioning] | None = None,
     ) -> None:
+        """``allow_paths=False`` (the web app): a LoRA or person is a name in ``lora_dir``, never a path.
+        ``conditionings``: the plug-ins that steer each face, in order (default: few-step, LoRA, image prompt)."""
         self.model = ModelSpec(base=model) if isinstance(model, str) else model
         self.model.validate()
         self.dtype = dtype
-        self.loras = LoraRegistry(lora_dir)
+        self.loras = LoraRegistry(lora_dir, allow_paths=allow_paths)
+        chosen = default_conditionings() if conditionings is None else conditionings
+        self.conditionings: list[Conditioning] = list(chosen)
         self.lock = threading.RLock()
         self.load_error: str | None = None
         self._pipeline: Any = None
@@ -200,7 +148,7 @@ class Engine:
                     raise
                 except Exception as err:  # e.g. out of GPU memory while moving the weights: still one line
                     self.release_gpu()
-                    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                    first = first_line(err)
                     self.load_error = f"base model {self.model.base} could not be loaded: {first}"
                     raise ModelLoadError(self.load_error) from err
                 self.load_error = None
@@ -243,7 +191,44 @@ class Engine:
                 if park:
                     pipeline.to(device)
 
-    # --- inputs ---------------------------------------------------------------------------------
+    # --- planning -----------------------------------------------------------------------------
+    def plan(self, request: SwapRequest) -> PreparedSwap:
+        """The CPU part of a request: load the photo, find its faces once, resolve the faces and people into
+        per-face targets with a fixed seed, and cut one region per face. Serialisable; no GPU work."""
+        from faceswap_core.people import People
+        from faceswap_core.requests import needs_faces, pixel_hash, resolve
+
+        started = time.perf_counter()
+        request = request.validate().seeded()
+        picture = load_image(request.image, name="target image")
+        faces: list[Face] = []
+        if needs_faces(request):
+            from faceswap_core.faces.detect import detect_faces
+
+            faces = detect_faces(picture, name="target image")
+        targets = resolve(request, faces, People(self.loras), picture)
+        prepared = self.prepare(
+            picture, targets, shared_mask=request.mask, mask_settings=request.mask_settings, faces=faces
+        )
+        prepared.request = request
+        prepared.hashes["image"] = pixel_hash(picture)
+        if prepared.painted is not None:
+            prepared.hashes["mask"] = pixel_hash(prepared.painted)
+        if request.reference_face is not None:
+            prepared.hashes["reference_face"] = pixel_hash(load_image(request.reference_face, name="reference photo"))
+        prepared.prepare_s = time.perf_counter() - started
+        return prepared
+
+    def run(
+        self, request: SwapRequest, *, progress: Progress | None = None, cancel: threading.Event | None = None
+    ) -> SwapResult:
+        """Plan ``request`` and execute the plan: the one way every front end swaps.
+
+        The record is the request (public form: files by name and hash) plus what happened.
+        """
+        started = time.perf_counter()
+        return self._execute(self.plan(request), started, progress, cancel)
+
     def prepare(
         self,
         image: ImageInput,
@@ -251,8 +236,10 @@ class Engine:
         *,
         shared_mask: ImageInput | None = None,
         mask_settings: MaskSettings | None = None,
+        faces: list[Face] | None = None,
     ) -> PreparedSwap:
-        """Load the image, find the faces the targets name, and make one region per target (in order).
+        """Load the image, find the faces the targets name (unless ``faces`` are given), and make one region
+        per target (in order).
 
         ``shared_mask`` is one painted mask for all targets (what the editor gives): it is split among
         their faces, each painted pixel going to the nearest chosen face (:func:`split_mask`).
@@ -271,16 +258,17 @@ class Engine:
         if shared_mask is not None and len(targets) > 1 and any(t.face is None for t in targets):
             raise SettingsError("a mask shared by several faces needs a face index for each of them")
         picture = load_image(image, name="target image")
-        faces: list[Face] = []
-        if any(target.face is not None for target in targets):
-            from faceswap_core.faces.detect import detect_faces
+        if faces is None:
+            faces = []
+            if any(target.face is not None for target in targets):
+                from faceswap_core.faces.detect import detect_faces
 
-            faces = detect_faces(picture, name="target image")
+                faces = detect_faces(picture, name="target image")
         masks: list[Image.Image | None] = [
             None if target.mask is None else normalize_mask(target.mask, picture.size) for target in targets
         ]
-        if shared_mask is not None:
-            painted = normalize_mask(shared_mask, picture.size)
+        painted = None if shared_mask is None else normalize_mask(shared_mask, picture.size)
+        if painted is not None:
             if len(targets) == 1:
                 masks = [painted]
             else:
@@ -300,7 +288,8 @@ class Engine:
             else:
                 index = target.face if face is not None else None
                 regions.append(mask_region(mask, padding=padding, face=face, face_index=index))
-        return PreparedSwap(picture, regions, time.perf_counter() - started)
+        seeded = [replace(target, settings=_with_seed(target.settings)) for target in targets]
+        return PreparedSwap(picture, regions, time.perf_counter() - started, seeded, painted=painted)
 
     # --- swapping -------------------------------------------------------------------------------
     def swap(
@@ -328,29 +317,38 @@ class Engine:
         if targets is None:
             targets, shared_mask = [_single_target(settings, face, mask)], None
         prepared = self.prepare(image, targets, shared_mask=shared_mask, mask_settings=mask_settings)
-        result = self.repaint(prepared, [target.settings for target in targets], progress=progress, cancel=cancel)
+        return self._execute(prepared, started, progress, cancel)
+
+    def _execute(
+        self, prepared: PreparedSwap, started: float, progress: Progress | None, cancel: threading.Event | None
+    ) -> SwapResult:
+        result = self.repaint(prepared, progress=progress, cancel=cancel)
         result.record["timings"]["total_s"] = round(time.perf_counter() - started, 4)
         return result
 
     def repaint(
         self,
         prepared: PreparedSwap,
-        settings: Sequence[SwapSettings],
+        settings: Sequence[SwapSettings] | None = None,
         *,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> SwapResult:
-        """Inpaint the prepared regions with one settings each; the GPU part of :meth:`swap`."""
+        """Execute a plan: inpaint its regions (with ``settings`` instead of the targets' own, for a sweep's
+        candidates); the GPU part of :meth:`swap`."""
         started = time.perf_counter()
-        settings = [_with_seed(chosen) for chosen in settings]
+        targets = prepared.targets
+        settings = [t.settings for t in targets] if settings is None else [_with_seed(chosen) for chosen in settings]
         pipeline = self.pipeline
         size = self.native_resolution
-        conditionings = [self.conditioning(chosen) for chosen in settings]  # a bad LoRA fails before any work
+        plans = [self.conditioning(chosen) for chosen in settings]  # a bad LoRA fails before any work
         counts = [self.steps_run(chosen) for chosen in settings]
         current, done, faces = prepared.image, 0, []
         totals = {"inference_s": 0.0, "lora_s": 0.0, "blend_s": 0.0}
-        for region, chosen, conditioning, count in zip(prepared.regions, settings, conditionings, counts, strict=True):
-            report = None if progress is None else _offset_progress(progress, done, sum(counts))
+        for region, target, chosen, conditioning, count in zip(
+            prepared.regions, targets, settings, plans, counts, strict=True
+        ):
+            report = None if progress is None else offset_progress(progress, done, sum(counts))
             crop, crop_mask = cut(current, region, size)
             generated, timings, ran = self._inpaint(pipeline, crop, crop_mask, chosen, conditioning, report, cancel)
             blend_started = time.perf_counter()
@@ -362,12 +360,13 @@ class Engine:
             timings["blend_s"] = time.perf_counter() - blend_started
             for name, value in timings.items():
                 totals[name] += value
-            faces.append({**_face_record(region, chosen, conditioning), **ran})
+            faces.append({**_face_record(region, target, chosen, conditioning), **ran})
             done += count
         totals["prepare_s"] = prepared.prepare_s
         totals["total_s"] = prepared.prepare_s + time.perf_counter() - started
         record = self._record(prepared, faces, size, totals)
-        return SwapResult(current, record, None, _union(region.mask for region in prepared.regions))
+        painted = prepared.painted
+        return SwapResult(current, record, None, _union(region.mask for region in prepared.regions), painted)
 
     @property
     def fast_mode(self) -> FastMode:
@@ -377,12 +376,10 @@ class Engine:
         return fast_mode_for(self.model.fast_lora)
 
     def steps_run(self, settings: SwapSettings) -> int:
-        """The denoising steps a call with ``settings`` runs (inpainting runs ``int(steps * strength)``)."""
-        if settings.fast:
-            from faceswap_core.fast import plan_fast_steps
+        """The denoising steps a call with ``settings`` runs (for progress over several faces or candidates)."""
+        from faceswap_core.conditioning.few_step import steps_run
 
-            return plan_fast_steps(self.fast_mode, settings.strength).steps_run
-        return max(1, int(settings.steps * settings.strength))
+        return steps_run(self, settings)
 
     @property
     def identity(self) -> IdentityAdapter:
@@ -394,36 +391,15 @@ class Engine:
                 self._identity = IdentityAdapter(self.model.ip_adapter)
             return self._identity
 
-    def conditioning(self, settings: SwapSettings) -> Conditioning:
-        """What steers the pipeline for ``settings``: the person's LoRA at its weight, photos of the person.
+    @property
+    def loaded_identity(self) -> IdentityAdapter | None:
+        """The image-prompt adapter if a swap has created it (then every call must feed it embeddings)."""
+        return self._identity
 
-        The CPU part (loading, checking and aligning the photos) happens here, outside the GPU lock.
-        """
-        adapters: tuple[tuple[LoraInfo, float], ...] = ()
-        if settings.lora:
-            adapters = ((self.loras.resolve(settings.lora), settings.lora_scale),)
-        contributions: list[Contribution] = []
-        if settings.fast:  # first: the image prompt below must see the guidance fast mode chooses
-            from faceswap_core.fast import fast_lora_file, plan_fast_steps
-
-            mode = self.fast_mode
-            plan = plan_fast_steps(mode, settings.strength)
-            fast_lora = LoraInfo(f"fast: {mode.name}", fast_lora_file(mode.source, mode.weight_name))
-            adapters = ((fast_lora, mode.weight), *adapters)
-            contributions.append(FewStepSampling(mode, plan))
-        if settings.identity_photos:
-            from faceswap_core.identity_adapter import default_identity_scale
-
-            references = self.identity.references(list(settings.identity_photos))
-            scale = settings.identity_scale
-            contributions.append(
-                IdentityPrompt(
-                    self.identity, references, default_identity_scale(bool(settings.lora)) if scale is None else scale
-                )
-            )
-        elif self._identity is not None:
-            contributions.append(IdentityPrompt(self._identity, None, 0.0))
-        return Conditioning(adapters, tuple(contributions))
+    def conditioning(self, settings: SwapSettings) -> Plan:
+        """What every plug-in adds to a face's call for ``settings``; their CPU work (loading, checking and
+        aligning photos) happens here, outside the GPU lock, so a bad LoRA fails before any GPU work."""
+        return plan_for(self, settings, self.conditionings)
 
     def _inpaint(
         self,
@@ -431,7 +407,7 @@ class Engine:
         crop: Image.Image,
         crop_mask: Image.Image,
         settings: SwapSettings,
-        conditioning: Conditioning,
+        conditioning: Plan,
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> tuple[Image.Image, dict[str, float], dict[str, Any]]:
@@ -525,9 +501,9 @@ class Engine:
             if adapter in _loaded_adapter_names(pipeline):
                 pipeline.delete_adapters(adapter)
             self.release_gpu()
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            first = first_line(err)
             raise ModelLoadError(
-                f"LoRA {lora.name} ({lora.path}) does not fit base model {self.base_model}: {first}"
+                f"LoRA {lora.name} ({lora.path}) does not fit the base model {self.base_model}: {first}"
             ) from err
         return adapter
 
@@ -545,6 +521,7 @@ class Engine:
             "dtype": str(getattr(pipeline, "dtype", "")).removeprefix("torch."),
             "timings": {name: round(value, 4) for name, value in timings.items()},
             "version": __version__,
+            **({} if prepared.request is None else {"request": prepared.request.public(prepared.hashes)}),
         }
 
     # --- strength search ------------------------------------------------------------------------
@@ -562,43 +539,20 @@ class Engine:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
     ) -> list[SwapResult]:
-        """Try every strength x seed on one face; rank by identity distance to ``references`` (best first).
+        """Try every strength x seed on one face, ranked by likeness to ``references``: :func:`sweep` of one face."""
+        from faceswap_core.requests import FaceRequest, SwapRequest
+        from faceswap_core.sweep import sweep
 
-        Without references the candidates keep their input order. One seed is shared by all strengths
-        when none is given, so the candidates differ only in strength.
-        """
-        strength_list = list(strengths) if strengths else [settings.strength]
-        if seeds:
-            seed_list: list[int] = list(seeds)
-        else:
-            seed_list = [_with_seed(settings).seed or 0]
-        candidates = [replace(settings, strength=float(s), seed=int(seed)) for seed in seed_list for s in strength_list]
-        for candidate in candidates:
-            candidate.validate()
-        scorer = None
-        if references:
-            from faceswap_core.faces.identity import IdentityScorer
-
-            scorer = IdentityScorer(references)
-        prepared = self.prepare(image, [_single_target(settings, face, mask)], mask_settings=mask_settings)
-        region = prepared.regions[0]
-        scored_face = region.face if region.face is not None else _face_under_mask(prepared.image, region.mask)
-        counts = [self.steps_run(candidate) for candidate in candidates]
-        total, done = sum(counts), 0
-        results: list[SwapResult] = []
-        for candidate, count in zip(candidates, counts, strict=True):
-            report = None if progress is None else _offset_progress(progress, done, total)
-            result = self.repaint(prepared, [candidate], progress=report, cancel=cancel)
-            done += count
-            if scorer is not None:
-                result.identity_distance = _score(scorer, result.image, scored_face)
-                result.record["identity_distance"] = result.identity_distance
-            results.append(result)
-        if scorer is not None:
-            results.sort(key=lambda r: (r.identity_distance is None, r.identity_distance or 0.0))
-        for rank, result in enumerate(results):
-            result.record["rank"] = rank
-        return results
+        request = SwapRequest(
+            image,
+            faces=() if face is None else (FaceRequest(face),),
+            settings=settings,
+            mask=mask,
+            mask_settings=mask_settings or MaskSettings(),
+        )
+        return sweep(
+            self, request, strengths=strengths, seeds=seeds, references=references, progress=progress, cancel=cancel
+        )
 
 
 def _single_target(settings: SwapSettings, face: int | None, mask: ImageInput | None) -> FaceTarget:
@@ -625,16 +579,17 @@ def _nth_face(faces: list[Face], index: int, *, given_mask: bool) -> Face | None
     raise NoFaceError(f"target image: there is no face {index}; {found} found (indices 0-{len(faces) - 1})")
 
 
-def _face_record(region: Region, settings: SwapSettings, conditioning: Conditioning) -> dict[str, Any]:
-    """One repainted face in the record: where (face, mask, crop box), with what (settings, adapters)."""
-    chosen = {name: value for name, value in as_dict(settings).items() if name != "identity_photos"}
-    return {  # the photos are recorded by content hash (conditioning), never by their server paths
+def _face_record(region: Region, target: FaceTarget, settings: SwapSettings, plan: Plan) -> dict[str, Any]:
+    """One repainted face in the record: where (face, mask, crop box), who and with what (settings, plug-ins)."""
+    skipped = {"identity_photos"} | ({"extras"} if not settings.extras else set())
+    chosen = {name: value for name, value in as_dict(settings).items() if name not in skipped}
+    return {  # the photos are recorded by content hash (the image prompt's record), never by their server paths
         "face": region.face_index,
         "mask": region.mask_source,
         "crop_box": list(region.box),
+        "person": target.person or None,
         **chosen,
-        "mode": "quality",
-        **conditioning.record(),
+        **plan.record(),
     }
 
 
@@ -647,32 +602,9 @@ def _union(masks: Iterable[Image.Image]) -> Image.Image:
     return Image.fromarray(merged, mode="L")
 
 
-def _offset_progress(progress: Progress, done: int, total: int) -> Progress:
+def offset_progress(progress: Progress, done: int, total: int) -> Progress:
     """Report one call's steps as steps of the whole job (several faces, several candidates)."""
     return lambda step, _count: progress(min(done + step, total), total)
-
-
-def _face_under_mask(image: Image.Image, mask: Image.Image) -> Face | None:
-    """With a hand-drawn mask, the face to score is the one the mask covers most."""
-    from faceswap_core.faces.detect import detect_faces
-    from faceswap_core.faces.masks import mask_box
-
-    x0, y0, x1, y1 = mask_box(mask)
-    best, best_overlap = None, 0.0
-    for face in detect_faces(image):
-        fx0, fy0, fx1, fy1 = face.box
-        overlap = max(0.0, min(x1, fx1) - max(x0, fx0)) * max(0.0, min(y1, fy1) - max(y0, fy0))
-        if overlap > best_overlap:
-            best, best_overlap = face, overlap
-    return best
-
-
-def _score(scorer: Any, image: Image.Image, face: Face | None) -> float | None:
-    """Identity distance of the swapped face, measured where the face was (the swap keeps its place)."""
-    try:
-        return float(scorer.distance(image, face))
-    except NoFaceError:
-        return None
 
 
 def _loaded_adapter_names(pipeline: Any) -> set[str]:

@@ -42,3 +42,9 @@ class DatasetError(FaceswapError):
 
 class CancelledError(FaceswapError):
     """The user cancelled a long operation; partial results that were saved are kept."""
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type when it has none): what a one-line message quotes."""
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:limit]

@@ -24,7 +24,7 @@ Facts checked in the installed diffusers (0.42) source, not taken on trust:
   Fusing is also not reversible bit for bit: on the tiny model ``fuse_lora`` + ``unfuse_lora`` left
   177 of 428 UNet tensors different (by up to 1.5e-8), which would break "a quality swap after a
   fast one is byte-identical". The price of staying unfused is the LoRA's own compute each step
-  (bench/fast_pipeline.py prints it; large on the tiny model, where LoRA layers are relatively big).
+  (bench/fast_swap.py prints it; large on the tiny model, where LoRA layers are relatively big).
 
 Choice of the default, LCM-LoRA SDXL (``latent-consistency/lcm-lora-sdxl``), with evidence:
 
@@ -76,9 +76,8 @@ from faceswap_core.settings import (
 )
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
-FAST_ADAPTER = "fast"  # adapter name of the few-step LoRA on the pipeline
 LIGHTNING_REPO = "ByteDance/SDXL-Lightning"
 LIGHTNING_STEPS = (2, 4, 8)  # the LoRA files it publishes (its 1-step model is a UNet, not a LoRA)
 # The modules LCM-LoRA's training script targets; the tiny few-step LoRA covers the same kinds.
@@ -217,11 +216,6 @@ def plan_fast_steps(
     return FastPlan(num_inference_steps=scheduled, steps_run=run, guidance=chosen_guidance)
 
 
-def uses_cfg(unet: Any, guidance: float) -> bool:
-    """Whether the pipeline will run classifier-free guidance (the UNet on a batch of two)."""
-    return guidance > 1 and getattr(unet.config, "time_cond_proj_dim", None) is None
-
-
 # --- scheduler ----------------------------------------------------------------------------------
 
 
@@ -333,41 +327,6 @@ def fast_lora_file(source: str, weight_name: str | None = None) -> Path:
         file = _hub_file(text, weight_name or FAST_LORA_FILE)
     check_safe_weights(file)
     return file
-
-
-def read_fast_lora(source: str, weight_name: str | None = None) -> dict[str, torch.Tensor]:
-    """The LoRA's tensors, read into memory (not memory-mapped) from a file checked to be safetensors."""
-    from safetensors.torch import load
-
-    return load(fast_lora_file(source, weight_name).read_bytes())
-
-
-def load_fast_lora(pipeline: Any, mode: FastMode, adapter_name: str = FAST_ADAPTER) -> str:
-    """Add the few-step LoRA to the pipeline as one named adapter (not fused); returns its name.
-
-    Call once, lazily, on the first fast request; afterwards ``set_adapters`` switches it on and off.
-    A LoRA that does not fit the base model leaves no half-loaded adapter behind.
-    """
-    import warnings
-
-    state_dict = read_fast_lora(mode.source, mode.weight_name)
-    try:
-        with warnings.catch_warnings():  # peft warns on every second adapter; several are the point here
-            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            pipeline.load_lora_weights(state_dict, adapter_name=adapter_name)
-    except Exception as err:  # diffusers/peft raise ValueError, KeyError, RuntimeError on a mismatched LoRA
-        if adapter_name in _loaded_adapters(pipeline):
-            pipeline.delete_adapters(adapter_name)
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ModelLoadError(f"few-step LoRA {mode.source} does not fit the base model: {first}") from err
-    return adapter_name
-
-
-def _loaded_adapters(pipeline: Any) -> set[str]:
-    try:
-        return {name for names in pipeline.get_list_adapters().values() for name in names}
-    except (AttributeError, ValueError):
-        return set()
 
 
 def _hub_file(repo_id: str, filename: str) -> Path:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from faceswap_core.errors import FaceswapError, ModelLoadError, SettingsError
+from faceswap_core.errors import FaceswapError, ModelLoadError, SettingsError, first_line
 from faceswap_core.images import ImageInput, describe, load_image
 from faceswap_core.loras import PICKLE_SUFFIXES, check_safe_weights
 from faceswap_core.settings import (
@@ -160,7 +160,7 @@ class IdentityAdapter:
             raise
         except Exception as err:  # a mismatched adapter raises KeyError/RuntimeError/ValueError from diffusers
             _unload_quietly(pipeline)
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            first = first_line(err)
             raise ModelLoadError(
                 f"IP-Adapter {self.source} ({self.weight_name}) does not fit this base model (SDXL needed): {first}"
             ) from err

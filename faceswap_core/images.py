@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from faceswap_core.errors import BadImageError
+from faceswap_core.errors import BadImageError, first_line
 from faceswap_core.files import atomic_path
 from faceswap_core.settings import MAX_PIXELS, MIN_IMAGE_SIDE
 
@@ -124,7 +124,7 @@ def _open(source: str | os.PathLike | bytes, label: str, max_pixels: int) -> Ima
 
 
 def _reason(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+    return first_line(err, 10_000)
 
 
 def _check_size(size: tuple[int, int], label: str, max_pixels: int) -> None:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
+from faceswap_core.errors import ModelLoadError, UnsafeWeightsError, first_line
 from faceswap_core.loras import PICKLE_SUFFIXES, check_safe_weights
 from faceswap_core.settings import DEFAULT_BASE_MODEL, DEVICES, ModelSpec
 
@@ -205,8 +205,7 @@ def _explain(name: str, err: BaseException, what: str) -> str:
             f"{what} {name} is not in the local cache and cannot be downloaded now; "
             f"download it with `hf download {name}` while online, or pass a local folder with --base"
         )
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return f"{what} {name} could not be loaded ({first_line[:200]}); pass a diffusers folder or SDXL .safetensors file"
+    return f"{what} {name} could not be loaded ({first_line(err)}); pass a diffusers folder or SDXL .safetensors file"
 
 
 # --- tiny random model for tests, CI and smoke checks -------------------------------------------

@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from faceswap_core.dataset_file import METADATA_FILE, read_metadata
 from faceswap_core.errors import DatasetError, ModelLoadError, SettingsError
 from faceswap_core.identity_adapter import default_identity_scale
 from faceswap_core.loras import LORA_NAME, LoraInfo, LoraRegistry, reference_photos
-from faceswap_core.prepare import METADATA_FILE, PrepareReport, prepare_dataset
+from faceswap_core.prepare import PrepareReport, prepare_dataset
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_CLASS_WORD,
@@ -198,7 +199,6 @@ def check_person_name(name: str) -> str:
 
 def photos_in(dataset: Path) -> list[Path]:
     """The photos a dataset folder's ``metadata.csv`` lists that exist, in its order."""
-    from faceswap_core.training.dataset import read_metadata
 
     if not (dataset / METADATA_FILE).is_file():
         return []

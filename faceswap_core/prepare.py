@@ -13,7 +13,6 @@ flagged in ``PrepareReport.unlike``, since the check can be wrong and only the p
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from faceswap_core.captions import template_caption
+from faceswap_core.dataset_file import write_metadata
 from faceswap_core.errors import DatasetError, FaceswapError, NoFaceError
 from faceswap_core.faces.align import align_face
 from faceswap_core.faces.detect import Face, detect_faces
@@ -34,8 +34,6 @@ from faceswap_core.settings import (
     PREPARE_SIZE,
     SAME_PERSON_DISTANCE,
 )
-
-METADATA_FILE = "metadata.csv"
 
 
 @dataclass
@@ -97,10 +95,7 @@ def prepare_dataset(
     if not report.written:
         reasons = "; ".join(reason for _, reason in report.skipped[:3])
         raise DatasetError(f"none of the {len(photos)} photos could be prepared ({reasons})")
-    with open(out / METADATA_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file_name", "text"])
-        writer.writerows(report.captions.items())
+    write_metadata(out, report.captions.items())
     return report
 
 

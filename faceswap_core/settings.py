@@ -6,7 +6,9 @@ bad value, so the CLI, the UI and library callers all get the same message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from faceswap_core.errors import SettingsError
 
@@ -83,7 +85,6 @@ SAME_PERSON_DISTANCE = 0.6
 
 # --- inpainting ---------------------------------------------------------------------------------
 DEFAULT_BASE_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
-INPAINT_BASE_MODEL = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
 FP16_FIX_VAE = "madebyollin/sdxl-vae-fp16-fix"
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DEFAULT_PROMPT = "a photo of a {class_word} face"
@@ -176,6 +177,7 @@ class SwapSettings:
     identity_photos: tuple[str, ...] = ()  # photos of the person for the image-prompt adapter; () = none
     identity_scale: float | None = None  # None: IDENTITY_SCALE's default, or IDENTITY_SCALE_WITH_LORA beside a LoRA
     fast: bool = False  # a few-step LoRA and its scheduler: steps and guidance follow the fast mode (see fast.py)
+    extras: Mapping[str, Any] = field(default_factory=dict)  # options of conditioning plug-ins, by plug-in name
 
     def validate(self) -> None:
         STRENGTH.check("strength", self.strength)

@@ -75,6 +75,11 @@ def shots(page: Any, name: str) -> None:
     page.set_viewport_size(DESKTOP)
 
 
+def close_messages(page: Any) -> None:
+    """Close the pop-ups as a person would (their close buttons), without waiting for them to fade."""
+    page.evaluate("() => document.querySelectorAll('.toast-close').forEach(button => button.click())")
+
+
 def in_view(page: Any, selector: str) -> bool:
     where = page.locator(selector).first.bounding_box()
     return where is not None and where["y"] >= 0 and where["y"] + where["height"] <= page.viewport_size["height"] + 1
@@ -129,7 +134,7 @@ def test_generate_shows_progress_where_the_result_appears_and_stops(
     page.locator("#stop").wait_for(state="visible", timeout=5_000)
     assert not page.locator("#generate").is_visible() and not page.locator("#try-strengths").is_visible()
     page.wait_for_function(
-        "() => document.querySelector('button[role=tab][aria-selected=true]')?.innerText.includes('Result')",
+        "() => document.querySelector('#views button[role=tab][aria-selected=true]')?.innerText.includes('Result')",
         timeout=5_000,
     )
     wait_for_text(page, "#progress-line", "Starting")  # at once, before the model has done a step
@@ -162,8 +167,11 @@ def test_before_and_after_line_up_on_a_portrait_photo(
         page.click("#generate")
         page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
         page.locator("#generate").wait_for(state="visible")
-        frame = page.locator("#result").bounding_box()
-        images = [image.bounding_box() for image in page.locator("#result img").all()]
+        time.sleep(1.5)  # the result is scrolled into view smoothly: measure once it stands still
+        frame, *images = page.evaluate(
+            "() => [document.querySelector('#result'), ...document.querySelectorAll('#result img')].map(e =>"
+            " { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; })"
+        )
         assert len(images) == 2
         before, after = images
         assert all(abs(before[key] - after[key]) < 1 for key in ("x", "y", "width", "height")), images
@@ -221,8 +229,7 @@ def test_messages_name_their_field_and_leave_no_error_badge(
     wait_for_text(page, "body", "seed must be at most 4294967295, got 1e+23")
     shots(page, "message-seed")
     page.locator("#generate").wait_for(state="visible")
-    for close in page.locator(".toast-close").all():
-        close.click()
+    close_messages(page)
     time.sleep(1)
     badges = page.locator("[data-testid='status-tracker'] .error")
     assert not any(badge.is_visible() for badge in badges.all()), "a bare 'Error' badge is left on the page"
@@ -231,8 +238,7 @@ def test_messages_name_their_field_and_leave_no_error_badge(
     page.get_by_role("tab", name="Train a person").click()
     page.click("#train")  # no photos yet
     wait_for_text(page, "#train-status", "Upload photos of the person first")
-    for close in page.locator(".toast-close").all():
-        close.click()
+    close_messages(page)
     time.sleep(1)
     assert "Error" not in page.locator("#train-status").inner_text()
     shots(page, "message-train")

@@ -12,27 +12,42 @@ import torch
 from lora_factory import make_test_lora
 from PIL import Image
 
+from faceswap_core.engine import Engine
 from faceswap_core.errors import ModelLoadError, SettingsError, UnsafeWeightsError
 from faceswap_core.fast import (
-    FAST_ADAPTER,
     LCM_LORA_SDXL,
     SDXL_LIGHTNING,
     count_unet_evaluations,
     fast_lora_file,
     fast_mode_for,
     fast_record,
-    load_fast_lora,
     make_fast_scheduler,
     plan_fast_steps,
-    read_fast_lora,
     save_tiny_fast_lora,
     scheduler_swapped,
-    uses_cfg,
 )
+from faceswap_core.loras import LoraInfo, load_lora_into, read_lora
 from faceswap_core.models import load_inpaint_pipeline
 from faceswap_core.settings import FAST_LORA_FILE, ModelSpec, SwapSettings
 
 QUALITY = SwapSettings()  # 30 steps, strength 0.5, guidance 7: the default swap
+FAST_ADAPTER = "fast"
+
+
+def uses_cfg(unet: Any, guidance: float) -> bool:
+    """Whether the pipeline runs classifier-free guidance (the UNet on a batch of two)."""
+    return guidance > 1 and getattr(unet.config, "time_cond_proj_dim", None) is None
+
+
+def read_fast_lora(source: str) -> dict[str, torch.Tensor]:
+    """The few-step LoRA's tensors as the engine reads them: the checked file, from memory."""
+    return read_lora(fast_lora_file(source))[0]
+
+
+def load_fast_lora(pipeline: Any, mode: Any) -> str:
+    """Load the few-step LoRA the way the engine does (one named adapter, from memory); returns its name."""
+    load_lora_into(pipeline, fast_lora_file(mode.source, mode.weight_name), FAST_ADAPTER)
+    return FAST_ADAPTER
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +221,11 @@ def test_a_fast_lora_that_does_not_fit_leaves_no_adapter(pipeline: Any, tmp_path
 
     bad = tmp_path / "bad.safetensors"
     save_file({"unet.down_blocks.0.nope.lora_A.weight": torch.zeros(4, 7)}, str(bad))
+    engine = Engine.from_pipeline(pipeline)
+    before = {name for names in pipeline.get_list_adapters().values() for name in names}
     with pytest.raises(ModelLoadError, match="does not fit the base model"):
-        load_fast_lora(pipeline, fast_mode_for(str(bad)))
-    assert FAST_ADAPTER not in {name for names in pipeline.get_list_adapters().values() for name in names}
+        engine._load_adapter(pipeline, LoraInfo("fast", bad))
+    assert {name for names in pipeline.get_list_adapters().values() for name in names} == before
 
 
 def test_fast_lora_sources_folder_file_and_refusals(fast_lora: Path, tmp_path: Path) -> None:

@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from faceswap_core.captions import template_caption
+from faceswap_core.dataset_file import METADATA_FILE
 from faceswap_core.errors import DatasetError, SettingsError
 from faceswap_core.faces import detect_faces, find_face
 from faceswap_core.faces.align import align_face
-from faceswap_core.prepare import METADATA_FILE, prepare_dataset, unlike_the_others
+from faceswap_core.prepare import prepare_dataset, unlike_the_others
 from faceswap_core.settings import PREPARE_EYE_DISTANCE, PREPARE_EYE_Y, SAME_PERSON_DISTANCE
 
 PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"

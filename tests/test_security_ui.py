@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from faceswap_core.engine import Engine
+from faceswap_core.engine import Engine, SwapResult
 from faceswap_core.errors import SettingsError
 from faceswap_core.settings import RESULT_MAX_AGE_S, STEPS, ModelSpec
 from faceswap_core.training.jobs import DONE, TrainingJobs
@@ -21,18 +21,21 @@ from faceswap_core.ui.demo import create_demo
 
 
 def test_gradio_cache_and_result_files_are_cleaned_up(tmp_path: Path) -> None:
-    demo = create_demo(Engine(ModelSpec("tiny", device="cpu"), lora_dir=str(tmp_path)), load_model=False)
+    engine = Engine(ModelSpec("tiny", device="cpu"), lora_dir=str(tmp_path), allow_paths=False)
+    demo = create_demo(engine, load_model=False)
     assert demo.delete_cache == (RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)
     files = ResultFiles()
-    old = files.save(Image.new("RGB", (8, 8)), {"seed": 1})
+    old = files.save(SwapResult(Image.new("RGB", (8, 8)), {}), {"seed": 1})
     hour_ago = time.time() - RESULT_MAX_AGE_S - 10
     os.utime(old, (hour_ago, hour_ago))
-    new = files.save(Image.new("RGB", (8, 8)), {"seed": 2})
+    new = files.save(SwapResult(Image.new("RGB", (8, 8)), {}), {"seed": 2})
     assert new.is_file() and not old.exists()
 
 
 def test_the_app_takes_loras_by_name_only(tmp_path: Path) -> None:
-    engine = Engine(ModelSpec("tiny", device="cpu"), lora_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="allow_paths=False"):
+        create_demo(Engine(ModelSpec("tiny", device="cpu"), lora_dir=str(tmp_path)), load_model=False)
+    engine = Engine(ModelSpec("tiny", device="cpu"), lora_dir=str(tmp_path), allow_paths=False)
     create_demo(engine, load_model=False)
     with pytest.raises(Exception, match="not found"):
         engine.loras.resolve("/etc/passwd")

@@ -136,7 +136,7 @@ def test_train_refuses_edited_captions_that_name_unknown_files(
 
 # --- the page -----------------------------------------------------------------------------------
 def test_a_missing_base_model_is_explained_and_mask_tools_still_work(tmp_path: Path, astronaut: Image.Image) -> None:
-    broken = Engine(ModelSpec(str(tmp_path / "no-such-model"), device="cpu"), lora_dir=str(tmp_path))
+    broken = Engine(ModelSpec(str(tmp_path / "no-such-model"), device="cpu"), lora_dir=str(tmp_path), allow_paths=False)
     loader = ModelLoader(broken)
     loader._load()
     assert loader.done and "could not be loaded" in loader.message() and "--base" in loader.message()

@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from faceswap_core.cli.model_args import model_parent, model_spec
-from faceswap_core.engine import FaceTarget
-from faceswap_core.errors import NoFaceError, SettingsError
+from faceswap_core.errors import SettingsError
 from faceswap_core.people import People
+from faceswap_core.requests import FACE_ALL, FACE_REFERENCE, MAX_REQUEST_CHARS, FaceRequest, SwapRequest
 from faceswap_core.settings import (
-    DEFAULT_IP_ADAPTER,
-    FAST_LORA,
     GUIDANCE,
     IDENTITY_SCALE,
     IDENTITY_SCALE_WITH_LORA,
@@ -42,10 +39,18 @@ def register(subparsers: Any) -> None:
             "to the --reference photos when given. The parameters are stored in the PNG text metadata."
         ),
     )
-    parser.add_argument("target", type=Path, metavar="TARGET", help="photo whose face is replaced")
+    parser.add_argument("target", type=Path, nargs="?", metavar="TARGET", help="photo whose face is replaced")
+    parser.add_argument(
+        "--request", type=Path, metavar="FILE.json", help="a swap written down as JSON (TARGET, if given, is its photo)"
+    )
+    parser.add_argument("--save-request", type=Path, metavar="FILE.json", help="also write the request as JSON")
+    parser.add_argument(
+        "--reference-face",
+        type=Path,
+        metavar="PHOTO",
+        help="a photo of the person to find in TARGET: --face reference[:PERSON] repaints the face most like them",
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png", help="where to write the result")
-    parser.add_argument("--vae", metavar="VAE", help="VAE override, e.g. madebyollin/sdxl-vae-fp16-fix for fp16")
-    parser.add_argument("--low-vram", action="store_true", help="offload sub-models to the CPU (8-12 GB GPUs)")
     parser.add_argument("--lora", metavar="NAME_OR_PATH", help="LoRA name in --lora-dir, or a .safetensors path")
     parser.add_argument(
         "--person",
@@ -69,8 +74,9 @@ def register(subparsers: Any) -> None:
         action="append",
         type=face_spec,
         metavar="SPEC",
-        help="a face to replace, repeatable: INDEX (0 = largest), INDEX:PERSON, all or all:PERSON (a person or "
-        "a LoRA); a face without :PERSON uses --person or --lora (default: the largest face, or where --mask paints)",
+        help="a face to replace, repeatable: INDEX (0 = largest), all, or reference (the face most like "
+        "--reference-face), each with an optional :PERSON (a person or a LoRA); a face without :PERSON uses --person "
+        "or --lora (default: the largest face, or where --mask paints)",
     )
     parser.add_argument("--prompt", default=SwapSettings.prompt, metavar="TEXT", help="default: %(default)r")
     parser.add_argument("--negative-prompt", default=SwapSettings.negative_prompt, metavar="TEXT")
@@ -108,32 +114,23 @@ def register(subparsers: Any) -> None:
         help=f"how strongly the photos steer the face, {IDENTITY_SCALE.minimum:g}-{IDENTITY_SCALE.maximum:g} "
         f"(default {IDENTITY_SCALE.default:g} alone, {IDENTITY_SCALE_WITH_LORA:g} beside --lora)",
     )
-    identity.add_argument(
-        "--ip-adapter",
-        default=DEFAULT_IP_ADAPTER,
-        metavar="SOURCE",
-        help=f"hub id or local folder in its layout (default {DEFAULT_IP_ADAPTER}: plus-face, ViT-H encoder)",
-    )
     fast = parser.add_argument_group("fast mode")
     fast.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler: ~4 UNet evaluations")
-    fast.add_argument(
-        "--fast-lora",
-        metavar="SOURCE",
-        help=f"the few-step LoRA: hub id, folder or .safetensors file (default {FAST_LORA})",
-    )
     parser.set_defaults(func=run)
 
 
-def face_spec(text: str) -> tuple[int | None, str | None]:
-    """``INDEX``, ``INDEX:PERSON``, ``all`` or ``all:PERSON`` -> (index or None for all, person or None)."""
+def face_spec(text: str) -> tuple[int | str, str | None]:
+    """``INDEX``, ``all`` or ``reference``, each with an optional ``:PERSON`` -> (which face, person or None)."""
     which, _, lora = text.partition(":")
     which = which.strip().lower()
-    if which == "all":
-        index = None
+    if which in (FACE_ALL, FACE_REFERENCE):
+        index: int | str = which
     elif which.isdigit():
         index = int(which)
     else:
-        raise argparse.ArgumentTypeError(f"expected INDEX, INDEX:PERSON, all or all:PERSON, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected INDEX, all or reference, each with an optional :PERSON, got {text!r}"
+        )
     if _ and not lora.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: give a person or LoRA name after the colon")
     return index, lora.strip() or None
@@ -153,18 +150,15 @@ def _float_list(text: str) -> list[float]:
     return values
 
 
-def run(args: argparse.Namespace) -> int:
-    from faceswap_core.cli import quiet_libraries
-    from faceswap_core.engine import Engine
-    from faceswap_core.files import check_writable
-    from faceswap_core.images import exif_orientation, save_png
-
-    quiet_libraries()
-    if args.output.suffix.lower() != ".png":
-        raise SettingsError(f"{args.output}: the output must be a .png file (the parameters are stored in it)")
-    check_writable(args.output)  # before minutes of work, not after
-    if args.strengths and len(args.strengths) > MAX_STRENGTH_CANDIDATES:
-        raise SettingsError(f"--strengths: {len(args.strengths)} given; try at most {MAX_STRENGTH_CANDIDATES} at once")
+def build_request(args: argparse.Namespace) -> SwapRequest:
+    """The request the flags describe (``--request FILE`` gives one as JSON; TARGET then replaces its photo)."""
+    if args.request is not None:
+        files = {} if args.target is None else {"image": str(args.target)}
+        return SwapRequest.from_json(_read_text(args.request), files=files)
+    if args.target is None:
+        raise SettingsError("give the photo to change (TARGET), or a request with --request")
+    if args.person and args.lora:
+        raise SettingsError("--person brings its own LoRA; leave out --lora")
     settings = SwapSettings(
         prompt=args.prompt,
         negative_prompt=args.negative_prompt,
@@ -180,46 +174,54 @@ def run(args: argparse.Namespace) -> int:
         identity_scale=args.identity_scale,
         fast=args.fast,
     )
-    settings.validate()
-    if args.person and args.lora:
-        raise SettingsError("--person brings its own LoRA; leave out --lora")
-    mask = None if args.mask == "auto" else Path(args.mask)
-    orientation = exif_orientation(args.target)
-    if mask is not None and orientation != 1:
+    faces = tuple(FaceRequest(face=which, person=person) for which, person in args.faces or ())
+    return SwapRequest(
+        str(args.target),
+        faces=faces,
+        person=args.person,
+        settings=settings,
+        mask=None if args.mask == "auto" else str(args.mask),
+        reference_face=None if args.reference_face is None else str(args.reference_face),
+    ).validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from faceswap_core.cli import quiet_libraries
+    from faceswap_core.engine import Engine
+    from faceswap_core.files import check_writable
+    from faceswap_core.images import exif_orientation
+    from faceswap_core.records import save_result
+    from faceswap_core.sweep import sweep
+
+    quiet_libraries()
+    if args.output.suffix.lower() != ".png":
+        raise SettingsError(f"{args.output}: the output must be a .png file (the parameters are stored in it)")
+    check_writable(args.output)  # before minutes of work, not after
+    if args.strengths and len(args.strengths) > MAX_STRENGTH_CANDIDATES:
+        raise SettingsError(f"--strengths: {len(args.strengths)} given; try at most {MAX_STRENGTH_CANDIDATES} at once")
+    request = build_request(args)
+    if request.mask is not None and isinstance(request.image, str) and exif_orientation(request.image) != 1:
         print(
-            f"note: {args.target} has EXIF orientation {orientation}; the mask is applied to the photo as viewers "
-            "show it (upright), and so is the output",
+            f"note: {request.image} has EXIF orientation {exif_orientation(request.image)}; the mask is applied to "
+            "the photo as viewers show it (upright), and so is the output",
             file=sys.stderr,
         )
     engine = Engine(model_spec(args), lora_dir=args.lora_dir)
-    people = People(engine.loras)
-
-    def as_person(name: str) -> SwapSettings:  # a missing or unsafe LoRA fails here, before the model loads
-        return people.resolve(name).settings(settings, args.identity_scale)
-
-    default = as_person(args.person) if args.person else settings
-    targets = face_targets(args.faces, default, args.target, mask, as_person)
-    for lora in {target.settings.lora for target in targets} - {None}:
-        engine.loras.resolve(lora)
+    _check_people(engine, request)  # a missing or unsafe LoRA fails here, before the model loads
     progress = _print_progress if sys.stderr.isatty() else None
+    if args.save_request is not None:
+        args.save_request.write_text(request.to_json())
     if not args.strengths and not args.reference:
-        result = engine.swap(args.target, targets, mask=mask, progress=progress)
-        save_png(result.image, args.output, {"parameters": json.dumps(result.record)})
+        result = engine.run(request, progress=progress)
+        save_result(result, args.output)
         print(json.dumps({"output": str(args.output), **result.record}))
         return 0
-    if len(targets) != 1:
+    prepared_faces = request.faces or ()
+    if len(prepared_faces) > 1 or any(face.face == "all" for face in prepared_faces):
         raise SettingsError("--strengths and --reference try one face at a time; choose one --face")
-    [target] = targets
-    results = engine.search(
-        args.target,
-        settings=target.settings,
-        face=target.face,
-        mask=mask,
-        strengths=args.strengths or [settings.strength],
-        references=args.reference or list(target.settings.identity_photos) or None,
-        progress=progress,
-    )
-    save_png(results[0].image, args.output, {"parameters": json.dumps(results[0].record)})
+    references = args.reference or list(_photos_of_request(engine, request)) or None
+    results = sweep(engine, request, strengths=args.strengths, references=references, progress=progress)
+    save_result(results[0], args.output)
     ranking = []
     for rank, result in enumerate(results):
         [face] = result.record["faces"]
@@ -227,45 +229,37 @@ def run(args: argparse.Namespace) -> int:
         entry["identity_distance"] = result.identity_distance
         if args.strengths:  # candidates are kept so the user can pick another than the best
             path = args.output.with_name(f"{args.output.stem}-{rank}-s{face['strength']:g}.png")
-            save_png(result.image, path, {"parameters": json.dumps(result.record)})
+            save_result(result, path)
             entry["file"] = str(path)
         ranking.append(entry)
     print(json.dumps({"output": str(args.output), "ranking": ranking}))
     return 0
 
 
-def face_targets(
-    specs: list[tuple[int | None, str | None]] | None,
-    settings: SwapSettings,
-    target: Path,
-    mask: Path | None,
-    as_person: Callable[[str], SwapSettings],
-) -> list[FaceTarget]:
-    """One :class:`FaceTarget` per ``--face``, in the order given; ``all`` adds every face not named on its own.
+def _check_people(engine: Any, request: SwapRequest) -> None:
+    people = People(engine.loras)
+    for name in {request.person, *(face.person for face in request.faces)} - {None, ""}:
+        people.resolve(str(name))
+    if request.settings.lora:
+        engine.loras.resolve(request.settings.lora)
 
-    So ``--face 0:alice --face all:bob`` gives face 0 to alice and every other face to bob; a face
-    without a name gets ``settings``, and ``as_person`` turns a name into that person's settings.
-    """
-    if not specs:
-        return [FaceTarget(settings, None if mask is not None else 0)]
-    targets: list[FaceTarget] = []
-    named = [index for index, _ in specs if index is not None]
-    for index in named:
-        if named.count(index) > 1:
-            raise SettingsError(f"face {index} is chosen more than once with --face")
-    for index, person in specs:
-        if index is not None:
-            targets.append(FaceTarget(as_person(person) if person else settings, index))
-    everyone = [person for index, person in specs if index is None]
-    if everyone:
-        from faceswap_core.faces.detect import detect_faces
 
-        count = len(detect_faces(target, name="target image"))
-        if count == 0:
-            raise NoFaceError("target image: no face found for --face all; paint a mask and pass it with --mask")
-        chosen = as_person(everyone[-1]) if everyone[-1] else settings
-        targets.extend(FaceTarget(chosen, index) for index in range(count) if index not in named)
-    return targets
+def _photos_of_request(engine: Any, request: SwapRequest) -> tuple[str, ...]:
+    """The photos that steer the request's face: its person's own, else the request's identity photos."""
+    name = request.faces[0].person if request.faces and request.faces[0].person is not None else request.person
+    if name:
+        photos = People(engine.loras).resolve(name).photos
+        if photos:
+            return tuple(str(photo) for photo in photos)
+    return request.settings.identity_photos
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_REQUEST_CHARS + 1).decode("utf-8", errors="replace")
+    except OSError as err:
+        raise SettingsError(f"{path}: cannot read the request ({err.strerror or err})") from None
 
 
 def _print_progress(step: int, total: int) -> None:

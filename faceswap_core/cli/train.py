@@ -31,7 +31,7 @@ INTERRUPTED = 130
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
-        parents=[model_parent()],
+        parents=[model_parent(inference=False)],
         help="train a LoRA of a person on 5-20 photos (SDXL, peft)",
         description=(
             "Train a LoRA on the UNet attention layers from a dataset folder written by 'prepare' (images + "

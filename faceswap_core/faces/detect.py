@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from faceswap_core.errors import ModelLoadError, NoFaceError, SettingsError
+from faceswap_core.errors import ModelLoadError, NoFaceError, SettingsError, first_line
 from faceswap_core.images import ImageInput, describe, load_image, to_array
 from faceswap_core.settings import (
     DEFAULT_FACE_BACKEND,
@@ -209,7 +209,7 @@ def _detect_face_alignment(pixels: np.ndarray) -> list[Face]:
                     face_alignment.LandmarksType.TWO_D, device="cpu", flip_input=False
                 )
             except Exception as err:  # weights download or load failures come in many types
-                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                reason = first_line(err, 10_000)
                 raise ModelLoadError(
                     f"the face-alignment weights could not be loaded ({reason}); run it once with internet access "
                     "so they are cached, or use --backend dlib"

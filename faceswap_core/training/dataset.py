@@ -13,7 +13,6 @@ inpainting trainers draw them), and each step picks one at random.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,53 +21,12 @@ from typing import Any
 
 import torch
 
+from faceswap_core.dataset_file import METADATA_FILE, DatasetItem, read_metadata, write_metadata
 from faceswap_core.errors import DatasetError
 from faceswap_core.images import load_image
 
-METADATA_CSV = "metadata.csv"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic")
 INPAINT_MASKS_PER_IMAGE = 4  # the full frame + 3 random boxes; more adds VAE work once, not per step
-
-
-@dataclass(frozen=True)
-class DatasetItem:
-    image: Path
-    caption: str
-
-
-def read_metadata(folder: Path) -> list[DatasetItem]:
-    """The ``file_name,text`` rows of a prepared dataset (the imagefolder layout diffusers reads)."""
-    path = folder / METADATA_CSV
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
-                raise DatasetError(f"{path}: the header must have the columns file_name and text")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DatasetError(f"{path}: cannot read the captions ({err})") from None
-    items = []
-    for number, row in enumerate(rows, start=2):
-        name = (row.get("file_name") or "").strip()
-        image = (folder / name).resolve()
-        if not name or folder.resolve() not in image.parents:
-            raise DatasetError(f"{path}: line {number} names no image inside the dataset folder: {name!r}")
-        if not image.is_file():
-            raise DatasetError(f"{path}: line {number} names {name}, which does not exist")
-        items.append(DatasetItem(image, (row.get("text") or "").strip()))
-    if not items:
-        raise DatasetError(f"{path}: lists no images")
-    return items
-
-
-def write_metadata(folder: Path, items: Sequence[DatasetItem]) -> Path:
-    path = folder / METADATA_CSV
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file_name", "text"])
-        for item in items:
-            writer.writerow([item.image.name, item.caption])
-    return path
 
 
 def _photos_in(paths: Sequence[Path]) -> list[Path]:
@@ -102,13 +60,13 @@ def resolve_dataset(
     for path in paths:
         if not path.exists():
             raise DatasetError(f"{path}: no such dataset folder or photo")
-    if len(paths) == 1 and (paths[0] / METADATA_CSV).is_file():
+    if len(paths) == 1 and (paths[0] / METADATA_FILE).is_file():
         return paths[0], read_metadata(paths[0])
-    if (prepare_dir / METADATA_CSV).is_file():
+    if (prepare_dir / METADATA_FILE).is_file():
         return prepare_dir, read_metadata(prepare_dir)
     photos = _photos_in(paths)
     if not photos:
-        raise DatasetError(f"{paths[0]}: no photos found (and no {METADATA_CSV} of a prepared dataset)")
+        raise DatasetError(f"{paths[0]}: no photos found (and no {METADATA_FILE} of a prepared dataset)")
     from faceswap_core.captions import template_caption
     from faceswap_core.prepare import prepare_dataset
 
@@ -124,7 +82,7 @@ def resolve_dataset(
 
         captioner = VqaCaptioner(vqa_model)
         items = [DatasetItem(item.image, captioner.caption(item.image, class_word)) for item in items]
-        write_metadata(prepare_dir, items)
+        write_metadata(prepare_dir, [(item.image.name, item.caption) for item in items])
     return prepare_dir, items
 
 

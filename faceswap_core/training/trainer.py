@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faceswap_core.dataset_file import METADATA_FILE, DatasetItem, write_metadata
 from faceswap_core.errors import CancelledError, DatasetError, ModelLoadError, SettingsError
 from faceswap_core.files import copy_file
-from faceswap_core.prepare import METADATA_FILE
 from faceswap_core.settings import (
     DEFAULT_NEGATIVE_PROMPT,
     GUIDANCE,
@@ -418,14 +418,13 @@ def _keep_photos(dataset_dir: Path, items: list[Any], keep_dir: Path) -> tuple[P
     The LoRA then carries its training photos: ``training.json`` names files that outlive the app's
     temporary folders, and the Swap tab can rank candidates against them.
     """
-    from faceswap_core.training.dataset import DatasetItem, write_metadata
 
     kept = [DatasetItem(keep_dir / item.image.name, item.caption) for item in items]
     if dataset_dir.resolve() != keep_dir.resolve():
         keep_dir.mkdir(parents=True, exist_ok=True)
         for item, copy in zip(items, kept, strict=True):
             copy_file(item.image, copy.image)
-        write_metadata(keep_dir, kept)
+        write_metadata(keep_dir, [(item.image.name, item.caption) for item in kept])
     return keep_dir, kept
 
 

@@ -13,7 +13,6 @@ import contextvars
 import functools
 import inspect
 import itertools
-import json
 import logging
 import tempfile
 import threading
@@ -26,8 +25,10 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
+from faceswap_core.engine import SwapResult
 from faceswap_core.errors import FaceswapError
-from faceswap_core.images import save_png, to_rgb
+from faceswap_core.images import to_rgb
+from faceswap_core.records import save_result
 from faceswap_core.settings import RESULT_MAX_AGE_S, Range
 from faceswap_core.ui.guards import public_message
 
@@ -212,13 +213,13 @@ class ResultFiles:
         image.convert("RGB").save(path, format="JPEG", quality=92)
         return path
 
-    def save(self, image: Image.Image, record: dict[str, Any], stem: str = "faceswap") -> Path:
-        """Save the full-size result with its parameters in the PNG text (as the command line does)."""
+    def save(self, result: SwapResult, record: dict[str, Any], stem: str = "faceswap") -> Path:
+        """Save the full-size result with its public ``record`` (and painted mask) in the PNG, as the CLI does."""
         self.prune()
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
         # the page waits for this file: fast compression (the download is a little larger)
-        return save_png(image, self.folder / name, {"parameters": json.dumps(record)}, compress_level=1)
+        return save_result(result, self.folder / name, record, compress_level=1)
 
     def prune(self) -> None:
         oldest = time.time() - self.max_age_s

@@ -117,10 +117,12 @@ class ModelLoader:
 def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEFAULT_VQA_MODEL) -> gr.Blocks:
     """The app for ``engine``; ``load_model`` starts loading the base model in the background.
 
-    The app is a public server: from here on ``engine`` takes LoRAs by registry name only (no paths),
-    and Gradio deletes its cached files (uploads, returned images) once they are an hour old.
+    The app is a public server: ``engine`` must take LoRAs by registry name only (built with
+    ``allow_paths=False``), and Gradio deletes its cached files (uploads, returned images) once they are
+    an hour old.
     """
-    engine.loras.allow_paths = False
+    if engine.loras.allow_paths:
+        raise ValueError("the app serves anyone who can reach it: build its Engine with allow_paths=False")
     loader = ModelLoader(engine)
     swap_handlers = SwapHandlers(engine)
     train_handlers = TrainHandlers(engine, vqa_model=vqa_model)

@@ -18,7 +18,7 @@ from gradio.components.image_editor import EditorData
 
 from faceswap_core.errors import BadImageError, SettingsError
 from faceswap_core.images import check_header
-from faceswap_core.loras import LoraInfo, LoraRegistry
+from faceswap_core.requests import checked_text
 from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range, plain_number
 
 log = logging.getLogger("faceswap.app")
@@ -45,19 +45,7 @@ def number(value: Any, name: str, allowed: Range | None = None, *, integer: bool
 
 def text(value: Any, name: str, *, max_chars: int = MAX_PROMPT_CHARS) -> str:
     """A string (``None`` counts as empty) of at most ``max_chars`` characters."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise SettingsError(f"{name} must be text, got {_short(value)}")
-    if len(value) > max_chars:
-        raise SettingsError(f"{name} is {len(value)} characters long; at most {max_chars} are allowed")
-    return value
-
-
-def lora(registry: LoraRegistry, value: Any) -> LoraInfo | None:
-    """The registry entry for a LoRA name from the picker; ``""``/``None`` mean none. Never a path."""
-    name = text(value, "LoRA name", max_chars=300).strip()
-    return registry.get(name) if name else None
+    return "" if value is None else checked_text(value, name, max_chars=max_chars)
 
 
 def strength_count(count: int) -> None:

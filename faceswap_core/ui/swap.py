@@ -21,13 +21,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from faceswap_core.captions import template_caption
-from faceswap_core.engine import Engine, FaceTarget, SwapResult
+from faceswap_core.engine import Engine, SwapResult
 from faceswap_core.errors import FaceswapError, SettingsError
 from faceswap_core.faces.detect import Face, detect_faces
 from faceswap_core.faces.masks import face_mask, mask_scale
 from faceswap_core.identity_adapter import default_identity_scale
 from faceswap_core.images import check_header, load_image
 from faceswap_core.people import People, Person, check_person_name
+from faceswap_core.requests import FaceRequest, SwapRequest
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_CLASS_WORD,
@@ -51,6 +52,7 @@ from faceswap_core.settings import (
     Range,
     SwapSettings,
 )
+from faceswap_core.sweep import sweep
 from faceswap_core.ui import guards, newcomer
 from faceswap_core.ui.common import (
     MASK_BRUSH,
@@ -529,13 +531,17 @@ class SwapHandlers:
             class_word = None
         return template_caption(class_word) if class_word else SwapSettings().prompt
 
-    def _settings(self, fields: Mapping[str, Any], choice: FaceChoice, uploaded: tuple[str, ...] = ()) -> SwapSettings:
-        """The face's settings: the person's LoRA and photos (or the ``uploaded`` ones when it has none)."""
-        person = self._who(choice.person)
-        settings = SwapSettings(
-            prompt=choice.prompt or self.default_prompt(choice.person),
+    def _face(self, index: int | None, choice: FaceChoice) -> FaceRequest:
+        """One face of the request: its person (checked now, by name only), strength, prompt and likeness."""
+        self._who(choice.person)
+        prompt = choice.prompt or self.default_prompt(choice.person)
+        return FaceRequest(index, choice.person, choice.strength, prompt, choice.likeness)
+
+    @staticmethod
+    def _settings(fields: Mapping[str, Any], uploaded: tuple[str, ...]) -> SwapSettings:
+        """Every face's defaults from the widgets; the person, strength and prompt come with each face."""
+        return SwapSettings(
             negative_prompt=_text(fields.get("negative"), "negative prompt"),
-            strength=choice.strength,
             padding=guards.number(fields.get("padding", PADDING.default), "padding"),
             steps=int(guards.number(fields.get("steps", STEPS.default), "steps")),
             guidance=guards.number(fields.get("guidance", GUIDANCE.default), "guidance"),
@@ -545,29 +551,23 @@ class SwapHandlers:
             identity_photos=uploaded,
             fast=bool(fields.get("fast", False)),
         )
-        settings = person.settings(settings, choice.likeness)
-        settings.validate()
-        return settings
 
-    def _targets(
-        self, fields: Mapping[str, Any], photo: TargetPhoto
-    ) -> tuple[list[FaceTarget], list[FaceChoice], Image.Image]:
-        """One target per face that gets a person (with its choice), and the painted mask at the original's size."""
+    def _request(self, fields: Mapping[str, Any], photo: TargetPhoto) -> SwapRequest:
+        """The request the widgets describe: every face that gets a person, the painted mask at full size."""
         painted = editor_mask(fields.get("editor"))
         if painted is None:
             raise gr.Error("Nothing is painted: press Auto mask, or paint over the face to replace.")
         if painted.size != photo.display_size:
             raise gr.Error("The mask does not match the photo; upload the photo again.")
         mask = painted if photo.scale == 1.0 else painted.resize(photo.original.size, Image.BILINEAR)
-        uploaded = uploaded_photos(fields.get("references"))
+        settings = self._settings(fields, uploaded_photos(fields.get("references")))
         if not photo.faces:
-            choice = self._choice(fields, self._person(fields.get("person")))
-            return [FaceTarget(self._settings(fields, choice, uploaded), None)], [choice], mask
-        if not photo.choices:
+            faces = (self._face(None, self._choice(fields, self._person(fields.get("person")))),)
+        elif not photo.choices:
             raise gr.Error("Every face is set to 'Keep this face': choose a person for at least one face.")
-        chosen = sorted(photo.choices.items())
-        targets = [FaceTarget(self._settings(fields, choice, uploaded), index) for index, choice in chosen]
-        return targets, [choice for _, choice in chosen], mask
+        else:
+            faces = tuple(self._face(index, choice) for index, choice in sorted(photo.choices.items()))
+        return SwapRequest(photo.original, faces=faces, settings=settings, mask=mask).validate()
 
     @staticmethod
     def _strength_prompt(fields: Mapping[str, Any]) -> tuple[float, str]:
@@ -577,10 +577,9 @@ class SwapHandlers:
     def generate(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
         """Repaint every face that gets a person, in one request with one progress bar."""
         photo = self._photo(fields)
-        targets, choices, mask = self._targets(fields, photo)
-        report = step_progress(progress, "Generating", len(targets), "faces")
-        result = self.engine.swap(photo.original, targets, mask=mask, progress=report, cancel=current_cancel())
-        _name_people(result, choices)
+        request = self._request(fields, photo)
+        report = step_progress(progress, "Generating", len(request.faces), "faces")
+        result = self.engine.run(request, progress=report, cancel=current_cancel())
         slider, button, record = self._show(photo, result)
         return slider, button, record, gr.Gallery(value=None, visible=False), [], gr.Tabs(selected="result")
 
@@ -588,7 +587,7 @@ class SwapHandlers:
         """The comparison at display size as JPEG files (fast to encode and send: Gradio would encode images
         as WebP, seconds at 2048 px), the download at full size with its parameters."""
         record = guards.public_record(result.record)
-        path = self.files.save(result.image, record)
+        path = self.files.save(result, record)
         if photo.before is None or not photo.before.is_file():  # the same for every result of this photo
             photo.before = self.files.save_display(_display_copy(photo.original, photo.display_size))
         after = self.files.save_display(_display_copy(result.image, photo.display_size))
@@ -602,22 +601,14 @@ class SwapHandlers:
         """Several strengths on the chosen face with one seed, ranked by likeness to photos of the person."""
         strengths = parse_strengths(fields.get("strengths") or "")  # refused before any work
         photo = self._photo(fields)
-        targets, choices, mask = self._targets(fields, photo)
+        request = self._request(fields, photo)
         face = self._face_index(photo, fields.get("face")) if photo.faces else None
-        target = next((t for t in targets if t.face == face), targets[0])
-        choice = choices[targets.index(target)]
-        photos, source = self.reference_photos(fields.get("references"), choice.person)
-        shares = [t for t in targets if t is not target]
-        if shares:  # only this face is tried: the other faces' paint is not part of its mask
-            from faceswap_core.regions import split_mask
-
-            chosen = [photo.faces[t.face] for t in targets if t.face is not None]
-            mask = split_mask(mask, chosen)[targets.index(target)]
-        results = self.engine.search(
-            photo.original,
-            settings=target.settings,
-            face=target.face,
-            mask=mask,
+        chosen = next((f for f in request.faces if f.face == face), request.faces[0])
+        photos, source = self.reference_photos(fields.get("references"), chosen.person)
+        results = sweep(
+            self.engine,
+            request,
+            face=chosen.face,
             strengths=strengths,
             references=photos or None,
             progress=step_progress(progress, "Trying strengths", len(strengths), "strengths"),
@@ -625,9 +616,8 @@ class SwapHandlers:
         )
         candidates, gallery = [], []
         for result in results:
-            _name_people(result, [choice])
             record = guards.public_record(result.record)
-            path = self.files.save(result.image, record, stem="candidate")
+            path = self.files.save(result, record, stem="candidate")
             candidates.append({"path": str(path), "record": record})
             gallery.append((face_crop(result), candidate_caption(result)))
         if photos:  # one line: a longer label covers the top of the thumbnails
@@ -705,23 +695,42 @@ class SwapHandlers:
         else:
             index = None if face is None or face == "" else int(guards.number(face, "face"))
             chosen = [(index if index is not None or mask else 0, base)]
-        targets = [FaceTarget(self._settings(fields, choice, uploaded), index) for index, choice in chosen]
-        result = self.engine.swap(
-            image,
-            targets,
-            mask=mask or None,
-            progress=step_progress(progress, "Generating", len(targets), "faces"),
-            cancel=current_cancel(),
-        )
-        _name_people(result, [choice for _, choice in chosen])
+        faces = tuple(self._face(index, choice) for index, choice in chosen)
+        request = SwapRequest(image, faces=faces, settings=self._settings(fields, uploaded), mask=mask or None)
+        return self._run_api(request.validate(), progress)
+
+    @user_errors
+    def api_request(
+        self,
+        request: str | None,
+        image: str | None,
+        mask: str | None = None,
+        identity_photos: list[str] | None = None,
+        reference_face: str | None = None,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> tuple[str, dict[str, Any]]:
+        """For scripts: a swap written down as JSON (:class:`SwapRequest`), its files uploaded beside it.
+
+        Every file comes from the upload, never from the JSON, so a request cannot name a file on the server.
+        """
+        if not image:
+            raise gr.Error("no target image was sent")
+        for path, name in ((image, "target image"), (mask, "mask"), (reference_face, "reference photo")):
+            if path:
+                check_header(str(path), name=name)  # refused from its header, before anything decodes it
+        files = {
+            "image": str(image),
+            "mask": str(mask) if mask else None,
+            "reference_face": str(reference_face) if reference_face else None,
+            "identity_photos": list(uploaded_photos(identity_photos)),
+        }
+        return self._run_api(SwapRequest.from_json(request or "{}", files=files), progress)
+
+    def _run_api(self, request: SwapRequest, progress: gr.Progress | None) -> tuple[str, dict[str, Any]]:
+        report = step_progress(progress, "Generating", len(request.faces), "faces")
+        result = self.engine.run(request, progress=report, cancel=current_cancel())
         record = guards.public_record(result.record)
-        return str(self.files.save(result.image, record)), record
-
-
-def _name_people(result: SwapResult, choices: list[FaceChoice]) -> None:
-    """Say in the record which person each repainted face got (a photo-only person has no LoRA name there)."""
-    for face, choice in zip(result.record["faces"], choices, strict=True):
-        face["person"] = choice.person or None
+        return str(self.files.save(result, record)), record
 
 
 def parse_faces(text: str, base: FaceChoice) -> list[tuple[int, FaceChoice]]:
@@ -1168,6 +1177,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         ],
         [api_out, record],
         api_name="swap",
+        **gpu,
+    )
+    with gr.Row(visible=False):
+        api_request = gr.Textbox(label="the swap as JSON: see SwapRequest (files are uploaded beside it)")
+        api_reference = gr.File(type="filepath", label="photo of the person to find (face 'reference')")
+        api_request_button = gr.Button()
+    api_request_button.click(
+        on_gpu(cancellable(handlers.api_request, outputs=2)),
+        [api_request, api_image, api_mask, api_photos, api_reference],
+        [api_out, record],
+        api_name="swap_request",
         **gpu,
     )
     return person

@@ -13,7 +13,6 @@ the picker. When a run ends, the Swap tab's LoRA picker is refreshed with the ne
 
 from __future__ import annotations
 
-import csv
 import re
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from faceswap_core.dataset_file import write_metadata
 from faceswap_core.engine import Engine
 from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
 from faceswap_core.people import People, Person
@@ -45,7 +45,6 @@ from faceswap_core.ui import guards
 from faceswap_core.ui.common import HEARTBEAT_S, on_gpu, range_slider, said_in_status, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
-METADATA_FILE = "metadata.csv"
 CAPTION_HEADERS = ["photo", "caption", "use"]
 UNLIKE_NOTE = "does not look like the others (distance {distance:.2f})"
 STOPPING = "Stopping… (saving the last step)"
@@ -219,10 +218,7 @@ class TrainHandlers:
             if rows:
                 raise DatasetError("every photo is unticked in the captions table; tick **use** for at least one")
             raise DatasetError("the captions table is empty; upload photos of the person first")
-        with open(dataset / METADATA_FILE, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["file_name", "text"])
-            writer.writerows(cleaned)
+        write_metadata(dataset, cleaned)
 
     def _session(self, request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
@@ -365,7 +361,7 @@ class TrainHandlers:
         person = self._untrained(name)
         if person is None:
             raise SettingsError("pick a person added from photos (trained people continue with resume)")
-        from faceswap_core.training.dataset import read_metadata
+        from faceswap_core.dataset_file import read_metadata
 
         captions = {item.image.name: item.caption for item in read_metadata(person.photos[0].parent)}
         rows = [[photo.name, captions.get(photo.name, ""), True] for photo in person.photos]

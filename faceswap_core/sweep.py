@@ -1,0 +1,108 @@
+"""Sweeps: one face repainted with several strengths, seeds or LoRAs (a person's checkpoints), ranked by
+likeness to photos of the person. Try strengths is a sweep; so is choosing a checkpoint after training.
+
+The request is planned once (faces, mask, crop); each candidate only changes the settings of that plan.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from faceswap_core.engine import Progress, SwapResult, offset_progress
+from faceswap_core.errors import NoFaceError, SettingsError
+from faceswap_core.settings import MAX_STRENGTH_CANDIDATES
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from faceswap_core.engine import Engine
+    from faceswap_core.faces.detect import Face
+    from faceswap_core.images import ImageInput
+    from faceswap_core.requests import SwapRequest
+
+MAX_CANDIDATES = 4 * MAX_STRENGTH_CANDIDATES  # strengths x seeds x LoRAs: each candidate is a whole swap
+
+
+def sweep(
+    engine: Engine,
+    request: SwapRequest,
+    *,
+    face: int | None = None,
+    strengths: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
+    loras: Sequence[str] | None = None,
+    references: Sequence[ImageInput] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> list[SwapResult]:
+    """Every LoRA x seed x strength on one face of the request, best first when ``references`` are given.
+
+    ``face`` picks the face among several the request names (their shared mask is split among all of
+    them first, so the candidates repaint exactly that face's share); default the first.
+
+    Without references the candidates keep their input order. One seed (the request's) is shared by
+    every candidate unless ``seeds`` are given, so they differ only in what is swept.
+    """
+    prepared = engine.plan(request)
+    chosen = next((i for i, target in enumerate(prepared.targets) if target.face == face), 0)
+    prepared = replace(prepared, regions=[prepared.regions[chosen]], targets=[prepared.targets[chosen]])
+    base = prepared.targets[0].settings
+    candidates = [
+        replace(base, strength=float(strength), seed=int(seed), lora=lora)
+        for lora in (loras or [base.lora])
+        for seed in (seeds or [base.seed])
+        for strength in (strengths or [base.strength])
+    ]
+    if len(candidates) > MAX_CANDIDATES:
+        raise SettingsError(f"{len(candidates)} candidates; a sweep tries at most {MAX_CANDIDATES}")
+    for candidate in candidates:
+        candidate.validate()
+    scorer = None
+    if references:
+        from faceswap_core.faces.identity import IdentityScorer
+
+        scorer = IdentityScorer(references)
+    region = prepared.regions[0]
+    scored_face = region.face if region.face is not None else _face_under_mask(prepared.image, region.mask)
+    counts = [engine.steps_run(candidate) for candidate in candidates]
+    total, done = sum(counts), 0
+    results: list[SwapResult] = []
+    for candidate, count in zip(candidates, counts, strict=True):
+        report = None if progress is None else offset_progress(progress, done, total)
+        result = engine.repaint(prepared, [candidate], progress=report, cancel=cancel)
+        done += count
+        if scorer is not None:
+            result.identity_distance = _score(scorer, result.image, scored_face)
+            result.record["identity_distance"] = result.identity_distance
+        results.append(result)
+    if scorer is not None:
+        results.sort(key=lambda r: (r.identity_distance is None, r.identity_distance or 0.0))
+    for rank, result in enumerate(results):
+        result.record["rank"] = rank
+    return results
+
+
+def _face_under_mask(image: Image.Image, mask: Image.Image) -> Face | None:
+    """With a hand-drawn mask, the face to score is the one the mask covers most."""
+    from faceswap_core.faces.detect import detect_faces
+    from faceswap_core.faces.masks import mask_box
+
+    x0, y0, x1, y1 = mask_box(mask)
+    best, best_overlap = None, 0.0
+    for face in detect_faces(image):
+        fx0, fy0, fx1, fy1 = face.box
+        overlap = max(0.0, min(x1, fx1) - max(x0, fx0)) * max(0.0, min(y1, fy1) - max(y0, fy0))
+        if overlap > best_overlap:
+            best, best_overlap = face, overlap
+    return best
+
+
+def _score(scorer: Any, image: Image.Image, face: Face | None) -> float | None:
+    """Identity distance of the swapped face, measured where the face was (the swap keeps its place)."""
+    try:
+        return float(scorer.distance(image, face))
+    except NoFaceError:
+        return None
