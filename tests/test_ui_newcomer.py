@@ -15,7 +15,7 @@ from faceswap_core.errors import SettingsError
 from faceswap_core.identity_adapter import save_tiny_ip_adapter
 from faceswap_core.models import ModelSpec
 from faceswap_core.people import People
-from faceswap_core.ui import guards
+from faceswap_core.ui import guards, newcomer
 from faceswap_core.ui.progress import LINE_ATTRIBUTE, STARTING, ProgressLine, step_progress
 from faceswap_core.ui.swap import NO_LORA, SEED, SwapHandlers
 from faceswap_core.ui.train import TrainHandlers
@@ -108,3 +108,11 @@ def test_the_train_person_picker_reloads_only_on_a_real_change(engine: Engine) -
     assert handlers.load_person("", shown="") == tuple(gr.skip() for _ in range(6))  # opened and closed
     gallery, rows, note, dataset, name, photos = handlers.load_person("", shown="someone")
     assert gallery == [] and rows == [] and dataset is None and photos.value is None
+
+
+def test_with_fast_on_advanced_says_what_really_runs() -> None:
+    steps, guidance = newcomer.fast_truth(True)
+    assert not steps.interactive and "4 steps run" in steps.info
+    assert not guidance.interactive and "guidance 1 runs" in guidance.info
+    steps, guidance = newcomer.fast_truth(False)
+    assert steps.interactive and guidance.interactive and "Fast" not in steps.info + guidance.info

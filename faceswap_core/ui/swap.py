@@ -189,8 +189,8 @@ def uploaded_photos(value: Any) -> tuple[str, ...]:
 
 
 def _display_copy(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """``image`` at the editor's size; ``reducing_gap`` shrinks a 24 MP photo several times faster."""
-    return image if image.size == size else image.resize(size, Image.BICUBIC, reducing_gap=3.0)
+    """``image`` at the editor's size (the comparison's size)."""
+    return image if image.size == size else image.resize(size)
 
 
 def numbered(image: Image.Image, faces: list[Face]) -> Image.Image:
@@ -992,15 +992,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     elem_id="strengths",
                 )
             with gr.Accordion("Advanced", open=False):
-                lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
+                lora_scale = range_slider(
+                    LORA_SCALE, label="Trained person's weight", info="LoRA scale: 1 as trained", elem_id="lora-scale"
+                )
                 negative = gr.Textbox(
                     value=defaults.negative_prompt,
                     label="Negative prompt",
                     info="Not used in Fast mode",
                     lines=2,
                 )
-                steps = range_slider(STEPS, label="Steps", elem_id="steps")
-                guidance = range_slider(GUIDANCE, label="Guidance", elem_id="guidance")
+                steps = range_slider(STEPS, label="Steps", info=newcomer.STEPS_INFO, elem_id="steps")
+                guidance = range_slider(GUIDANCE, label="Guidance", info=newcomer.GUIDANCE_INFO, elem_id="guidance")
                 with gr.Row(equal_height=True):
                     seed = gr.Number(
                         value=RANDOM_SEED,
@@ -1104,6 +1106,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     refresh.click(lambda current: refresh_lora_picker(engine, current), person, person, queue=False)
     person.change(handlers.describe_lora, person, [lora_info, prompt], queue=False)
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False)
+    fast.change(newcomer.fast_truth, fast, [steps, guidance], queue=False)
 
     swap_fields = {
         **mask_fields,

@@ -450,7 +450,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     gr.Markdown(
         "**1.** Upload 5–20 photos of the person (one face each, varied angles and light). "
         "**2.** Check the crops and the captions (a photo of somebody else is flagged: untick it). "
-        "**3.** Name the LoRA and press **Train**. The samples show how the person is learnt at each checkpoint."
+        "**3.** Name the person and press **Train**. The samples show how the person is learnt at each checkpoint."
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -508,7 +508,12 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 elem_id="checkpoint-every",
             )
             with gr.Accordion("Advanced", open=False):
-                rank = range_slider(TRAIN_RANK, value=defaults.rank, label="Rank")
+                rank = range_slider(
+                    TRAIN_RANK,
+                    value=defaults.rank,
+                    label="Capacity",
+                    info="LoRA rank: more learns more detail, bigger file",
+                )
                 learning_rate = gr.Number(
                     value=defaults.learning_rate,
                     minimum=TRAIN_LR.minimum,
@@ -520,7 +525,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                     TRAIN_RESOLUTION,
                     value=defaults.resolution,
                     label="Resolution (px)",
-                    info="SDXL's native size is 1024",
+                    info="The photos' size while training; the model works best at 1024",
                     elem_id="train-resolution",
                 )
             with gr.Row():
