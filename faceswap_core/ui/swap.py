@@ -82,6 +82,7 @@ NO_PHOTOS_INFO = "No photos: add some above"  # the likeness slider without phot
 NO_FACE_NOTE = "No face found: paint over the area to replace with the brush, then press Generate."
 # On a phone the result shows a screen above the Generate button: bring it into view (no move when it is in view).
 SHOW_RESULT = "() => document.querySelector('#views')?.scrollIntoView({block: 'nearest', behavior: 'smooth'})"
+RESULT_NOTE = "Drag the handle to compare before and after. To change the mask, open **Photo and mask**."
 EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the brush and eraser."
 
 
@@ -1140,6 +1141,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     ]
     for request in requests:
         request.success(None, js=SHOW_RESULT)
+        request.success(lambda: RESULT_NOTE, None, mask_note, queue=False)  # not "touch it up" under a result
     stop.click(lambda: stopped(2), None, [generate, search, stop, progress_line], cancels=requests, queue=False)
     candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], queue=False)
 
