@@ -11,7 +11,7 @@ in engine_overhead.py.
     python bench/identity_adapter.py [--quick] [--steps 20] [--photos 4] [--repeats 7]   # tiny model, CPU
     python bench/identity_adapter.py --full [--steps 30] [--photos 4] [--repeats 3]      # full size, CUDA GPU
 
---full builds SDXL with random fp16 weights (bench/gpu_swap.py's configurations) and a random adapter
+--full builds SDXL with random fp16 weights (the library's build_sdxl_pipeline) and a random adapter
 and encoder of the real sizes (ViT-H-14, plus-face resampler), written to a temporary folder and
 loaded through the same code as the real files; without a CUDA GPU it says so and exits 0.
 """
@@ -109,13 +109,12 @@ def main() -> int:
         if not torch.cuda.is_available():
             print("identity_adapter --full: no CUDA GPU visible; this benchmark needs one (nothing was measured)")
             return 0
-        from gpu_swap import build_sdxl
-
         from faceswap_core.identity_adapter import save_random_ip_adapter
+        from faceswap_core.models import build_sdxl_pipeline
 
         device = torch.device("cuda")
         started = time.perf_counter()
-        plain = build_sdxl(device, torch.float16)
+        plain = build_sdxl_pipeline(vocab_dir=folder / "vocab", device=device, dtype=torch.float16)
         save_random_ip_adapter(
             folder / "ip-adapter", plain.unet, VIT_H, hidden_dims=1280, heads=20, dtype=torch.float16
         )

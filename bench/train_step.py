@@ -6,11 +6,12 @@ UNet alone. Both variants run the same UNet + LoRA + optimizer step, each in a f
 that peak memory (peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA) is its own.
 
     python bench/train_step.py                 # tiny random model, CPU or GPU
-    python bench/train_step.py --full          # full-size SDXL UNet (random weights), 1024 px, CUDA only
+    python bench/train_step.py --full          # full-size SDXL (random weights), 1024 px, CUDA only
     python bench/train_step.py --quick         # CI smoke run: 2 images, 2 steps (numbers are not meaningful)
 
-The setup (LoRA layers, fp32 trainable weights, optimizer, scaler) is the trainer's own
-``setup_lora_training``, so the benchmark cannot drift from what it measures.
+The trainer's variant is the trainer's own code: ``_Run`` (loading, or ``adopt`` for the in-memory
+full-size SDXL of ``build_sdxl_pipeline``), ``encode_dataset``, ``setup_lora_training`` and
+``_train_step``, so the benchmark cannot drift from what it measures.
 """
 
 from __future__ import annotations
@@ -29,34 +30,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# stabilityai/stable-diffusion-xl-base-1.0 unet/config.json, so --full needs no download.
-SDXL_UNET_CONFIG: dict[str, Any] = {
-    "act_fn": "silu",
-    "addition_embed_type": "text_time",
-    "addition_embed_type_num_heads": 64,
-    "addition_time_embed_dim": 256,
-    "attention_head_dim": [5, 10, 20],
-    "block_out_channels": [320, 640, 1280],
-    "center_input_sample": False,
-    "cross_attention_dim": 2048,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "mid_block_type": "UNetMidBlock2DCrossAttn",
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "projection_class_embeddings_input_dim": 2816,
-    "sample_size": 128,
-    "transformer_layers_per_block": [1, 2, 10],
-    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    "use_linear_projection": True,
-}
-
 
 def _peak_memory(device: Any) -> float:
     """Peak MiB: CUDA allocations on a GPU, the process's peak RSS otherwise."""
@@ -74,15 +47,20 @@ def _sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_variant(variant: str, base: str, resolution: int, steps: int, warmup: int, images: int) -> dict[str, Any]:
-    """Set up one variant (or both) as the trainer does, then time ``steps`` steps of each."""
+def run_variant(
+    variant: str, base: str | None, resolution: int, steps: int, warmup: int, images: int, gradient_checkpointing: bool
+) -> dict[str, Any]:
+    """Set up one variant (or both) as the trainer does, then time ``steps`` steps of each.
+
+    ``base`` None is full-size SDXL with random weights (``--full``), at the trainer's default LoRA rank.
+    """
     import torch
     from diffusers import DDPMScheduler
     from PIL import Image
 
     from faceswap_core.images import to_array
-    from faceswap_core.models import pick_device
-    from faceswap_core.settings import TrainSettings
+    from faceswap_core.models import build_sdxl_pipeline, pick_device
+    from faceswap_core.settings import TRAIN_RANK, TrainSettings
     from faceswap_core.training.dataset import DatasetItem, encode_dataset, encode_text, tokenize
     from faceswap_core.training.trainer import _Run, _train_step, setup_lora_training
 
@@ -91,9 +69,18 @@ def run_variant(variant: str, base: str, resolution: int, steps: int, warmup: in
         # The tiny random model drives x86 into denormal slow paths (20x slower steps, varying from run to
         # run): flushing them measures the work, not the CPU's denormal handling. Same for both variants.
         torch.set_flush_denormal(True)
-    settings = TrainSettings(resolution=resolution, rank=4, flip=True, sample_every_checkpoint=False)
-    run = _Run(Path(tempfile.mkdtemp()), base, settings, device, None)
-    pipeline = run.load()
+    rank = int(TRAIN_RANK.default) if base is None else 4
+    settings = TrainSettings(
+        resolution=resolution, rank=rank, sample_every_checkpoint=False, gradient_checkpointing=gradient_checkpointing
+    )
+    scratch = Path(tempfile.mkdtemp())
+    run = _Run(scratch, base or "random full-size SDXL", settings, device, None)
+    if base is None:
+        # Made on the GPU (fast), then left on the CPU as _Run.load leaves a loaded model.
+        built = build_sdxl_pipeline(vocab_dir=scratch / "vocab", device=device, dtype=run.precision.weight_dtype)
+        pipeline = run.adopt(built.to("cpu"))
+    else:
+        pipeline = run.load()
     folder = Path(tempfile.mkdtemp())
     rng = torch.Generator().manual_seed(0)
     items = []
@@ -174,60 +161,11 @@ def run_variant(variant: str, base: str, resolution: int, steps: int, warmup: in
             if index >= warmup:
                 durations[name].append(time.perf_counter() - began)
     seconds = {name: statistics.median(values) for name, values in durations.items()}
-    return {"seconds_per_step": seconds, "peak_mib": _peak_memory(device)}
-
-
-def run_full(steps: int, warmup: int, gradient_checkpointing: bool) -> None:
-    """Full-size SDXL UNet with random weights at 1024 px, batch 1, as the trainer trains it."""
-    import torch
-
-    if not torch.cuda.is_available():
-        print("--full needs a CUDA GPU (the full SDXL UNet at 1024 px); none is visible, so nothing was measured.")
-        return
-    from diffusers import UNet2DConditionModel
-
-    from faceswap_core.settings import TrainSettings
-    from faceswap_core.training.trainer import pick_precision, setup_lora_training
-
-    device = torch.device("cuda")
-    precision = pick_precision(device, True)
-    settings = TrainSettings(gradient_checkpointing=gradient_checkpointing)
-    unet = UNet2DConditionModel(**SDXL_UNET_CONFIG).to(dtype=precision.weight_dtype)
-    unet.requires_grad_(False)
-    _, optimizer, scaler = setup_lora_training({"unet": unet}, settings, device, precision)
-    latents = torch.randn(1, 4, 128, 128, device=device)
-    embeds = torch.randn(1, 77, 2048, device=device)
-    pooled = torch.randn(1, 1280, device=device)
-    time_ids = torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0]], device=device)
-    torch.cuda.reset_peak_memory_stats(device)
-    durations = []
-    for index in range(warmup + steps):
-        torch.cuda.synchronize()
-        began = time.perf_counter()
-        with torch.autocast("cuda", dtype=precision.autocast):
-            timesteps = torch.randint(0, 1000, (1,), device=device)
-            prediction = unet(
-                latents, timesteps, embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}
-            ).sample
-        loss = torch.nn.functional.mse_loss(prediction.float(), latents)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        if index >= warmup:
-            durations.append(time.perf_counter() - began)
-    per_step = statistics.median(durations)
-    print(
-        f"full SDXL UNet, 1024 px, batch 1, LoRA rank {settings.rank}, {precision.name}, "
-        f"{type(optimizer).__name__}, gradient checkpointing {'on' if gradient_checkpointing else 'off'}, "
-        f"{torch.cuda.get_device_name(device)}: {1 / per_step:.2f} steps/s ({per_step:.3f} s/step), "
-        f"peak VRAM {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
+    setup = (
+        f"LoRA rank {settings.rank}, {run.precision.name}, {type(optimizer).__name__}, "
+        f"gradient checkpointing {'on' if gradient_checkpointing else 'off'}, {_device_name(device)}"
     )
+    return {"seconds_per_step": seconds, "peak_mib": _peak_memory(device), "setup": setup}
 
 
 def main() -> None:
@@ -237,8 +175,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--images", type=int, default=10, help="dataset size (encoded once by the trainer)")
-    parser.add_argument("--full", action="store_true", help="full-size SDXL UNet at 1024 px (CUDA only)")
-    parser.add_argument("--gradient-checkpointing", action="store_true", help="with --full")
+    parser.add_argument("--full", action="store_true", help="full-size SDXL (random weights) at 1024 px, CUDA only")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations (less memory)")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -249,31 +187,40 @@ def main() -> None:
     if args.quick:
         args.images, args.warmup, args.steps = 2, 1, 2
     if args.full:
-        run_full(args.steps, args.warmup, args.gradient_checkpointing)
-        return
+        if not _cuda():
+            print("--full needs a CUDA GPU (the full SDXL UNet at 1024 px); none is visible, so nothing was measured.")
+            return
+        args.base, args.resolution = None, 1024
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.base, args.resolution, args.steps, args.warmup, args.images)))
+        timed = run_variant(
+            args.variant, args.base, args.resolution, args.steps, args.warmup, args.images, args.gradient_checkpointing
+        )
+        print(json.dumps(timed))
         return
     with tempfile.TemporaryDirectory() as scratch:
         base = args.base
-        if base is None:
+        if base is None and not args.full:
             from faceswap_core.models import save_tiny_model
 
             base = str(save_tiny_model(Path(scratch) / "tiny"))
 
         def child(variant: str, steps: int, warmup: int) -> dict[str, Any]:
-            command = [sys.executable, __file__, "--variant", variant, "--base", base, "--images", str(args.images)]
+            command = [sys.executable, __file__, "--variant", variant, "--images", str(args.images)]
             command += ["--resolution", str(args.resolution), "--steps", str(steps), "--warmup", str(warmup)]
+            command += ["--full"] if base is None else ["--base", base]
+            command += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"train_step: the {variant} run failed:\n{done.stderr}")
             return json.loads(done.stdout.strip().splitlines()[-1])
 
-        seconds = child("both", args.steps, args.warmup)["seconds_per_step"]
+        both = child("both", args.steps, args.warmup)
+        seconds = both["seconds_per_step"]
         # Each variant's peak needs a process of its own (~10 s of imports each), so --quick skips it.
         peaks = {} if args.quick else {variant: child(variant, 3, 0)["peak_mib"] for variant in ("example", "trainer")}
+    model = "random full-size SDXL" if args.full else args.base or "tiny random SDXL"
     print(
-        f"model {args.base or 'tiny random SDXL'}, {args.resolution} px, batch 1, {args.images} images, "
+        f"model {model}, {args.resolution} px, batch 1, {args.images} images, {both['setup']}, "
         f"median of {args.steps} interleaved steps; "
         + ("peak memory of each variant in its own process" if peaks else "peak memory not measured (--quick)")
     )
@@ -291,6 +238,12 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _device_name(device: Any) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 if __name__ == "__main__":

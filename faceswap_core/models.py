@@ -260,86 +260,65 @@ def tiny_tokenizer(vocab_dir: Path) -> Any:
     return CLIPTokenizer(vocab=str(vocab_dir / "vocab.json"), merges=str(vocab_dir / "merges.txt"), model_max_length=77)
 
 
+# The scheduler of SDXL base 1.0 (scheduler/scheduler_config.json), shared by the tiny and full-size builders.
+SDXL_SCHEDULER: dict[str, Any] = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "prediction_type": "epsilon",
+    "interpolation_type": "linear",
+    "use_karras_sigmas": False,
+}
+
+
 def build_tiny_pipeline(
     *, inpaint_unet: bool = False, seed: int = 0, vocab_dir: Path
 ) -> StableDiffusionXLInpaintPipeline:
     """A randomly initialised SDXL inpainting pipeline with diffusers-test dimensions (64 px native)."""
-    import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
     tokenizer = tiny_tokenizer(vocab_dir)
-    vocab_size = len(tokenizer)
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=9 if inpaint_unet else 4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=80,  # 6 size/crop ids x 8 + the 32-d pooled text embedding
-        cross_attention_dim=72,  # both text encoders' hidden states concatenated (32 + 40)
-    )
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        block_out_channels=[32, 64],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        sample_size=128,
-        force_upcast=False,  # fp32 only: nothing to upcast, and upcasting re-casts the VAE every call
-    )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        steps_offset=1,
-        timestep_spacing="leading",
-        prediction_type="epsilon",
-        interpolation_type="linear",
-        use_karras_sigmas=False,
-    )
-    text_config = {
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
+    unet = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 2,
+        "sample_size": 32,
+        "in_channels": 9 if inpaint_unet else 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "attention_head_dim": (2, 4),
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8,
+        "transformer_layers_per_block": (1, 2),
+        "projection_class_embeddings_input_dim": 80,  # 6 size/crop ids x 8 + the 32-d pooled text embedding
+        "cross_attention_dim": 72,  # both text encoders' hidden states concatenated (32 + 40)
+    }
+    vae = {
+        "block_out_channels": [32, 64],
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        "latent_channels": 4,
+        "sample_size": 128,
+        "force_upcast": False,  # fp32 only: nothing to upcast, and upcasting re-casts the VAE every call
+    }
+    text_encoder = {
         "hidden_size": 32,
         "intermediate_size": 37,
         "layer_norm_eps": 1e-05,
         "num_attention_heads": 4,
         "num_hidden_layers": 5,
-        "vocab_size": max(1000, vocab_size),
+        "vocab_size": max(1000, len(tokenizer)),
         "max_position_embeddings": 77,
         "hidden_act": "gelu",
         "projection_dim": 32,
     }
-    torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
-    torch.manual_seed(seed + 1)
     # Wider than the first, as in SDXL (768 vs 1280): single-file loading tells the two apart by width.
-    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**{**text_config, "hidden_size": 40}))
-    return StableDiffusionXLInpaintPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        requires_aesthetics_score=False,
-        force_zeros_for_empty_prompt=True,
-        add_watermarker=False,
-    )
+    text_encoder_2 = {**text_encoder, "hidden_size": 40}
+    return _random_pipeline(tokenizer, unet, vae, (text_encoder, text_encoder_2), seed=seed)
 
 
 def save_tiny_model(out_dir: str | os.PathLike, *, inpaint_unet: bool = False, seed: int = 0) -> Path:
@@ -355,3 +334,139 @@ def save_tiny_model(out_dir: str | os.PathLike, *, inpaint_unet: bool = False, s
         pipeline = build_tiny_pipeline(inpaint_unet=inpaint_unet, seed=seed, vocab_dir=Path(scratch))
         pipeline.save_pretrained(out, safe_serialization=True)
     return out
+
+
+def _random_pipeline(
+    tokenizer: Any,
+    unet: dict[str, Any],
+    vae: dict[str, Any],
+    text_encoders: tuple[dict[str, Any], dict[str, Any]],
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> StableDiffusionXLInpaintPipeline:
+    """Assemble an SDXL inpainting pipeline from component configurations, with seeded random weights.
+
+    Each model is made directly on ``device`` (the meta device allocates nothing) and cast to
+    ``dtype`` before the next one is made, so a full-size build never holds two fp32 copies at once.
+    """
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    builders = (
+        (seed, lambda: UNet2DConditionModel(**unet)),
+        (seed, lambda: AutoencoderKL(**vae)),
+        (seed, lambda: CLIPTextModel(CLIPTextConfig(**text_encoders[0], **special))),
+        (seed + 1, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**text_encoders[1], **special))),
+    )
+    models = []
+    with torch.device(device):
+        for model_seed, build in builders:
+            torch.manual_seed(model_seed)
+            model = build()
+            models.append(model.to(dtype) if dtype is not None else model)
+    made_unet, made_vae, made_text_encoder, made_text_encoder_2 = models
+    return StableDiffusionXLInpaintPipeline(
+        vae=made_vae,
+        text_encoder=made_text_encoder,
+        text_encoder_2=made_text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=made_unet,
+        scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER),
+        requires_aesthetics_score=False,
+        force_zeros_for_empty_prompt=True,
+        add_watermarker=False,
+    )
+
+
+# --- full-size SDXL with random weights, for benchmarks and size checks ------------------------
+
+# stabilityai/stable-diffusion-xl-base-1.0, unet/config.json (the keys that differ from diffusers' defaults)
+SDXL_UNET: dict[str, Any] = {
+    "sample_size": 128,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "block_out_channels": [320, 640, 1280],
+    "layers_per_block": 2,
+    "attention_head_dim": [5, 10, 20],
+    "cross_attention_dim": 2048,
+    "transformer_layers_per_block": [1, 2, 10],
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_embed_type_num_heads": 64,
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+    "norm_num_groups": 32,
+    "norm_eps": 1e-05,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "act_fn": "silu",
+    "upcast_attention": False,
+}
+# vae/config.json; force_upcast off as with the fp16-fix VAE the engine is meant to run with in fp16
+SDXL_VAE: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "act_fn": "silu",
+    "sample_size": 1024,
+    "scaling_factor": 0.13025,
+    "force_upcast": False,
+}
+_SDXL_TEXT_COMMON: dict[str, Any] = {"vocab_size": 49408, "max_position_embeddings": 77, "layer_norm_eps": 1e-05}
+# text_encoder/config.json (CLIP ViT-L/14) and text_encoder_2/config.json (OpenCLIP ViT-bigG/14)
+SDXL_TEXT_ENCODER: dict[str, Any] = {
+    **_SDXL_TEXT_COMMON,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "projection_dim": 768,
+    "hidden_act": "quick_gelu",
+}
+SDXL_TEXT_ENCODER_2: dict[str, Any] = {
+    **_SDXL_TEXT_COMMON,
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_attention_heads": 20,
+    "num_hidden_layers": 32,
+    "projection_dim": 1280,
+    "hidden_act": "gelu",
+}
+
+
+def build_sdxl_pipeline(
+    *, vocab_dir: Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None, seed: int = 0
+) -> StableDiffusionXLInpaintPipeline:
+    """Full-size SDXL base 1.0 with random weights: the real model's cost in time and memory, no download.
+
+    For benchmarks on a GPU, and (on the meta device) for checking the configurations against the
+    real model's sizes. The tokenizer is the tiny local one: token ids only pick embedding rows, which
+    does not change the cost.
+    """
+    pipeline = _random_pipeline(
+        tiny_tokenizer(vocab_dir),
+        SDXL_UNET,
+        SDXL_VAE,
+        (SDXL_TEXT_ENCODER, SDXL_TEXT_ENCODER_2),
+        seed=seed,
+        device=device,
+        dtype=dtype,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline

@@ -269,3 +269,26 @@ FAST_LORA_FILE = "pytorch_lora_weights.safetensors"  # its file inside the hub r
 FAST_STEPS = Range(1, 8, 4, 1)  # denoising steps that actually run; LCM-LoRA's card: 2-8
 FAST_GUIDANCE = Range(0.0, 2.0, 1.0, 0.1)  # LCM-LoRA's card: 0 or 1-2; <= 1 turns CFG (and the negative prompt) off
 FAST_LORA_WEIGHT = 1.0  # adapter weight of the few-step LoRA next to a person's LoRA
+
+
+# --- video (see faceswap_core/video.py) ----------------------------------------------------------
+VIDEO_FORMATS = ("mp4", "mov", "webm", "mkv", "m4v", "avi")  # containers a clip may come in
+VIDEO_TRACK_MAX_GAP_S = 0.5  # a tracked face missing this long or less is interpolated; longer: it left
+VIDEO_DETECT_EVERY = 1  # run the face detector on every Nth frame; frames between are interpolated
+VIDEO_TEMPORAL_BLEND = Range(0.0, 0.9, 0.5, 0.05)  # share of the previous repaint, warped by optical flow
+VIDEO_MATCH_DISTANCE = 0.6  # dlib descriptor distance below which two faces are the same person
+VIDEO_SMOOTH_MIN_CUTOFF = 1.0  # One-Euro filter (Hz): lower is steadier when still
+VIDEO_SMOOTH_BETA = 0.05  # One-Euro filter: higher follows fast moves with less lag
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What one clip may be; the defaults suit a public Space (a minute of 1080p), flags raise them locally."""
+
+    max_seconds: float = 60.0
+    max_frames: int = 1800
+    max_pixels: int = 1920 * 1088  # per frame
+
+    def validate(self) -> None:
+        if self.max_seconds <= 0 or self.max_frames <= 0 or self.max_pixels <= 0:
+            raise SettingsError("video limits must be above 0")

@@ -37,7 +37,7 @@ def _command(name: str) -> argparse.ArgumentParser:
 def test_app_and_commands_share_the_model_flags() -> None:
     app = _flags(app_parser({}))
     assert set(app) == set(MODEL_FLAGS)
-    for command in ("swap", "replay"):
+    for command in ("swap", "replay", "video"):
         assert _flags(_command(command)) == app
     train = _flags(_command("train"))
     assert train == {flag: app[flag] for flag in ("--base", "--base-config", "--device", "--lora-dir")}

@@ -16,7 +16,13 @@ from PIL import Image
 from single_file_factory import save_single_file_checkpoint
 
 from faceswap_core.errors import ModelLoadError, UnsafeWeightsError
-from faceswap_core.models import load_inpaint_pipeline, native_resolution, pick_device, tiny_vocabulary
+from faceswap_core.models import (
+    build_sdxl_pipeline,
+    load_inpaint_pipeline,
+    native_resolution,
+    pick_device,
+    tiny_vocabulary,
+)
 from faceswap_core.settings import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +46,19 @@ def test_tiny_vocabulary_covers_every_byte() -> None:
     assert len(vocab) == len(set(vocab.values())) and max(vocab.values()) == len(vocab) - 1
     assert {"<|startoftext|>", "<|endoftext|>", "a</w>", "photo</w>"} <= vocab.keys()
     assert all(" " in merge for merge in merges)
+
+
+# Parameter counts of the real stabilityai/stable-diffusion-xl-base-1.0 components.
+SDXL_PARAMETERS = {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480, "text_encoder_2": 694_659_840}
+
+
+def test_full_size_sdxl_configurations_rebuild_sdxl_base(tmp_path: Path) -> None:
+    """The GPU benchmarks time this build, so it must be SDXL's size; the meta device allocates nothing."""
+    pipeline = build_sdxl_pipeline(vocab_dir=tmp_path, device="meta", dtype=torch.float16)
+    found = {name: sum(p.numel() for p in getattr(pipeline, name).parameters()) for name in SDXL_PARAMETERS}
+    assert found == SDXL_PARAMETERS
+    assert pipeline.unet.dtype == torch.float16 and pipeline.unet.device.type == "meta"
+    assert native_resolution(pipeline) == 1024
 
 
 def test_tiny_model_20_step_inpaint_is_fast(tiny_model_dir: Path) -> None:

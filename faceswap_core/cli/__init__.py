@@ -16,7 +16,7 @@ from typing import NoReturn
 from faceswap_core import __version__
 from faceswap_core.errors import FaceswapError
 
-COMMAND_MODULES = ("faces", "person", "tiny", "swap", "replay", "train")
+COMMAND_MODULES = ("faces", "person", "tiny", "swap", "replay", "train", "video")
 USAGE_ERROR = 2
 
 

@@ -171,7 +171,14 @@ class _Run:
         from faceswap_core.settings import ModelSpec
 
         model = ModelSpec(self.base_model, base_config=self.base_config, device="cpu")
-        pipeline = load_inpaint_pipeline(model, dtype=self.precision.weight_dtype)
+        return self.adopt(load_inpaint_pipeline(model, dtype=self.precision.weight_dtype))
+
+    def adopt(self, pipeline: Any) -> Any:
+        """Check that ``pipeline`` can be trained and freeze its base weights; returns it.
+
+        Split from :meth:`load` so a benchmark can hand in a pipeline built in memory (full-size SDXL
+        with random weights, in ``precision.weight_dtype``) and still train it with this trainer's steps.
+        """
         channels = pipeline.unet.config.in_channels
         if channels not in (4, 9):
             raise ModelLoadError(

@@ -18,6 +18,7 @@ from faceswap_core.ui import page
 from faceswap_core.ui.guards import public_message
 from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
 from faceswap_core.ui.train import TrainHandlers, create_train_tab
+from faceswap_core.ui.video import VideoHandlers, create_video_tab
 
 TITLE = "Face swap"
 INTRO = (
@@ -135,6 +136,8 @@ def create_demo(engine: Engine, *, load_model: bool = True, vqa_model: str = DEF
                 lora_picker = create_swap_tab(engine, swap_handlers)
             with gr.Tab("Train a person", id="train"):
                 create_train_tab(engine, lora_picker, train_handlers)
+            with gr.Tab("Swap in a video", id="video"):
+                create_video_tab(engine, VideoHandlers(engine, swap_handlers.files))
         timer.tick(loader.poll, None, [status, timer], queue=False)
         demo.load(loader.poll, None, [status, timer], queue=False)
         demo.load(lambda current: refresh_lora_picker(engine, current), lora_picker, lora_picker, queue=False)

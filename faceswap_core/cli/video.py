@@ -1,0 +1,170 @@
+"""``video``: swap a face through a whole clip, steady from frame to frame, resumable from a job folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from faceswap_core.cli.model_args import model_parent, model_spec
+from faceswap_core.settings import (
+    GUIDANCE,
+    PADDING,
+    STEPS,
+    STRENGTH,
+    VIDEO_DETECT_EVERY,
+    VIDEO_TEMPORAL_BLEND,
+    VIDEO_TRACK_MAX_GAP_S,
+    SwapSettings,
+    VideoLimits,
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "video",
+        parents=[model_parent()],
+        help="replace a face through a whole clip (tracked, steady, resumable)",
+        description=(
+            "Follow the chosen faces through IN (face numbers on one frame, or a photo of the person) and repaint "
+            "them frame by frame with one seed per face, smoothed masks and an optical-flow blend. OUT.mp4 is "
+            "H.264 with IN's audio; OUT.mkv is lossless FFV1; OUT without a suffix is a folder of PNG frames. "
+            "Work is kept in a job folder: after a cancel (Ctrl-C) the same command resumes after the last "
+            "finished frame."
+        ),
+    )
+    parser.add_argument("clip", type=Path, metavar="IN", help="mp4, mov, webm or mkv clip")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="OUT.mp4, OUT.mkv or a folder")
+    parser.add_argument("--person", metavar="NAME", help="a person in --lora-dir: their LoRA and photos")
+    parser.add_argument("--lora", metavar="NAME_OR_PATH", help="a LoRA name in --lora-dir, or a .safetensors path")
+    parser.add_argument(
+        "--face",
+        default="0",
+        metavar="SPEC",
+        help="face numbers on the frame at --at, largest first: 0, 0,2 or all (default 0)",
+    )
+    parser.add_argument("--at", type=float, default=0.0, metavar="SECONDS", help="the frame --face numbers refer to")
+    parser.add_argument("--reference", type=Path, metavar="PHOTO", help="follow the person in this photo instead")
+    parser.add_argument("--job", type=Path, metavar="DIR", help="job folder (default: OUT's name + .job)")
+    parser.add_argument("--prompt", default=SwapSettings.prompt, metavar="TEXT")
+    parser.add_argument("--strength", type=float, default=STRENGTH.default, metavar="S")
+    parser.add_argument("--steps", type=int, default=int(STEPS.default), metavar="N")
+    parser.add_argument("--guidance", type=float, default=GUIDANCE.default, metavar="G")
+    parser.add_argument("--padding", type=float, default=PADDING.default, metavar="F")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="base seed; each face gets its own from it")
+    parser.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler (~4 UNet evaluations)")
+    parser.add_argument(
+        "--temporal-blend",
+        type=float,
+        default=VIDEO_TEMPORAL_BLEND.default,
+        metavar="F",
+        help="share of the previous repaint, warped by optical flow, mixed into each (default %(default)s)",
+    )
+    parser.add_argument(
+        "--detect-every", type=int, default=VIDEO_DETECT_EVERY, metavar="N", help="detect on every Nth frame"
+    )
+    parser.add_argument(
+        "--max-gap", type=float, default=VIDEO_TRACK_MAX_GAP_S, metavar="SECONDS", help="misses filled in"
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-seconds", type=float, default=VideoLimits.max_seconds, metavar="S")
+    limits.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, metavar="N")
+    limits.add_argument("--max-pixels", type=int, default=VideoLimits.max_pixels, metavar="N", help="per frame")
+    parser.set_defaults(func=run)
+
+
+def face_numbers(text: str) -> tuple[int, ...] | None:
+    """``0``, ``0,2`` -> the numbers; ``all`` -> None (every face on the pick frame)."""
+    from faceswap_core.errors import SettingsError
+
+    if text.strip().lower() == "all":
+        return None
+    try:
+        numbers = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"--face: expected numbers like 0 or 0,2, or all; got {text!r}") from None
+    if not numbers:
+        raise SettingsError("--face: give at least one face number")
+    return numbers
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from faceswap_core.cli import quiet_libraries
+    from faceswap_core.engine import Engine
+    from faceswap_core.errors import SettingsError
+    from faceswap_core.media import output_format, probe
+    from faceswap_core.people import People
+    from faceswap_core.video import VideoSettings, faces_at, swap_clip
+
+    quiet_libraries()
+    output_format(args.output)
+    if args.person and args.lora:
+        raise SettingsError("--person brings its own LoRA; leave out --lora")
+    limits = VideoLimits(args.max_seconds, args.max_frames, args.max_pixels)
+    info = probe(args.clip, limits)  # a bad clip fails before the model loads
+    swap = SwapSettings(
+        prompt=args.prompt,
+        strength=args.strength,
+        padding=args.padding,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        lora=args.lora,
+        fast=args.fast,
+    )
+    engine = Engine(model_spec(args), lora_dir=args.lora_dir)
+    if args.person:
+        swap = People(engine.loras).resolve(args.person).settings(swap)
+    numbers = face_numbers(args.face)
+    if numbers is None and args.reference is None:
+        numbers = tuple(range(len(faces_at(info, args.at)[1]))) or (0,)
+    settings = VideoSettings(
+        swap=swap,
+        faces=() if args.reference else numbers or (0,),
+        pick_s=args.at,
+        reference=None if args.reference is None else str(args.reference),
+        temporal_blend=args.temporal_blend,
+        detect_every=args.detect_every,
+        max_gap_s=args.max_gap,
+    )
+    job_folder = args.job or args.output.with_name(args.output.name + ".job")
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop after the step, keep the work
+    started = time.perf_counter()
+    try:
+        job = swap_clip(
+            engine,
+            args.clip,
+            args.output,
+            settings,
+            job_folder=job_folder,
+            limits=limits,
+            progress=_print_progress if sys.stderr.isatty() else None,
+            cancel=cancel,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(
+        json.dumps(
+            {
+                "output": str(args.output),
+                "frames": job.state.frames,
+                "seeds": job.state.seeds,
+                "seconds": round(time.perf_counter() - started, 2),
+                "job": str(job_folder),
+            }
+        )
+    )
+    return 0
+
+
+def _print_progress(stage: str, done: int, total: int, left_s: float | None) -> None:
+    left = "" if left_s is None else f", {left_s:.0f} s left"
+    end = "\n" if done >= total else ""
+    print(f"\r{stage}: frame {done} of {total}{left}   ", end=end, file=sys.stderr, flush=True)

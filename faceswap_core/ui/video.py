@@ -1,0 +1,180 @@
+"""The Video tab: upload a clip, pick faces on a frame (or a photo of the person), preview one frame, run, download.
+
+Every handler here is also an HTTP endpoint (``/video_faces``, ``/video_preview``, ``/swap_video``),
+so each checks its arguments itself. A run keeps its work in a job folder named after the clip and
+the settings: after Stop (or a closed tab) the same run resumes from the last finished frame. Fast
+mode is on by default here: a clip is hundreds of repaints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from faceswap_core.engine import Engine
+from faceswap_core.errors import SettingsError
+from faceswap_core.media import probe
+from faceswap_core.people import People
+from faceswap_core.settings import MAX_SEED, STRENGTH, SwapSettings, VideoLimits
+from faceswap_core.ui import guards
+from faceswap_core.ui.common import ResultFiles, cancellable, current_cancel, user_errors
+from faceswap_core.ui.swap import NO_LORA, numbered, person_choices
+from faceswap_core.video import VideoSettings, faces_at, preview, swap_clip
+
+VIDEO_STRENGTH = 0.5  # a little lower than for photos: less to hold steady from frame to frame
+
+
+class VideoHandlers:
+    """The tab's handlers around one engine; results and job folders live in one temporary folder."""
+
+    def __init__(self, engine: Engine, files: ResultFiles | None = None, limits: VideoLimits | None = None) -> None:
+        self.engine, self.files, self.limits = engine, files or ResultFiles(), limits or VideoLimits()
+
+    def _clip(self, clip: Any) -> str:
+        if not clip or not isinstance(clip, (str, os.PathLike)):
+            raise SettingsError("upload a clip first (mp4, mov, webm or mkv)")
+        return str(clip)
+
+    def show_faces(self, clip: Any, at_s: Any) -> tuple[Image.Image, Any, str]:
+        """The frame at ``at_s`` with its faces numbered, and the face picker (face 1 chosen)."""
+        info = probe(self._clip(clip), self.limits)
+        at = guards.number(at_s or 0, "time", None)
+        frame, faces = faces_at(info, max(0.0, at))
+        choices = [(f"Face {n}", str(n)) for n in range(1, len(faces) + 1)]
+        summary = (
+            f"{info.width}x{info.height}, {float(info.fps):.3g} fps, {info.duration_s:.1f} s"
+            f"{', with sound' if info.has_audio else ''}. "
+            + (f"{len(faces)} face(s) on the frame at {frame.time_s:.2f} s." if faces else "No face on this frame.")
+        )
+        picker = gr.CheckboxGroup(choices=choices, value=[choices[0][1]] if choices else [])
+        return numbered(Image.fromarray(frame.pixels), faces), picker, summary
+
+    def _settings(
+        self, faces: Any, at_s: Any, person: Any, reference: Any, strength: Any, seed: Any, fast: Any
+    ) -> VideoSettings:
+        """The run's settings from the widgets' (or an API caller's) values, each checked."""
+        numbers = faces if isinstance(faces, list) else [] if faces in (None, "") else [faces]
+        face_indexes = tuple(int(guards.number(n, "face", None, integer=True)) - 1 for n in numbers)
+        if any(index < 0 for index in face_indexes):
+            raise SettingsError("face numbers start at 1")
+        base = SwapSettings(
+            strength=guards.number(strength, "strength", STRENGTH),
+            seed=int(guards.number(seed if seed not in (None, "") else 0, "seed", None, integer=True)),
+            fast=bool(fast),
+        )
+        if not 0 <= (base.seed or 0) <= MAX_SEED:
+            raise SettingsError(f"seed must be between 0 and {MAX_SEED}")
+        name = guards.text(person, "person", max_chars=300).strip()
+        if name and name != NO_LORA:
+            base = People(self.engine.loras).resolve(name).settings(base)
+        photo = str(reference) if reference else None
+        if photo is None and not face_indexes:
+            raise SettingsError("tick at least one face, or give a photo of the person to follow")
+        return VideoSettings(
+            swap=base,
+            faces=() if photo else face_indexes,
+            pick_s=max(0.0, guards.number(at_s or 0, "time")),
+            reference=photo,
+        )
+
+    def preview(
+        self, clip: Any, faces: Any, at_s: Any, person: Any, reference: Any, strength: Any, seed: Any, fast: Any
+    ) -> Image.Image:
+        """The frame at ``at_s`` swapped, with the seeds the whole clip will use."""
+        settings = self._settings(faces, at_s, person, reference, strength, seed, fast)
+        _, after = preview(self.engine, self._clip(clip), settings, self.limits)
+        return after
+
+    def run(
+        self,
+        clip: Any,
+        faces: Any,
+        at_s: Any,
+        person: Any,
+        reference: Any,
+        strength: Any,
+        seed: Any,
+        fast: Any,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[str, str, str]:
+        """Swap the whole clip (resuming a stopped run of the same clip and settings); the MP4 to play and download."""
+        path = self._clip(clip)
+        settings = self._settings(faces, at_s, person, reference, strength, seed, fast)
+        self.files.prune()
+        self._prune_jobs()
+        key = hashlib.sha256(json.dumps([path, repr(settings)]).encode()).hexdigest()[:16]
+        output = self.files.folder / f"faceswap-video-{key}.mp4"
+
+        def report(stage: str, done: int, total: int, left_s: float | None) -> None:
+            left = "" if left_s is None else f", {left_s:.0f} s left"
+            progress((done, max(total, done)), desc=f"{stage}: frame {done} of {total}{left}", unit="frames")
+
+        job = swap_clip(
+            self.engine,
+            path,
+            output,
+            settings,
+            job_folder=self.files.folder / "jobs" / key,
+            limits=self.limits,
+            progress=report,
+            cancel=current_cancel(),
+        )
+        seconds = sum(job.timings.get(name, 0.0) for name in ("repaint_s", "detect_s", "encode_s"))
+        message = f"{job.state.frames} frames, seeds {job.state.seeds}, {seconds:.0f} s of work."
+        return str(output), str(output), message
+
+    def _prune_jobs(self) -> None:
+        """Job folders untouched for the results' lifetime go (a public app must not fill its disk)."""
+        oldest = time.time() - self.files.max_age_s
+        for folder in (self.files.folder / "jobs").glob("*"):
+            if folder.is_dir() and (folder / "job.json").stat().st_mtime < oldest:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> None:
+    """The tab's widgets and events (inside a ``gr.Tab`` of the page)."""
+    handlers = handlers or VideoHandlers(engine)
+    with gr.Row():
+        with gr.Column():
+            clip = gr.Video(label="Clip (mp4, mov, webm, mkv)", sources=["upload"], elem_id="video-clip", height=300)
+            with gr.Row():
+                at_s = gr.Number(0, label="Pick faces at (s)", minimum=0, elem_id="video-at")
+                faces = gr.CheckboxGroup([], label="Faces to replace", elem_id="video-faces")
+            frame = gr.Image(label="Faces on that frame", interactive=False, elem_id="video-frame", height=260)
+            info = gr.Markdown(elem_id="video-info")
+        with gr.Column():
+            person = gr.Dropdown(
+                person_choices(engine, with_keep=False), value=NO_LORA, label="Person", elem_id="video-person"
+            )
+            reference = gr.Image(
+                label="Or follow the person in this photo", type="filepath", sources=["upload"], height=140
+            )
+            with gr.Row():
+                strength = gr.Slider(
+                    STRENGTH.minimum, STRENGTH.maximum, VIDEO_STRENGTH, step=STRENGTH.step, label="Strength"
+                )
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+            fast = gr.Checkbox(True, label="Fast mode (few steps)", elem_id="video-fast")
+            with gr.Row():
+                preview_button = gr.Button("Preview one frame", elem_id="video-preview-button")
+                run_button = gr.Button("Swap the whole clip", variant="primary", elem_id="video-run")
+                stop_button = gr.Button("Stop", elem_id="video-stop")
+            preview_image = gr.Image(label="Preview", interactive=False, elem_id="video-preview", height=260)
+            result = gr.Video(label="Result", interactive=False, elem_id="video-result", height=260)
+            download = gr.File(label="Download", elem_id="video-download")
+            message = gr.Markdown(elem_id="video-message")
+    inputs = [clip, faces, at_s, person, reference, strength, seed, fast]
+    clip.upload(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name="video_faces")
+    at_s.submit(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name=False)
+    preview_button.click(user_errors(handlers.preview), inputs, preview_image, api_name="video_preview")
+    running = run_button.click(
+        cancellable(user_errors(handlers.run), outputs=3), inputs, [result, download, message], api_name="swap_video"
+    )
+    stop_button.click(None, None, None, cancels=[running], queue=False)
