@@ -113,11 +113,10 @@ def wire_long_request(
     buttons: list[gr.Button],
     stop: gr.Button,
     line: gr.Markdown,
-    show_js: str | None = None,
     **event: Any,
 ) -> Any:
     """``button.click(run, **event)`` with the page's answer at once and the buttons restored afterwards;
-    ``run``'s outputs end with ``line`` (see :func:`with_progress_line`); ``show_js`` scrolls it into view.
+    ``run``'s outputs end with ``line`` (see :func:`with_progress_line`).
 
     ``trigger_mode="once"`` ignores a second click while the first request is pending, so a double
     click never queues the same request twice; the buttons are hidden meanwhile in any case.
@@ -125,8 +124,6 @@ def wire_long_request(
     """
     count = len(buttons)
     button.click(lambda: running(count), None, [views, *buttons, stop, line], queue=False)
-    if show_js:  # the progress line in view at once (on a phone it is a screen away from the button)
-        button.click(None, js=show_js)
     request = button.click(run, trigger_mode="once", **event)
     # not .then(): Gradio 6 runs it after a success only, and a refusal must bring the buttons back too
     request.success(lambda: idle(count), None, [*buttons, stop], queue=False)

@@ -1124,7 +1124,6 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     outputs = [result, download, record, candidates, candidate_state, views]
     gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
     long = {"views": views, "buttons": [generate, search], "stop": stop, "line": progress_line, **gpu}
-    long["show_js"] = SHOW_RESULT  # the progress line in view at once
     requests = [
         wire_long_request(
             button,
