@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         import spaces  # noqa: F401  (ZeroGPU wants it imported before torch touches CUDA)
     from faceswap_core.engine import Engine
     from faceswap_core.settings import MAX_UPLOAD_BYTES
-    from faceswap_core.ui.demo import CSS, THEME, create_demo
+    from faceswap_core.ui.demo import CSS, HEAD, THEME, create_demo
 
     local = config.ray is None
     engine = (
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         auth=config.auth,
         theme=THEME,
         css=CSS,
+        head=HEAD,
         max_file_size=MAX_UPLOAD_BYTES,  # Gradio refuses larger uploads before they reach a handler
     )
     return 0

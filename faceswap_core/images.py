@@ -190,21 +190,26 @@ def to_array(image: Image.Image) -> np.ndarray:
     return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
-def save_png(image: Image.Image, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
-    """Save as PNG with text chunks (parameters), creating the folder; returns the path."""
+def save_png(
+    image: Image.Image, path: str | os.PathLike, metadata: dict[str, str] | None = None, *, compress_level: int = 6
+) -> Path:
+    """Save as PNG with text chunks (parameters), creating the folder; returns the path.
+
+    ``compress_level`` 1 writes a 24 MP photo about 3x faster than the default 6, for about a third more bytes.
+    """
     out = Path(path)
     with atomic_path(out) as scratch:  # a download or a registry scan never sees half a file
-        scratch.write_bytes(png_bytes(image, metadata))
+        scratch.write_bytes(png_bytes(image, metadata, compress_level=compress_level))
     return out
 
 
-def png_bytes(image: Image.Image, metadata: dict[str, str] | None = None) -> bytes:
+def png_bytes(image: Image.Image, metadata: dict[str, str] | None = None, *, compress_level: int = 6) -> bytes:
     """The PNG file :func:`save_png` writes, in memory: a worker on another machine sends it to the writer."""
     info = PngImagePlugin.PngInfo()
     for key, value in (metadata or {}).items():
         info.add_text(key, value)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=compress_level)
     return buffer.getvalue()
 
 

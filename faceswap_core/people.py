@@ -10,6 +10,7 @@ elsewhere (kohya ``NAME.safetensors``, folders without photos) are people with a
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from faceswap_core.identity_adapter import default_identity_scale
 from faceswap_core.loras import LORA_NAME, LoraInfo, LoraRegistry, reference_photos
 from faceswap_core.prepare import PrepareReport, prepare_dataset
 from faceswap_core.settings import (
+    CLASS_WORDS,
     DEFAULT_CLASS_WORD,
     DEFAULT_FACE_BACKEND,
     MAX_IDENTITY_PHOTOS,
@@ -47,6 +49,27 @@ class Person:
         return f"{self.name} (LoRA + {count})" if self.photos else f"{self.name} (LoRA)"
 
     @property
+    def class_word(self) -> str | None:
+        """What the person is ("man", "woman", "person"), for the default prompt: from the LoRA's training
+        record, else from the captions of the person's photos ("a photo of a man face, ..."); None if unknown."""
+        word = self.lora.metadata.get("class_word") if self.lora is not None else None
+        if word in CLASS_WORDS:
+            return word
+        if not self.photos:
+            return None
+        from faceswap_core.training.dataset import read_metadata
+
+        try:
+            captions = [item.caption for item in read_metadata(self.photos[0].parent)]
+        except DatasetError:
+            return None
+        for caption in captions:
+            found = _CAPTION_WORD.match(caption)
+            if found and found.group(1) in CLASS_WORDS:
+                return found.group(1)
+        return None
+
+    @property
     def likeness(self) -> float:
         """The default weight of the photos: full alone; lower beside a LoRA, which carries most of the likeness."""
         return default_identity_scale(self.lora is not None) if self.photos else 0.0
@@ -67,6 +90,9 @@ class Person:
             identity_photos=photos,
             identity_scale=scale if photos else None,
         )
+
+
+_CAPTION_WORD = re.compile(r"\s*a photo of an? (\w+) face\b")
 
 
 class People:

@@ -31,9 +31,15 @@ def result_metadata(record: dict[str, Any], painted: Image.Image | None) -> dict
     return metadata
 
 
-def save_result(result: SwapResult, path: str | os.PathLike, record: dict[str, Any] | None = None) -> Path:
-    """Write the result PNG with its record (``record`` overrides the result's own, e.g. its public form)."""
-    return save_png(result.image, path, result_metadata(result.record if record is None else record, result.painted))
+def save_result(
+    result: SwapResult, path: str | os.PathLike, record: dict[str, Any] | None = None, *, compress_level: int = 6
+) -> Path:
+    """Write the result PNG with its record (``record`` overrides the result's own, e.g. its public form).
+
+    ``compress_level`` 1 is for a page waiting on the file (see :func:`save_png`); the pixels are the same.
+    """
+    metadata = result_metadata(result.record if record is None else record, result.painted)
+    return save_png(result.image, path, metadata, compress_level=compress_level)
 
 
 def read_result(path: str | os.PathLike) -> tuple[dict[str, Any], Image.Image | None]:

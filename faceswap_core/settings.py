@@ -24,7 +24,13 @@ class Range:
 
     def check(self, name: str, value: float) -> None:
         if not (self.minimum <= value <= self.maximum):
-            raise SettingsError(f"{name} must be between {self.minimum:g} and {self.maximum:g}, got {value:g}")
+            low, high, got = (plain_number(v) for v in (self.minimum, self.maximum, value))
+            raise SettingsError(f"{name} must be between {low} and {high}, got {got}")
+
+
+def plain_number(value: float) -> str:
+    """A number as a person reads it: 4294967295 (not 4.29497e+09), 0.5, 1e+23."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 # --- images -------------------------------------------------------------------------------------

@@ -55,6 +55,13 @@ def two_photos(face: Image.Image, folder: Path, stem: str) -> list[str]:
     return photos
 
 
+def open_person_section(page: Any) -> None:
+    """Open "Photos of the person" unless it is open (it starts open while there is nobody to pick)."""
+    if not page.locator("#person-photo-files").is_visible():
+        page.locator("#person-photos .label-wrap").click()
+    page.locator("#person-photo-files").wait_for(state="visible")
+
+
 def wait_result_images(page: Any) -> None:
     """The before/after slider's images load after the download button shows: wait until both have."""
     page.wait_for_function(
@@ -215,7 +222,7 @@ def test_add_a_person_from_photos_and_find_them_in_the_picker(
     with screenshot_on_failure(page, "add-person"):
         page.get_by_role("tab", name="Swap a face").click()
         assert page.locator("#likeness input[type=number]").is_disabled()  # no photos yet: nothing to take
-        page.locator("#person-photos").get_by_text("Photos of the person").click()
+        open_person_section(page)
         page.locator("#person-photo-files input[type=file]").first.set_input_files(photos)
         page.fill("#new-person-name textarea, #new-person-name input", "astro")
         page.click("#add-person")
@@ -232,7 +239,7 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
     with screenshot_on_failure(page, "train"):
         page.get_by_role("tab", name="Train a person").click()
         page.click("#train")  # no photos yet: refused, and said so in the status line, not on the chart
-        wait_for_text(page, "#train-status", "Error")
+        wait_for_text(page, "#train-status", "Upload photos of the person first")
         assert "Error" not in page.locator("#loss").inner_text()
         page.locator("#train-photos input[type=file]").first.set_input_files(photos)
         wait_for_text(page, "#prepare-note", "2 photo(s) ready")
@@ -346,6 +353,8 @@ def test_photo_tools_and_result_fit_the_screen(
         )
         assert not clipped and page.locator("#face-index input").input_value() == "Face 1 (largest)"
         if viewport == DESKTOP:
+            if page.locator("#person-photo-files").is_visible():  # nobody to pick yet: the add section is open
+                page.locator("#person-photos .label-wrap").click()  # (test_browser_newcomer covers that screen)
             assert page.evaluate("window.scrollY") == 0
             for selector in ("#upload", "#target canvas", "#lora", "#generate"):
                 assert in_view(page, selector), f"{selector} is below the fold at 1366x768"
@@ -406,7 +415,7 @@ def test_try_strengths_shows_candidates_with_strength_and_likeness(
         panel = page.locator("#strengths-panel")
         panel.get_by_text("Try strengths: what to try").click()
         page.fill("#strengths textarea, #strengths input", "0.3, 0.6")
-        page.locator("#person-photos").get_by_text("Photos of the person").click()
+        open_person_section(page)
         page.locator("#person-photo-files input[type=file]").set_input_files(str(portrait))
         wait_for_text(page, "#person-photo-files", "portrait.png")
         page.click("#try-strengths")

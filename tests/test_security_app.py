@@ -359,7 +359,7 @@ def test_sixty_strengths_and_nan_numbers_are_refused_at_once(app: App, inputs: t
     assert time.monotonic() - started < 15
     raw = RawSession(app.url)
     files = raw.upload(target, mask)
-    plain = ["", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, "", False, None, None]
+    plain = ["", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, "", False, None, None, 0.0, False]
     for index, name in ((5, "steps"), (7, "seed"), (8, "face index"), (1, "LoRA strength"), (12, "likeness")):
         values = list(plain)
         values[index] = float("nan")

@@ -114,7 +114,9 @@ def test_a_big_photo_is_edited_small_and_swapped_full_size(swap: SwapHandlers, t
     assert max(photo.display_size) == EDITOR_MAX_SIDE and photo.original.size == (6000, 4000)
     assert Image.open(fields["editor"]["background"]).size == photo.display_size
     (before, after), download, record, *_ = swap.generate(fields)
-    assert before.size == after.size == photo.display_size  # the comparison is sent at display size
+    # the comparison is sent at display size, as JPEG files (encoded in milliseconds)
+    assert Image.open(before).size == Image.open(after).size == photo.display_size
+    assert Image.open(after).format == "JPEG"
     full = Image.open(download.value["path"])
     assert full.size == (6000, 4000)  # the download is the full-size result
     mask = np.asarray(editor_mask(fields["editor"]).resize((6000, 4000), Image.BILINEAR))

@@ -108,6 +108,21 @@ def current_owner() -> str | None:
     return owner_key(identity)
 
 
+def said_in_status(fn: Fn, outputs: int) -> Fn:
+    """For a generator handler whose first of ``outputs`` is a status line: a refusal is written there too,
+    so once the pop-up fades the status still says why nothing ran (not a bare "Error" badge)."""
+
+    @functools.wraps(fn)
+    def generator(*args: Any, **kwargs: Any) -> Any:
+        try:
+            yield from fn(*args, **kwargs)
+        except gr.Error as err:
+            yield (f"⚠️ {err.message}", *(gr.skip() for _ in range(outputs - 1)))
+            raise
+
+    return generator  # type: ignore[return-value]
+
+
 def current_cancel() -> threading.Event | None:
     """The cancel event of the request this handler serves (set by :func:`cancellable`), or None."""
     return _CANCEL.get()
@@ -234,7 +249,8 @@ class ResultFiles:
         self.prune()
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
-        return save_result(result, self.folder / name, record)
+        # the page waits for this file: fast compression (the download is a little larger)
+        return save_result(result, self.folder / name, record, compress_level=1)
 
     def servable(self, path: str | Path) -> str:
         """``path`` as Gradio may send it to the page: as is inside the working or temporary folder, else a copy.

@@ -16,6 +16,7 @@ from faceswap_core.errors import FaceswapError
 from faceswap_core.files import remove_stale
 from faceswap_core.photo_store import PhotoStore
 from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, RESULT_MAX_AGE_S, SCRATCH_MAX_AGE_S, PublicLimits
+from faceswap_core.ui import page
 from faceswap_core.ui.common import current_owner
 from faceswap_core.ui.guards import public_message, safe_inputs
 from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
@@ -24,12 +25,13 @@ from faceswap_core.ui.video import VideoHandlers, create_video_tab
 
 TITLE = "Face swap"
 INTRO = (
-    "**Swap:** upload a photo (faces are numbered, face 1 is masked in blue), pick a person for each face, "
-    "press **Generate**. **Train:** teach the app a new person from 5–20 photos."
+    "**Swap:** upload a photo (faces are numbered and masked in blue), pick or add a person, press **Generate**. "
+    "**Train:** teach the app a person better from 5–20 photos."
 )
 STATUS_POLL_SECONDS = 2.0
 THEME = gr.themes.Soft(primary_hue="orange")
-CSS = """
+CSS = (
+    """
 #model-status p { margin: 0; }
 #model-status.error { border-left: 4px solid #dc2626; padding-left: 8px; }
 footer { display: none !important; }
@@ -41,7 +43,7 @@ footer { display: none !important; }
   visibility: hidden;
 }
 #target .image-container:has(> .empty)::after {
-  content: "Upload a photo with the button above, or click the example below";
+  content: "Upload a photo with the button above, or press Example";
   position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
   padding: 24px; text-align: center; font-size: 1.1rem; color: var(--body-text-color-subdued);
 }
@@ -64,6 +66,9 @@ footer { display: none !important; }
   #fast .info-text { display: none; }
 }
 """
+    + page.CSS
+)
+HEAD = page.HEAD
 
 
 class ModelLoader:

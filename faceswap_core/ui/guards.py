@@ -19,7 +19,7 @@ from gradio.components.image_editor import EditorData
 from faceswap_core.errors import BadImageError, SettingsError
 from faceswap_core.images import check_header
 from faceswap_core.requests import checked_text
-from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range
+from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range, plain_number
 
 log = logging.getLogger("faceswap.app")
 MAX_EDITOR_LAYERS = 4  # the Swap tab uses one; a few more cost little
@@ -141,16 +141,27 @@ def _guard_blobs(editor: gr.ImageEditor) -> None:
 
 
 def safe_number(component: gr.Number, name: str) -> gr.Number:
-    """Make a ``gr.Number`` refuse NaN and infinity with a clear message; returns the same component.
+    """Make a ``gr.Number`` refuse NaN, infinity and values out of its range with a message that names the
+    field; returns the same component.
 
-    With ``precision=0`` Gradio rounds the value before any handler sees it, and NaN fails there with
-    a generic error; this checks first.
+    Gradio's own checks say "Value 1e+23 is greater than maximum value 4294967295." (which box?) and
+    print a traceback; with ``precision=0`` it rounds first, and NaN fails there. This checks first,
+    and logs one line.
     """
     convert = component.preprocess
 
+    def refuse(message: str) -> gr.Error:
+        log.warning("%s: %s", name, message)
+        return gr.Error(message, print_exception=False)
+
     def preprocess(payload: Any) -> Any:
-        if isinstance(payload, float) and not math.isfinite(payload):
-            raise gr.Error(f"{name} must be a finite number, got {payload}", print_exception=False)
+        if isinstance(payload, (int, float)) and not isinstance(payload, bool):
+            if not math.isfinite(payload):
+                raise refuse(f"{name} must be a finite number, got {payload}")
+            if component.minimum is not None and payload < component.minimum:
+                raise refuse(f"{name} must be at least {plain_number(component.minimum)}, got {plain_number(payload)}")
+            if component.maximum is not None and payload > component.maximum:
+                raise refuse(f"{name} must be at most {plain_number(component.maximum)}, got {plain_number(payload)}")
         return convert(payload)
 
     component.preprocess = preprocess  # type: ignore[method-assign]

@@ -32,6 +32,7 @@ from faceswap_core.photo_store import PhotoStore
 from faceswap_core.requests import FaceRequest, SwapRequest
 from faceswap_core.settings import (
     CLASS_WORDS,
+    DEFAULT_CLASS_WORD,
     EDITOR_MAX_SIDE,
     GUIDANCE,
     IDENTITY_SCALE,
@@ -56,7 +57,7 @@ from faceswap_core.settings import (
     SwapSettings,
 )
 from faceswap_core.sweep import sweep
-from faceswap_core.ui import guards
+from faceswap_core.ui import guards, newcomer
 from faceswap_core.ui.common import (
     MASK_BRUSH,
     ResultFiles,
@@ -69,6 +70,8 @@ from faceswap_core.ui.common import (
     range_slider,
     user_errors,
 )
+from faceswap_core.ui.newcomer import FIRST_STEPS, PERSON_SECTION
+from faceswap_core.ui.progress import step_progress, stopped, wire_long_request, with_progress_line
 
 KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
 NO_LORA = ""  # the person picker's value for "repaint with the base model only"
@@ -86,6 +89,7 @@ NO_FACE_NOTE = (
 )
 # On a phone the result shows a screen above the Generate button: bring it into view (no move when it is in view).
 SHOW_RESULT = "() => document.querySelector('#views')?.scrollIntoView({block: 'nearest', behavior: 'smooth'})"
+RESULT_NOTE = "Drag the handle to compare before and after. To change the mask, open **Photo and mask**."
 EDIT_NOTE = "The blue paint is exactly what gets replaced: touch it up with the brush and eraser."
 
 
@@ -114,6 +118,7 @@ class TargetPhoto:
     scale: float  # display size / original size
     faces: list[Face]  # found on the original, largest first
     choices: dict[int, FaceChoice] = field(default_factory=dict)  # face index -> choice; absent = keep
+    before: Path | None = None  # the comparison's "before": a display-size copy without numbers, made once
 
     @property
     def original(self) -> Image.Image:
@@ -206,10 +211,9 @@ def uploaded_photos(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _progress_callback(progress: gr.Progress | None, what: str) -> Any:
-    if progress is None:
-        return None
-    return lambda step, total: progress((step, total), desc=what, unit="steps")
+def _display_copy(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` at the editor's size (the comparison's size)."""
+    return image if image.size == size else image.resize(size)
 
 
 def numbered(image: Image.Image, faces: list[Face]) -> Image.Image:
@@ -481,8 +485,8 @@ class SwapHandlers:
             return f"⚠️ {guards.public_message(str(err))}", gr.skip()
         meta = person.lora.metadata if person.lora is not None else {}
         facts = []
-        if meta.get("class_word"):
-            facts.append(f"a {meta['class_word']}")
+        if person.class_word:
+            facts.append(f"a {person.class_word}")
         if person.photos:
             facts.append(f"{len(person.photos)} photo{'s' * (len(person.photos) != 1)}")
         step = meta.get("checkpoint_step") or meta.get("steps_done")
@@ -523,7 +527,10 @@ class SwapHandlers:
             raise SettingsError(f"{len(files)} photos were given; a person takes at most {MAX_TRAIN_PHOTOS}")
         for path in files:
             check_header(path, name=Path(path).name)
-        person, report = self.people.add(name, files)
+        class_word = fields.get("new_class_word") or DEFAULT_CLASS_WORD  # API callers may leave it out
+        if class_word not in CLASS_WORDS:
+            raise SettingsError(f"the new person must be one of: {', '.join(CLASS_WORDS)}")
+        person, report = self.people.add(name, files, class_word=class_word)
         note = f"Added **{person.label}**: ready to use, no training needed."
         if report.skipped:
             skipped = "; ".join(guards.public_message(reason) for _, reason in report.skipped)
@@ -553,14 +560,14 @@ class SwapHandlers:
         return photo
 
     def default_prompt(self, person: str) -> str:
-        """The caption template of the person's class word (from its training record), else the default."""
+        """The caption template of the person's class word (a man is "a photo of a man face"), else the default."""
         if person in (NO_LORA, KEEP):
             return SwapSettings().prompt
         try:
-            class_word = self.engine.loras.resolve(person).metadata.get("class_word")
+            class_word = self.people.get(person).class_word
         except FaceswapError:
             class_word = None
-        return template_caption(class_word) if class_word in CLASS_WORDS else SwapSettings().prompt
+        return template_caption(class_word) if class_word else SwapSettings().prompt
 
     def _face(self, index: int | None, choice: FaceChoice) -> FaceRequest:
         """One face of the request: its person (checked now, by name only), strength, prompt and likeness."""
@@ -613,21 +620,23 @@ class SwapHandlers:
         """Repaint every face that gets a person, in one request with one progress bar."""
         photo = self._photo(fields)
         request = self._request(fields, photo)
-        what = "Generating" if len(request.faces) == 1 else f"Generating {len(request.faces)} faces"
-        result = self.engine.run(request, progress=_progress_callback(progress, what), cancel=current_cancel())
+        report = step_progress(progress, "Generating", len(request.faces), "faces")
+        result = self.engine.run(request, progress=report, cancel=current_cancel())
         slider, button, record = self._show(photo, result)
         return slider, button, record, gr.Gallery(value=None, visible=False), [], gr.Tabs(selected="result")
 
     def _show(self, photo: TargetPhoto, result: SwapResult) -> tuple[Any, Any, dict[str, Any]]:
-        """The comparison at display size (fast to send), the download at full size with its parameters."""
+        """The comparison at display size as JPEG files (fast to encode and send: Gradio would encode images
+        as WebP, seconds at 2048 px), the download at full size with its parameters."""
         record = guards.public_record(result.record)
         path = self.files.save(result, record)
-        size = photo.display_size
-        before = photo.original.resize(size) if size != photo.size else photo.original
-        after = result.image.resize(size) if size != result.image.size else result.image
+        if photo.before is None or not photo.before.is_file():  # the same for every result of this photo
+            photo.before = self.files.save_display(_display_copy(photo.original, photo.display_size))
+        after = self.files.save_display(_display_copy(result.image, photo.display_size))
+        before = str(photo.before)
         width, height = result.image.size
         button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
-        return (before, after), button, record
+        return (before, str(after)), button, record
 
     @user_errors
     def try_strengths(self, fields: Mapping[str, Any], progress: gr.Progress | None = None) -> tuple[Any, ...]:
@@ -645,7 +654,7 @@ class SwapHandlers:
             face=chosen.face,
             strengths=strengths,
             references=photos or None,
-            progress=_progress_callback(progress, "Trying strengths"),
+            progress=step_progress(progress, "Trying strengths", len(strengths), "strengths"),
             cancel=current_cancel(),
         )
         candidates, gallery = [], []
@@ -766,7 +775,8 @@ class SwapHandlers:
 
     def _run_api(self, request: SwapRequest, progress: gr.Progress | None) -> tuple[str, dict[str, Any]]:
         self.limits.check_face_steps(max(1, len(request.faces)), request.settings.steps)
-        result = self.engine.run(request, progress=_progress_callback(progress, "Generating"), cancel=current_cancel())
+        report = step_progress(progress, "Generating", len(request.faces), "faces")
+        result = self.engine.run(request, progress=report, cancel=current_cancel())
         record = guards.public_record(result.record)
         return str(self.files.save(result, record)), record
 
@@ -911,6 +921,12 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     min_width=140,
                 )
                 auto = gr.Button("Auto mask", elem_id="auto-mask", min_width=100)
+                example = gr.Button(  # the example photo without scrolling to find it
+                    "Example",
+                    elem_id="example-photo",
+                    min_width=90,
+                    visible=any((ASSETS / name).is_file() for name in EXAMPLE_PHOTOS),
+                )
             with gr.Tabs(selected="mask", elem_id="views") as views:
                 with gr.Tab("Photo and mask", id="mask"):
                     editor = gr.ImageEditor(
@@ -934,6 +950,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     )
                     guards.safe_editor(editor)  # images refused from their header before Gradio decodes them
                 with gr.Tab("Result", id="result"):
+                    progress_line = gr.Markdown(elem_id="progress-line")  # steps and time left while it runs
                     result = gr.ImageSlider(
                         label="Before / after: drag the handle", type="pil", height=EDITOR_HEIGHT, elem_id="result"
                     )
@@ -945,7 +962,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         object_fit="contain",
                         elem_id="candidates",
                     )
-            mask_note = gr.Markdown("Upload a photo to begin.", elem_id="mask-note")
+            mask_note = gr.Markdown(FIRST_STEPS, elem_id="mask-note")
             examples = [[str(ASSETS / name)] for name in EXAMPLE_PHOTOS if (ASSETS / name).is_file()]
         with gr.Column(scale=2, min_width=300, elem_id="swap-controls"):
             with gr.Row(equal_height=True):
@@ -959,24 +976,33 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                 )
                 refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="lora-refresh")
             lora_info = gr.Markdown(elem_id="lora-info")
-            with gr.Accordion("Photos of the person: use some, or add a person", open=False, elem_id="person-photos"):
-                references = gr.File(
-                    label=f"1-{MAX_IDENTITY_PHOTOS} photos of the face: used when the person has none of its own "
-                    "(no training), and to rank Try strengths",
-                    file_count="multiple",
-                    file_types=["image"],
-                    type="filepath",
-                    elem_id="person-photo-files",
-                )
-                with gr.Row(equal_height=True):
-                    new_name = gr.Textbox(
-                        label="Keep them as a person named",
-                        placeholder="e.g. anna",
-                        max_length=64,
-                        elem_id="new-person-name",
+            with gr.Accordion(PERSON_SECTION, open=False, elem_id="person-photos") as person_section:
+                with gr.Row(equal_height=True):  # one row: open on a fresh install, Generate stays on screen
+                    references = gr.File(
+                        label=f"1-{MAX_IDENTITY_PHOTOS} photos of their face",
+                        file_count="multiple",
+                        file_types=["image"],
+                        type="filepath",
+                        elem_id="person-photo-files",
+                        height=110,
                         scale=3,
                     )
-                    add = gr.Button("Add person", size="sm", elem_id="add-person", scale=1, min_width=100)
+                    with gr.Column(scale=2, min_width=140):
+                        new_name = gr.Textbox(
+                            label="Keep them as a person named",
+                            show_label=False,
+                            placeholder="Their name, e.g. anna",
+                            max_length=64,
+                            elem_id="new-person-name",
+                        )
+                        new_class_word = gr.Dropdown(  # their own prompt: "a photo of a man face"
+                            choices=[(f"a {word}", word) for word in CLASS_WORDS],
+                            value=DEFAULT_CLASS_WORD,
+                            label="They are",
+                            show_label=False,
+                            elem_id="new-person-class",
+                        )
+                        add = gr.Button("Add person", size="sm", elem_id="add-person")
                 add_note = gr.Markdown(elem_id="add-person-note")
             with gr.Row():  # the two controls of how much changes, side by side and always in view
                 strength = range_slider(
@@ -1009,6 +1035,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             with gr.Row(equal_height=True, elem_id="generate-bar"):
                 generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=2, min_width=100)
                 search = gr.Button("Try strengths", elem_id="try-strengths", scale=2, min_width=100)
+                stop = gr.Button("Stop", variant="stop", visible=False, elem_id="stop", scale=4, min_width=100)
                 fast = gr.Checkbox(
                     value=False,
                     label="Fast",
@@ -1058,15 +1085,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                     elem_id="dynamic-strength",
                 )
             with gr.Accordion("Advanced", open=False):
-                lora_scale = range_slider(LORA_SCALE, label="LoRA strength")
+                lora_scale = range_slider(
+                    LORA_SCALE, label="Trained person's weight", info="LoRA scale: 1 as trained", elem_id="lora-scale"
+                )
                 negative = gr.Textbox(
                     value=defaults.negative_prompt,
                     label="Negative prompt",
                     info="Not used in Fast mode",
                     lines=2,
                 )
-                steps = range_slider(STEPS, label="Steps")
-                guidance = range_slider(GUIDANCE, label="Guidance")
+                steps = range_slider(STEPS, label="Steps", info=newcomer.STEPS_INFO, elem_id="steps")
+                guidance = range_slider(GUIDANCE, label="Guidance", info=newcomer.GUIDANCE_INFO, elem_id="guidance")
                 with gr.Row(equal_height=True):
                     seed = gr.Number(
                         value=RANDOM_SEED,
@@ -1105,12 +1134,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             run_on_click=True,
             label="Example photo (NASA, public domain): click it, then Generate",
         )
-    upload.upload(
-        handlers.load_photo,
-        [upload, person, strength, prompt, likeness],
-        shown,
-        **on_faces,
-    ).success(after_load, photo, [grow, feather, views], queue=False)
+    loads = [upload.upload(handlers.load_photo, [upload, person, strength, prompt, likeness], shown, **on_faces)]
+    if examples:
+
+        def load_example(*controls: Any) -> tuple[Any, ...]:
+            return handlers.load_photo(examples[0][0], *controls)
+
+        loads.append(example.click(load_example, [person, strength, prompt, likeness], shown, **on_faces))
+    for loaded in loads:
+        loaded.success(after_load, photo, [grow, feather, views], queue=False)
+        loaded.success(lambda: gr.Button(visible=False), None, example, queue=False)  # room for the face picker
+    gr.on(None, lambda: newcomer.person_section(handlers.people), None, person_section, queue=False)  # on page load
 
     mask_fields = {
         "photo": photo,
@@ -1143,7 +1177,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         event(  # upload itself, and then sets the slider for the new person
             by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], **quiet
         )
-    add_fields = {**mask_fields, "new_name": new_name}
+    add_fields = {**mask_fields, "new_name": new_name, "new_class_word": new_class_word}
     add.click(
         by_name(handlers.add_person, add_fields),
         set(add_fields.values()),
@@ -1152,7 +1186,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         show_progress_on=[add_note],
         concurrency_id="faces",
         concurrency_limit=4,
-    )
+    ).success(newcomer.person_added, None, person_section, queue=False)
     for control in (strength, prompt, likeness):
         control.input(
             by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], **quiet
@@ -1169,6 +1203,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     person.change(handlers.describe_lora, person, [lora_info, prompt], queue=False)
     dice.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False)
     keep_expression_on.input(_expression_strengths, keep_expression_on, [strength, strengths], queue=False)
+    fast.change(newcomer.fast_truth, fast, [steps, guidance], queue=False)
 
     swap_fields = {
         **mask_fields,
@@ -1187,20 +1222,26 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     }
     outputs = [result, download, record, candidates, candidate_state, views]
     gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
-    generate.click(
-        on_gpu(cancellable(by_name(handlers.generate, swap_fields, progress=True), outputs=len(outputs))),
-        set(swap_fields.values()),
-        outputs,
-        api_name="generate",
-        **gpu,
-    ).success(None, js=SHOW_RESULT)
-    search.click(
-        on_gpu(cancellable(by_name(handlers.try_strengths, swap_fields, progress=True), outputs=len(outputs))),
-        set(swap_fields.values()),
-        outputs,
-        api_name="try_strengths",
-        **gpu,
-    ).success(None, js=SHOW_RESULT)
+    long = {"views": views, "buttons": [generate, search], "stop": stop, "line": progress_line, **gpu}
+    requests = [
+        wire_long_request(
+            button,
+            on_gpu(with_progress_line(cancellable(by_name(run, swap_fields, progress=True), outputs=len(outputs)))),
+            inputs=set(swap_fields.values()),
+            outputs=[*outputs, progress_line],
+            show_progress="hidden",  # the progress line says it, in words
+            api_name=api_name,
+            **long,
+        )
+        for button, run, api_name in (
+            (generate, handlers.generate, "generate"),
+            (search, handlers.try_strengths, "try_strengths"),
+        )
+    ]
+    for request in requests:
+        request.success(None, js=SHOW_RESULT)
+        request.success(lambda: RESULT_NOTE, None, mask_note, queue=False)  # not "touch it up" under a result
+    stop.click(lambda: stopped(2), None, [generate, search, stop, progress_line], cancels=requests, queue=False)
     candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], **quiet)
 
     # A plain endpoint for scripts (gradio_client): files in, PNG out; no canvas involved.

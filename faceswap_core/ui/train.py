@@ -45,7 +45,7 @@ from faceswap_core.settings import (
 )
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
-from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, user_errors
+from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, said_in_status, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
 CAPTION_HEADERS = ["photo", "caption", "use"]
@@ -404,8 +404,14 @@ class TrainHandlers:
         return gr.Dropdown(choices=choices, value=current if current in {v for _, v in choices} else "")
 
     @user_errors
-    def load_person(self, name: str | None) -> tuple[Any, ...]:
-        """Crops, captions, note, dataset and name for the "Person" picker: a person's own photos, or a fresh start."""
+    def load_person(self, name: str | None, shown: str | None = None) -> tuple[Any, ...]:
+        """Crops, captions, note, dataset and name for the "Person" picker: a person's own photos, or a fresh start.
+
+        ``shown`` is the person on screen now ("": the photos uploaded here): the picker reports a choice
+        when it is merely opened and closed, and that must not throw away what the user uploaded and typed.
+        """
+        if shown is not None and (name or "") == shown:
+            return tuple(gr.skip() for _ in range(6))
         if not name:
             return [], [], "", None, default_lora_name(), gr.File(value=None, interactive=True)
         person = self._untrained(name)
@@ -508,7 +514,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     gr.Markdown(
         "**1.** Upload 5–20 photos of the person (one face each, varied angles and light). "
         "**2.** Check the crops and the captions (a photo of somebody else is flagged: untick it). "
-        "**3.** Name the LoRA and press **Train**. The samples show how the person is learnt at each checkpoint."
+        "**3.** Name the person and press **Train**. The samples show how the person is learnt at each checkpoint."
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -567,18 +573,24 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 elem_id="checkpoint-every",
             )
             with gr.Accordion("Advanced", open=False):
-                rank = range_slider(TRAIN_RANK, value=defaults.rank, label="Rank")
+                rank = range_slider(
+                    TRAIN_RANK,
+                    value=defaults.rank,
+                    label="Capacity",
+                    info="LoRA rank: more learns more detail, bigger file",
+                )
                 learning_rate = gr.Number(
                     value=defaults.learning_rate,
                     minimum=TRAIN_LR.minimum,
                     maximum=TRAIN_LR.maximum,
                     label="Learning rate",
                 )
+                guards.safe_number(learning_rate, "Learning rate")
                 resolution = range_slider(
                     TRAIN_RESOLUTION,
                     value=defaults.resolution,
                     label="Resolution (px)",
-                    info="SDXL's native size is 1024",
+                    info="The photos' size while training; the model works best at 1024",
                     elem_id="train-resolution",
                 )
             with gr.Row():
@@ -617,13 +629,16 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     for control in (class_word, describe):
         control.change(handlers.prepare, prepare_inputs, prepare_outputs, concurrency_id="faces", concurrency_limit=4)
     who.focus(handlers.refresh_people, who, who, queue=False)
-    who.input(handlers.load_person, who, [crops, captions, prepare_note, dataset, name, photos], queue=False)
+    shown = gr.State("")  # the person whose photos are on screen ("": the ones uploaded here)
+    who.input(
+        handlers.load_person, [who, shown], [crops, captions, prepare_note, dataset, name, photos], queue=False
+    ).success(lambda person: person or "", who, shown, queue=False)
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
     rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
     rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", concurrency_id="gpu", concurrency_limit=1)
     train.click(
-        on_gpu(handlers.train, duration=TRAIN_GPU_SECONDS),
+        on_gpu(said_in_status(handlers.train, outputs=4), duration=TRAIN_GPU_SECONDS),
         [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
         [status, loss, samples, lora_picker],
         api_name="train",

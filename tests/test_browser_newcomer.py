@@ -1,0 +1,243 @@
+"""The demo as a newcomer meets it (issue 21), in Debian's Chromium on the tiny model: a fresh install with
+nobody to pick, progress and Stop while Generate runs, the before/after view on a portrait, uploads kept
+in the Train tab, a warning before leaving, and messages that name their field.
+
+Each test leaves screenshots at 1366x768 and 390x844 in test-artifacts/ (named ``newcomer-*``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from app_server import REPO, running_app
+from browser_driver import (
+    CHROMIUM,
+    DESKTOP,
+    PHONE,
+    RESULT_SHOWN,
+    TIMEOUT_MS,
+    chromium,
+    open_app,
+    upload,
+    wait_for_text,
+    wait_idle,
+)
+from PIL import Image
+
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A fresh install: an empty people folder. Yields the URL and the server log."""
+    from faceswap_core.identity_adapter import save_tiny_ip_adapter
+
+    lora_dir = tmp_path_factory.mktemp("newcomer-people")
+    adapter = save_tiny_ip_adapter(tmp_path_factory.mktemp("newcomer-ip-adapter"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "newcomer-app.log"
+    with running_app(tiny_model_dir, lora_dir, log, adapter) as url:
+        yield url, log
+
+
+@pytest.fixture(scope="module")
+def browser(app: tuple[str, Path]) -> Iterator[Any]:
+    pytest.importorskip("playwright.sync_api")
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Any, app: tuple[str, Path]) -> Iterator[Any]:
+    """A new page at 1366x768, once the model is ready."""
+    opened = open_app(browser, app[0], DESKTOP)
+    wait_for_text(opened, "#model-status", "Model ready")
+    yield opened
+    opened.context.close()
+
+
+def shots(page: Any, name: str) -> None:
+    """What the screen shows at 1366x768 and at 390x844 (the page is left at 1366x768)."""
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        time.sleep(0.5)  # the layout settles
+        page.screenshot(path=str(ARTIFACTS / f"newcomer-{name}-{viewport['width']}x{viewport['height']}.png"))
+    page.set_viewport_size(DESKTOP)
+
+
+def close_messages(page: Any) -> None:
+    """Close the pop-ups as a person would (their close buttons), without waiting for them to fade."""
+    page.evaluate("() => document.querySelectorAll('.toast-close').forEach(button => button.click())")
+
+
+def in_view(page: Any, selector: str) -> bool:
+    where = page.locator(selector).first.bounding_box()
+    return where is not None and where["y"] >= 0 and where["y"] + where["height"] <= page.viewport_size["height"] + 1
+
+
+def portrait(folder: Path, astronaut: Image.Image) -> Path:
+    path = folder / "portrait.png"
+    astronaut.crop((100, 0, 400, 512)).save(path)
+    return path
+
+
+def test_fresh_install_leads_from_nothing_to_a_first_result(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
+    """Nobody to pick: the section to add a person is open and says so; Example is one click away; after
+    adding, the section closes and Generate is on the first screen; Generate gives a result."""
+    section = page.locator("#person-photos")
+    assert "Nobody to pick yet" in section.inner_text()
+    assert page.locator("#person-photo-files").is_visible()  # open, without hunting for it
+    assert in_view(page, "#example-photo")
+    shots(page, "fresh")
+    page.click("#example-photo")
+    wait_for_text(page, "#mask-note", "face 1 is masked")
+    wait_idle(page, "#target")
+    assert not page.locator("#example-photo").is_visible()  # its place goes to the face picker
+    photos = []
+    for index, angle in enumerate((0, 6)):
+        path = tmp_path / f"face{index}.jpg"
+        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    page.locator("#person-photo-files input[type=file]").first.set_input_files(photos)
+    page.fill("#new-person-name textarea, #new-person-name input", "eileen")
+    page.click("#add-person")
+    page.wait_for_function("() => document.querySelector('#lora input')?.value === 'eileen (2 photos)'")
+    page.locator("#person-photo-files").wait_for(state="hidden")  # the section closed
+    assert in_view(page, "#generate"), "Generate is below the fold after adding a person"
+    shots(page, "person-added")
+    page.click("#generate")
+    page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
+    page.locator("#download").wait_for(state="visible")
+    shots(page, "first-result")
+
+
+def test_generate_shows_progress_where_the_result_appears_and_stops(
+    page: Any, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    """At once: the result view, Stop instead of Generate, progress in steps over the result. Stop ends it
+    and brings Generate back; a double click runs one request."""
+    upload(page, portrait(tmp_path, astronaut))
+    page.get_by_text("Advanced", exact=True).click()
+    page.locator("#steps input[type=number]").fill("150")
+    page.locator("#steps input[type=number]").press("Enter")
+    page.click("#generate")
+    page.locator("#stop").wait_for(state="visible", timeout=5_000)
+    assert not page.locator("#generate").is_visible() and not page.locator("#try-strengths").is_visible()
+    page.wait_for_function(
+        "() => document.querySelector('#views button[role=tab][aria-selected=true]')?.innerText.includes('Result')",
+        timeout=5_000,
+    )
+    wait_for_text(page, "#progress-line", "Starting")  # at once, before the model has done a step
+    wait_for_text(page, "#progress-line", "s left", timeout_ms=90_000)  # "Generating, step 9 of 75, about 6 s left"
+    shots(page, "progress")
+    page.click("#stop")
+    page.locator("#generate").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#stop").is_visible()
+    page.locator("#steps input[type=number]").fill("4")
+    page.locator("#steps input[type=number]").press("Enter")
+    time.sleep(0.5)
+    page.dblclick("#generate")
+    page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
+    page.locator("#generate").wait_for(state="visible")
+    first = page.locator("#download").get_attribute("href") or page.locator("#download").inner_text()
+    time.sleep(3)  # a second, queued run would replace the result (and show Stop again) by now
+    assert not page.locator("#stop").is_visible()
+    assert (page.locator("#download").get_attribute("href") or page.locator("#download").inner_text()) == first
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1366x768", "390x844"])
+def test_before_and_after_line_up_on_a_portrait_photo(
+    browser: Any, app: tuple[str, Path], astronaut: Image.Image, tmp_path: Path, viewport: dict[str, int]
+) -> None:
+    page = open_app(browser, app[0], viewport)
+    try:
+        wait_for_text(page, "#model-status", "Model ready")
+        upload(page, portrait(tmp_path, astronaut))
+        page.click("#generate")
+        page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
+        page.locator("#generate").wait_for(state="visible")
+        time.sleep(1.5)  # the result is scrolled into view smoothly: measure once it stands still
+        frame, *images = page.evaluate(
+            "() => [document.querySelector('#result'), ...document.querySelectorAll('#result img')].map(e =>"
+            " { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; })"
+        )
+        assert len(images) == 2
+        before, after = images
+        assert all(abs(before[key] - after[key]) < 1 for key in ("x", "y", "width", "height")), images
+        # the whole photo inside the box: nothing cut at the top or the bottom
+        assert before["y"] >= frame["y"] - 1 and before["y"] + before["height"] <= frame["y"] + frame["height"] + 1
+        page.screenshot(path=str(ARTIFACTS / f"newcomer-before-after-{viewport['width']}x{viewport['height']}.png"))
+    finally:
+        page.context.close()
+
+
+def test_train_tab_keeps_uploads_when_the_person_picker_is_opened(
+    page: Any, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    photos = []
+    for index, angle in enumerate((0, 5, -5)):
+        path = tmp_path / f"train{index}.jpg"
+        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    page.get_by_role("tab", name="Train a person").click()
+    page.locator("#train-photos input[type=file]").first.set_input_files(photos)
+    wait_for_text(page, "#prepare-note", "3 photo(s) ready")
+    page.fill("#lora-name textarea, #lora-name input", "maria")
+    page.locator("#train-person input").click()  # open the Person list ...
+    time.sleep(0.5)
+    page.locator("#caption-advice").click()  # ... and click elsewhere
+    time.sleep(1.5)
+    assert "3 photo(s) ready" in page.locator("#prepare-note").inner_text()
+    assert page.locator("#crops img").count() == 3
+    assert page.locator("#lora-name textarea, #lora-name input").first.input_value() == "maria"
+    assert page.locator("#train-photos").inner_text().count(".jpg") == 3
+    shots(page, "train-kept")
+
+
+def test_leaving_with_work_on_screen_asks_first(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
+    """Back, Forward, reload or close ask first once a photo is on screen (not on an empty page)."""
+    leaving = (
+        "() => { const e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e);"
+        " return e.defaultPrevented; }"
+    )
+    assert page.evaluate(leaving) is False  # nothing to lose yet: leave without a question
+    upload(page, portrait(tmp_path, astronaut))
+    assert page.evaluate(leaving) is True
+    shots(page, "leave")
+
+
+def test_messages_name_their_field_and_leave_no_error_badge(
+    page: Any, app: tuple[str, Path], astronaut: Image.Image, tmp_path: Path
+) -> None:
+    upload(page, portrait(tmp_path, astronaut))
+    page.get_by_text("Advanced", exact=True).click()
+    seed = page.locator("#seed input")
+    seed.fill("1e23")
+    seed.press("Enter")
+    page.click("#generate")
+    wait_for_text(page, "body", "seed must be at most 4294967295, got 1e+23")
+    shots(page, "message-seed")
+    page.locator("#generate").wait_for(state="visible")
+    close_messages(page)
+    time.sleep(1)
+    badges = page.locator("[data-testid='status-tracker'] .error")
+    assert not any(badge.is_visible() for badge in badges.all()), "a bare 'Error' badge is left on the page"
+    log = app[1].read_text()
+    assert log.count("seed must be at most 4294967295, got 1e+23") == 1 and "Traceback" not in log
+    page.get_by_role("tab", name="Train a person").click()
+    page.click("#train")  # no photos yet
+    wait_for_text(page, "#train-status", "Upload photos of the person first")
+    close_messages(page)
+    time.sleep(1)
+    assert "Error" not in page.locator("#train-status").inner_text()
+    shots(page, "message-train")

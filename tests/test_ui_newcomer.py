@@ -1,0 +1,118 @@
+"""Issue 21 without a browser: a person's own class word, fields named in messages, progress wording, and
+the Train tab's Person picker that only reloads on a real change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pytest
+
+from faceswap_core.captions import template_caption
+from faceswap_core.engine import Engine
+from faceswap_core.errors import SettingsError
+from faceswap_core.identity_adapter import save_tiny_ip_adapter
+from faceswap_core.models import ModelSpec
+from faceswap_core.people import People
+from faceswap_core.ui import guards, newcomer
+from faceswap_core.ui.progress import LINE_ATTRIBUTE, STARTING, ProgressLine, step_progress
+from faceswap_core.ui.swap import NO_LORA, SEED, SwapHandlers
+from faceswap_core.ui.train import TrainHandlers
+
+PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"
+QUICK = {"steps": 2, "guidance": 5.0, "seed": 3, "lora_scale": 1.0, "negative": "", "padding": 0.6}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    adapter = save_tiny_ip_adapter(tmp_path_factory.mktemp("ip-adapter"))  # a person from photos needs it
+    spec = ModelSpec(str(tiny_model_dir), device="cpu", ip_adapter=str(adapter))
+    return Engine(spec, lora_dir=tmp_path_factory.mktemp("newcomer-people"))
+
+
+@pytest.fixture(scope="module")
+def obama() -> list[str]:
+    photos = [str(PEOPLE / name) for name in ("obama.jpg", "obama2.jpg")]
+    if not all(Path(photo).is_file() for photo in photos):
+        pytest.skip("shared photos of people not present")
+    return photos
+
+
+def test_a_person_added_as_a_man_carries_a_mans_prompt(engine: Engine, obama: list[str], astronaut: Any) -> None:
+    swap = SwapHandlers(engine)
+    picker, *_ = swap.add_person({"photo": None, "new_name": "barack", "new_class_word": "man", "references": obama})
+    assert picker.value == "barack"
+    assert People(engine.loras).get("barack").class_word == "man"
+    assert swap.default_prompt("barack") == template_caption("man") == "a photo of a man face"
+    text, prompt_box = swap.describe_lora("barack")
+    assert "a man" in text and prompt_box.placeholder == "a photo of a man face"
+    # the prompt that runs (and is recorded) is the person's own
+    photo, value, *_ = swap._show_photo(astronaut, "barack", 0.5, "")
+    fields = {"photo": photo, "editor": value, "face": 0, "person": "barack", "strength": 0.5, "prompt": "", **QUICK}
+    _, _, record, *_ = swap.generate(fields)
+    assert record["faces"][0]["prompt"] == "a photo of a man face"
+    # an API caller that leaves the class word out gets the default; an unknown one is refused, nothing written
+    swap.add_person({"photo": None, "new_name": "plain", "references": obama})
+    assert People(engine.loras).get("plain").class_word == "woman"
+    with pytest.raises(gr.Error, match="must be one of: woman, man, person"):
+        swap.add_person({"photo": None, "new_name": "odd", "new_class_word": "robot", "references": obama})
+    assert "odd" not in People(engine.loras).names()
+    assert swap.default_prompt(NO_LORA) == "a photo of a woman face"
+
+
+def test_a_number_box_names_itself_when_out_of_range(caplog: pytest.LogCaptureFixture) -> None:
+    rate = guards.safe_number(gr.Number(minimum=1e-6, maximum=0.01, render=False), "Learning rate")
+    with pytest.raises(gr.Error, match="Learning rate must be at most 0.01, got 5"):
+        rate.preprocess(5)
+    with pytest.raises(gr.Error, match="Learning rate must be at least 1e-06, got 0"):
+        rate.preprocess(0)
+    assert rate.preprocess(0.001) == 0.001
+    assert [record.getMessage() for record in caplog.records if record.name == "faceswap.app"] == [
+        "Learning rate: Learning rate must be at most 0.01, got 5",
+        "Learning rate: Learning rate must be at least 1e-06, got 0",
+    ]
+    with pytest.raises(SettingsError, match=r"seed must be between -1 and 4294967295, got 1e\+23"):
+        guards.number(1e23, "seed", SEED)
+
+
+def test_progress_says_how_many_faces_or_strengths_are_done() -> None:
+    calls: list[tuple[Any, str]] = []
+
+    class Progress(gr.Progress):
+        def __call__(self, value: Any, desc: str | None = None, *args: Any, **kwargs: Any) -> None:
+            calls.append((value, desc))
+
+    progress = Progress()
+    line = ProgressLine()
+    setattr(progress, LINE_ATTRIBUTE, line)
+    report = step_progress(progress, "Generating", 2, "faces")
+    assert report is not None and line.text == STARTING
+    for step in (1, 30, 31, 60):
+        report(step, 60)
+    assert [desc for _, desc in calls] == [
+        "Generating: 0 of 2 faces done",
+        "Generating: 1 of 2 faces done",
+        "Generating: 1 of 2 faces done",
+        "Generating: 2 of 2 faces done",
+    ]
+    assert line.text.startswith("⏳ Generating: 2 of 2 faces done, step 60 of 60, about 0 s left")
+    calls.clear()
+    step_progress(progress, "Generating", 1, "faces")(3, 30)  # type: ignore[misc]
+    assert calls == [((3, 30), "Generating")] and line.text == "⏳ Generating, step 3 of 30"  # no time yet
+    assert step_progress(None, "Generating", 1, "faces") is None
+
+
+def test_the_train_person_picker_reloads_only_on_a_real_change(engine: Engine) -> None:
+    handlers = TrainHandlers(engine)
+    assert handlers.load_person("", shown="") == tuple(gr.skip() for _ in range(6))  # opened and closed
+    gallery, rows, note, dataset, name, photos = handlers.load_person("", shown="someone")
+    assert gallery == [] and rows == [] and dataset is None and photos.value is None
+
+
+def test_with_fast_on_advanced_says_what_really_runs() -> None:
+    steps, guidance = newcomer.fast_truth(True)
+    assert not steps.interactive and "4 steps run" in steps.info
+    assert not guidance.interactive and "guidance 1 runs" in guidance.info
+    steps, guidance = newcomer.fast_truth(False)
+    assert steps.interactive and guidance.interactive and "Fast" not in steps.info + guidance.info
