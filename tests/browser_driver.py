@@ -118,10 +118,17 @@ def upload(page: Any, path: Path, note: str = "is masked") -> None:
     wait_idle(page, "#target")
 
 
+RESULT_SOURCES = "() => Array.from(document.querySelectorAll('#result img')).map(i => i.src).join(' ')"
+
+
 def generate(page: Any) -> None:
-    """Press Generate and wait until the before/after comparison shows both images."""
+    """Press Generate and wait until the before/after comparison shows this request's images (not the last
+    test's result, which a page shared by several tests still shows)."""
+    earlier = page.evaluate(RESULT_SOURCES)
     page.click("#generate")
-    page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        f"(earlier) => ({RESULT_SHOWN})() && ({RESULT_SOURCES})() !== earlier", arg=earlier, timeout=TIMEOUT_MS
+    )
 
 
 def pick(page: Any, selector: str, option: str) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,19 @@ def engine_worker_pids() -> list[int]:
     return found
 
 
+def _gone(pid: int, wait_s: float = 10.0) -> bool:
+    """The killed process is gone, or a zombie its parent has not reaped yet."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_a_worker_killed_mid_batch_costs_no_result(
     cluster: None, tiny_model_dir: Path, photos: Path, local_results: Path, tmp_path: Path
 ) -> None:
@@ -106,7 +120,7 @@ def test_a_worker_killed_mid_batch_costs_no_result(
     executor = RayExecutor(ModelSpec(base=str(tiny_model_dir), device="cpu"), str(tmp_path / "loras"), workers=2)
     request = SwapRequest(str(photos), settings=SwapSettings(steps=STEPS, seed=5))
     report = run_batch(photos, out, request, executor, on_item=kill_a_worker)
-    assert killed and not psutil.pid_exists(killed[0])
+    assert killed and _gone(killed[0])
     assert report["counts"] == {"done": 3, "skipped": 2, "exists": 0, "pending": 0}
     assert set(seen.values()) == {1} and len(seen) == 4  # each photo reported (and written) exactly once
     same_results(local_results, out)

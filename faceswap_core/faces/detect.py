@@ -276,7 +276,10 @@ def _detect_mediapipe(pixels: np.ndarray) -> list[Face]:
 def _mediapipe_boxes(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
     height, width = pixels.shape[:2]
     factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
-    small = pixels if factor == 1.0 else cv2.resize(pixels, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    small = pixels
+    if factor < 1.0:  # an explicit size: a 32 x 1,560,000 photo must not shrink to zero pixels across
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
     with _mp_lock:
         found = mediapipe_model("detector").process(np.ascontiguousarray(small)).detections or []
     boxes = []
