@@ -6,6 +6,7 @@ The request is planned once (faces, mask, crop); each candidate only changes the
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from faceswap_core.engine import Progress, SwapResult, offset_progress
 from faceswap_core.errors import NoFaceError, SettingsError
-from faceswap_core.settings import MAX_STRENGTH_CANDIDATES
+from faceswap_core.requests import checked_text
+from faceswap_core.settings import MAX_STRENGTH_CANDIDATES, STRENGTH
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from faceswap_core.requests import SwapRequest
 
 MAX_CANDIDATES = 4 * MAX_STRENGTH_CANDIDATES  # strengths x seeds x LoRAs: each candidate is a whole swap
+CANDIDATE_SIZE = 256  # px: a candidate's face crop, small enough to compare several side by side
 
 
 def sweep(
@@ -108,3 +111,47 @@ def _score(scorer: Any, image: Image.Image, face: Face | None) -> float | None:
         return float(scorer.distance(image, face))
     except NoFaceError:
         return None
+
+
+def parse_strengths(text: str, keep_expression: float = 0.0) -> list[float]:
+    """``"0.3, 0.4 0.5"`` -> [0.3, 0.4, 0.5]; each must be a valid strength, and at most MAX_STRENGTH_CANDIDATES
+    (checked before any work: each one is a full swap).
+
+    Empty: the default candidates, higher ones when Keep expression is on.
+    """
+    from faceswap_core.conditioning.controlnet import strengths_for
+
+    parts = [p for p in checked_text(text, "strengths").replace(",", " ").split() if p]
+    if not parts:
+        return list(strengths_for(keep_expression)[1])
+    if len(parts) > MAX_STRENGTH_CANDIDATES:
+        raise SettingsError(
+            f"{len(parts)} strengths were given; try at most {MAX_STRENGTH_CANDIDATES} at once, e.g. 0.3, 0.4, 0.5, 0.6"
+        )
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise SettingsError(f"strengths: {part!r} is not a number; write them like 0.3, 0.4, 0.5") from None
+        if not math.isfinite(value):
+            raise SettingsError(f"strength must be a finite number, got {value}")
+        STRENGTH.check("strength", value)
+        values.append(value)
+    return values
+
+
+def face_crop(result: SwapResult, size: int = CANDIDATE_SIZE) -> Image.Image:
+    """The candidate around the face it repainted (not a centre crop that may cut the face off)."""
+    x0, y0, x1, y1 = result.record["faces"][0]["crop_box"]
+    crop = result.image.crop((max(0, x0), max(0, y0), min(result.image.width, x1), min(result.image.height, y1)))
+    crop.thumbnail((size, size))
+    return crop
+
+
+def candidate_caption(result: SwapResult) -> str:
+    """A candidate's strength and, when ranked, its distance to the person's photos."""
+    strength = result.record["faces"][0]["strength"]
+    if result.identity_distance is None:
+        return f"strength {strength:.2f}" + (" · no face found" if "identity_distance" in result.record else "")
+    return f"strength {strength:.2f} · distance {result.identity_distance:.3f}"

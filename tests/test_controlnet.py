@@ -163,17 +163,24 @@ def test_cli_keep_expression_records_the_controlnet(
 def test_the_api_and_the_swap_tab_take_keep_expression(engine: Engine, astronaut: Image.Image, tmp_path: Path) -> None:
     import gradio as gr
 
-    from faceswap_core.ui.swap import SwapHandlers, _expression_strengths, parse_strengths
+    from faceswap_core.sweep import parse_strengths
+    from faceswap_core.ui.swap_handlers import SwapHandlers
+    from faceswap_core.ui.swap_strengths import expression_strengths
 
     photo = tmp_path / "astronaut.png"
     astronaut.save(photo)
     swap = SwapHandlers(engine)
-    common = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 3}
-    _, record = swap.api_swap(str(photo), None, "", prompt="", strength=0.9, keep_expression=0.7, **common)
+    common = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 3, "strength": 0.9}
+
+    def api(keep_expression: float) -> tuple[str, dict]:
+        request = json.dumps({"person": "", "settings": {**common, "keep_expression": keep_expression}})
+        return swap.api_request(request, str(photo), progress=None)
+
+    _, record = api(0.7)
     assert record["faces"][0]["controlnet"]["weight"] == 0.7 and record["faces"][0]["keep_expression"] == 0.7
     with pytest.raises(gr.Error, match="keep expression weight"):
-        swap.api_swap(str(photo), None, "", prompt="", strength=0.9, keep_expression=7.0, **common)
+        api(7.0)
     assert parse_strengths("", 0.0) == [0.3, 0.4, 0.5, 0.6]
     assert min(parse_strengths("", 0.6)) >= 0.6  # the ControlNet holds the expression: try higher strengths
-    recommended, candidates = _expression_strengths(True)
-    assert recommended > _expression_strengths(False)[0] and candidates.startswith("0.6")
+    recommended, candidates = expression_strengths(True)
+    assert recommended > expression_strengths(False)[0] and candidates.startswith("0.6")

@@ -81,7 +81,7 @@ def test_the_recommended_checkpoint_is_marked_and_selected_in_the_swap_picker(
     engine: Engine, astronaut: Image.Image
 ) -> None:
     """Checkpoint 10 draws no face, 20 and 30 the astronaut: 20 is recommended (the handler test reads it back)."""
-    from faceswap_core.ui.swap import person_choices, refresh_lora_picker
+    from faceswap_core.ui.person_picker import person_choices, refresh_lora_picker
 
     blank = Image.new("RGB", (64, 64), (128, 128, 128))
     samples = {"anna/checkpoint-10": blank, "anna/checkpoint-20": astronaut, "anna/checkpoint-30": astronaut}

@@ -21,7 +21,7 @@ from faceswap_core.images import png_metadata
 from faceswap_core.requests import SCHEMA_VERSION, FaceRequest, SwapRequest
 from faceswap_core.settings import MAX_FACES, ModelSpec, SwapSettings
 from faceswap_core.ui.guards import public_record
-from faceswap_core.ui.swap import SwapHandlers
+from faceswap_core.ui.swap_handlers import SwapHandlers
 
 FAST = SwapSettings(steps=4, strength=0.5, seed=7)
 

@@ -14,13 +14,14 @@ from PIL import Image
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import SettingsError
+from faceswap_core.face_choice import NO_LORA
 from faceswap_core.faces.detect import find_face
 from faceswap_core.faces.masks import face_mask
 from faceswap_core.settings import ModelSpec
 from faceswap_core.ui.common import editor_mask, editor_value, mask_layer, on_gpu
 from faceswap_core.ui.config import DEFAULT_PORT, parse_config
 from faceswap_core.ui.demo import ModelLoader, create_demo
-from faceswap_core.ui.swap import NO_LORA, SwapHandlers
+from faceswap_core.ui.swap_handlers import SwapHandlers
 from faceswap_core.ui.train import STOPPING, TrainHandlers
 
 

@@ -12,12 +12,14 @@ import pytest
 from faceswap_core.captions import template_caption
 from faceswap_core.engine import Engine
 from faceswap_core.errors import SettingsError
+from faceswap_core.face_choice import NO_LORA, default_prompt
 from faceswap_core.identity_adapter import save_tiny_ip_adapter
 from faceswap_core.models import ModelSpec
 from faceswap_core.people import People
 from faceswap_core.ui import guards, newcomer
 from faceswap_core.ui.progress import LINE_ATTRIBUTE, STARTING, ProgressLine, step_progress
-from faceswap_core.ui.swap import NO_LORA, SEED, SwapHandlers
+from faceswap_core.ui.swap_faces import SEED
+from faceswap_core.ui.swap_handlers import SwapHandlers
 from faceswap_core.ui.train import TrainHandlers
 
 PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"
@@ -58,7 +60,7 @@ def test_a_person_added_as_a_man_carries_a_mans_prompt(engine: Engine, obama: li
     with pytest.raises(gr.Error, match="must be one of: woman, man, person"):
         swap.add_person({"photo": None, "new_name": "odd", "new_class_word": "robot", "references": obama})
     assert "odd" not in People(engine.loras).names()
-    assert swap.default_prompt(NO_LORA) == "a photo of a woman face"
+    assert default_prompt(swap.people, NO_LORA) == "a photo of a woman face"
 
 
 def test_a_number_box_names_itself_when_out_of_range(caplog: pytest.LogCaptureFixture) -> None:

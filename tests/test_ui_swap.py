@@ -14,6 +14,7 @@ from lora_factory import make_test_lora
 from PIL import Image
 
 from faceswap_core.engine import Engine
+from faceswap_core.face_choice import KEEP, NO_LORA
 from faceswap_core.faces.masks import mask_scale
 from faceswap_core.fast import save_tiny_fast_lora
 from faceswap_core.identity_adapter import save_tiny_ip_adapter
@@ -28,22 +29,15 @@ from faceswap_core.settings import (
     SEARCH_STRENGTHS,
     ModelSpec,
 )
-from faceswap_core.ui.common import editor_mask, editor_value
-from faceswap_core.ui.swap import (
-    KEEP,
-    NO_FACE_NOTE,
-    NO_LORA,
-    NO_PHOTOS_INFO,
-    SwapHandlers,
-    by_name,
-    parse_faces,
-    parse_strengths,
-    person_choices,
-    refresh_lora_picker,
-)
+from faceswap_core.sweep import parse_strengths
+from faceswap_core.ui.common import by_name, editor_mask, editor_value
+from faceswap_core.ui.person_picker import NO_PHOTOS_INFO, person_choices, refresh_lora_picker
+from faceswap_core.ui.swap_handlers import SwapHandlers
+from faceswap_core.ui.swap_photo import NO_FACE_NOTE, mask_sizes
 
 PEOPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "people"
 QUICK = {"steps": 4, "guidance": 5.0, "seed": 3, "lora_scale": 1.0, "negative": "", "padding": 0.6}
+API_QUICK = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 2, "strength": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +58,12 @@ def swap(engine: Engine) -> SwapHandlers:
 
 
 @pytest.fixture(scope="module")
+def served(engine: Engine) -> SwapHandlers:
+    """The handlers as the app builds them: people are names in the folder, never paths (``allow_paths=False``)."""
+    return SwapHandlers(Engine(engine.model, lora_dir=engine.loras.folder, allow_paths=False))
+
+
+@pytest.fixture(scope="module")
 def two_people() -> Path:
     path = PEOPLE / "two_people.jpg"
     if not path.is_file():
@@ -76,6 +76,21 @@ def loaded(swap: SwapHandlers, path: Path | str, person: str = "alice") -> dict[
     photo, value, picker, summary, note = swap.load_photo(str(path), person, 0.5, "")
     fields = {"photo": photo, "editor": value, "face": 0, "person": person, "strength": 0.5, "prompt": ""}
     return {**fields, "size_from_face": True, "grow": 0, "feather": 0, "note": note, "picker": picker, **QUICK}
+
+
+def api(
+    swap: SwapHandlers,
+    image: Path | str,
+    person: str = "",
+    faces: list[dict[str, Any]] | None = None,
+    photos: list[str] | None = None,
+    **settings: Any,
+) -> tuple[str, dict[str, Any]]:
+    """``/swap_request`` as a script calls it: the request as JSON, its files beside it."""
+    request: dict[str, Any] = {"person": person, "settings": {**API_QUICK, **settings}}
+    if faces is not None:
+        request["faces"] = faces
+    return swap.api_request(json.dumps(request), str(image), identity_photos=photos, progress=None)
 
 
 def painted(fields: dict[str, Any]) -> np.ndarray:
@@ -96,7 +111,7 @@ def test_upload_masks_the_largest_face_on_a_numbered_display_copy(swap: SwapHand
     mask = painted(fields)
     cx, cy = (round(v) for v in face.center)
     assert mask[cy, cx] == 255 and mask[0, 0] == 0 and photo.choices[0].person == "alice"
-    grow, feather = swap.mask_sizes(photo)  # the sliders show the sizes the automatic mask used, not 0
+    grow, feather = mask_sizes(photo)  # the sliders show the sizes the automatic mask used, not 0
     width = mask_scale(face)
     assert grow == round(MASK_GROW_FRACTION * width) and feather == round(MASK_FEATHER_FRACTION * width) > 0
 
@@ -237,20 +252,19 @@ def test_try_strengths_shows_ranked_face_crops_where_the_result_is(swap: SwapHan
     assert swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=99)) == (gr.skip(),) * 3
 
 
-def test_the_api_takes_one_face_or_a_list(swap: SwapHandlers, two_people: Path, tmp_path: Path) -> None:
-    common = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 2}
-    path, record = swap.api_swap(str(two_people), None, "alice", prompt="", strength=0.5, face=None, faces="", **common)
+def test_the_api_takes_one_face_or_a_list(
+    swap: SwapHandlers, served: SwapHandlers, two_people: Path, tmp_path: Path
+) -> None:
+    path, record = api(swap, two_people, "alice")
     assert [(f["face"], f["lora"]) for f in record["faces"]] == [(0, "alice")]
-    faces = json.dumps([{"face": 1, "lora": "bob", "strength": 0.7}, {"face": 0}])
-    path, record = swap.api_swap(
-        str(two_people), None, "alice", prompt="", strength=0.5, face=None, faces=faces, **common
-    )
+    faces = [{"face": 1, "person": "bob", "strength": 0.7}, {"face": 0}]
+    path, record = api(swap, two_people, "alice", faces)
     assert [(f["face"], f["lora"], f["strength"]) for f in record["faces"]] == [(1, "bob", 0.7), (0, "alice", 0.5)]
     assert json.loads(png_metadata(path)["parameters"])["faces"][0]["lora"] == "bob"
     with pytest.raises(gr.Error, match="not found"):
-        swap.api_swap(str(two_people), None, "../alice", prompt="", strength=0.5, face=None, faces="", **common)
+        api(served, two_people, "../alice")
     with pytest.raises(gr.Error, match="there is no face 4"):
-        swap.api_swap(str(two_people), None, "", prompt="", strength=0.5, face=4, faces="", **common)
+        api(swap, two_people, "", [{"face": 4}])
 
 
 def test_the_fast_switch_runs_a_few_steps(swap: SwapHandlers, tmp_path: Path) -> None:
@@ -260,34 +274,32 @@ def test_the_fast_switch_runs_a_few_steps(swap: SwapHandlers, tmp_path: Path) ->
     assert (face["mode"], face["steps_run"], face["unet_evaluations"]) == ("fast", 4, 4)
     _, _, record, *_ = swap.generate({**fields, "fast": False})
     assert record["faces"][0]["mode"] == "quality"
-    path, record = swap.api_swap(
-        str(tmp_path / "astronaut.png"), None, "", 1.0, "", 0.5, 0.6, 30, 7.0, 1, None, "", fast=True
-    )
+    path, record = api(swap, tmp_path / "astronaut.png", steps=30, guidance=7.0, seed=1, fast=True)
     assert record["faces"][0]["mode"] == "fast"
 
 
-def test_face_list_and_strength_parsing() -> None:
+def test_face_list_and_strength_parsing(swap: SwapHandlers, tmp_path: Path) -> None:
+    from faceswap_core.requests import SwapRequest
+
     assert parse_strengths("0.3, 0.45 0.6") == [0.3, 0.45, 0.6]
     assert parse_strengths("  ") == list(SEARCH_STRENGTHS)
     with pytest.raises(Exception, match="not a number"):
         parse_strengths("0.3, lots")
-    base = parse_faces('[{"face": 2, "lora": "bob"}]', swap_base := _base())[0]
-    assert base[0] == 2 and base[1].person == "bob" and base[1].strength == swap_base.strength
-    for text, message in (
-        ("{", "JSON list"),
-        ('{"face": 0}', "JSON list like"),
-        ('[{"face": -1}]', "needs a face index"),
+    request = SwapRequest.from_json(
+        '{"person": "alice", "faces": [{"face": 2, "person": "bob"}]}', files={"image": "x"}
+    )
+    assert request.faces[0].face == 2 and request.faces[0].person == "bob" and request.faces[0].strength is None
+    image = tmp_path / "gray.png"
+    Image.new("RGB", (64, 64), "gray").save(image)
+    for faces, message in (  # refused by /swap_request before the photo is decoded
+        ("{", "not valid JSON"),
+        ('{"face": 0}', "faces must be a JSON list"),
+        ('[{"face": -1}]', "face must be an index"),
         ('[{"face": 0}, {"face": 0}]', "more than once"),
-        ('[{"face": 0, "path": "/x"}]', "unknown key"),
+        ('[{"face": 0, "path": "/x"}]', "unknown field"),
     ):
-        with pytest.raises(Exception, match=message):
-            parse_faces(text, _base())
-
-
-def _base() -> Any:
-    from faceswap_core.ui.swap import FaceChoice
-
-    return FaceChoice("alice", 0.5, "")
+        with pytest.raises(gr.Error, match=message):
+            swap.api_request(f'{{"faces": {faces}}}', str(image), progress=None)
 
 
 def test_picker_lists_keep_base_and_every_lora(engine: Engine, swap: SwapHandlers, tiny_model_dir: Path) -> None:
@@ -430,33 +442,33 @@ def test_adding_a_person_refuses_hostile_input_and_writes_nothing(
     assert "(1 photo)" in added and "Skipped: empty-wall.png" in added and str(tmp_path) not in added
 
 
-def test_the_api_takes_people_and_photos(swap: SwapHandlers, photos_of: dict[str, list[str]], tmp_path: Path) -> None:
+def test_the_api_takes_people_and_photos(
+    swap: SwapHandlers, served: SwapHandlers, photos_of: dict[str, list[str]], tmp_path: Path
+) -> None:
     from faceswap_core.people import People
 
     if "barack-api" not in swap.people.names():
         People(swap.engine.loras).add("barack-api", photos_of["obama"])
     target, obama = str(_astronaut(tmp_path)), photos_of["obama"]
-    common = {"lora_scale": 1.0, "padding": 0.6, "steps": 4, "guidance": 5.0, "seed": 2, "face": 0, "faces": ""}
-    plain, record = swap.api_swap(target, None, "", prompt="", strength=0.5, **common)
-    person, record = swap.api_swap(target, None, "barack-api", prompt="", strength=0.5, **common)
+    plain, record = api(swap, target)
+    person, record = api(swap, target, "barack-api")
     assert record["faces"][0]["person"] == "barack-api" and len(record["faces"][0]["identity_photos"]) == 2
-    adhoc, record = swap.api_swap(target, None, "", prompt="", strength=0.5, identity_photos=obama, **common)
+    adhoc, record = api(swap, target, photos=obama)
     assert record["faces"][0]["identity_scale"] == IDENTITY_SCALE.default
     pixels = {name: np.asarray(Image.open(path)) for name, path in (("plain", plain), ("adhoc", adhoc))}
     assert not np.array_equal(pixels["plain"], pixels["adhoc"])
-    off, _ = swap.api_swap(target, None, "", prompt="", strength=0.5, identity_photos=obama, identity_scale=0, **common)
+    off, _ = api(swap, target, faces=[{"face": 0, "likeness": 0}], photos=obama)
     assert np.array_equal(np.asarray(Image.open(off)), pixels["plain"])
-    faces = json.dumps([{"face": 0, "lora": "barack-api", "likeness": 0.3}])
-    _, record = swap.api_swap(target, None, "", prompt="", strength=0.5, **{**common, "faces": faces})
+    _, record = api(swap, target, faces=[{"face": 0, "person": "barack-api", "likeness": 0.3}])
     assert record["faces"][0]["person"] == "barack-api" and record["faces"][0]["identity_scale"] == 0.3
     for changes, message in (
-        ({"identity_scale": float("nan")}, "likeness must be a finite number"),
-        ({"identity_scale": 2}, "likeness must be between"),
-        ({"identity_photos": photos_of["obama"] * 5}, "at most 8"),
-        ({"faces": json.dumps([{"face": 0, "lora": "../barack-api"}])}, "not found"),
+        ({"faces": [{"face": 0, "likeness": float("nan")}]}, "NaN is not a number"),
+        ({"faces": [{"face": 0, "likeness": 2}]}, "likeness must be between"),
+        ({"photos": photos_of["obama"] * 5}, "at most 8"),
+        ({"faces": [{"face": 0, "person": "../barack-api"}]}, "not found"),
     ):
         with pytest.raises(gr.Error, match=message):
-            swap.api_swap(target, None, "", prompt="", strength=0.5, **{**common, **changes})
+            api(served, target, **changes)
 
 
 def test_the_editor_shows_the_hand_cut_out_of_the_mask(swap: SwapHandlers, tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from faceswap_core.settings import (
     KEEP_EXPRESSION,
     LORA_SCALE,
     MAX_IDENTITY_PHOTOS,
-    MAX_STRENGTH_CANDIDATES,
     PADDING,
     STEPS,
     STRENGTH,
@@ -165,13 +164,15 @@ def _default(what: str, allowed: Any) -> str:
 
 
 def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if not values:
+    """``--strengths``: read as the app's Try strengths reads them (and as many), checked before any work."""
+    from faceswap_core.sweep import parse_strengths
+
+    if not text.replace(",", " ").strip():
         raise argparse.ArgumentTypeError("give at least one strength")
-    return values
+    try:
+        return parse_strengths(text)
+    except SettingsError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_request(args: argparse.Namespace) -> SwapRequest:
@@ -224,8 +225,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() != ".png":
         raise SettingsError(f"{args.output}: the output must be a .png file (the parameters are stored in it)")
     check_writable(args.output)  # before minutes of work, not after
-    if args.strengths and len(args.strengths) > MAX_STRENGTH_CANDIDATES:
-        raise SettingsError(f"--strengths: {len(args.strengths)} given; try at most {MAX_STRENGTH_CANDIDATES} at once")
     request = build_request(args)
     if request.mask is not None and isinstance(request.image, str) and exif_orientation(request.image) != 1:
         print(

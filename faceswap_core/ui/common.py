@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -173,6 +173,30 @@ def on_gpu(fn: Fn, *, duration: int | None = None) -> Fn:
     except ImportError:
         return fn
     return spaces.GPU(duration=duration)(fn) if duration else spaces.GPU(fn)
+
+
+def by_name(fn: Callable[..., Any], components: Mapping[str, Any], *, progress: bool = False) -> Callable[..., Any]:
+    """An event function that takes Gradio's {component: value} dict and calls ``fn`` with {field: value}.
+
+    Inputs given as a set of components arrive as one dict, so adding a setting is one new entry in
+    ``components`` instead of a new positional argument in five places. (No ``functools.wraps``:
+    Gradio would read ``fn``'s signature through it and miss the ``gr.Progress`` below.)
+    """
+    names = {component: name for name, component in components.items()}
+
+    def rename(data: dict[Any, Any]) -> dict[str, Any]:
+        return {names[component]: value for component, value in data.items() if component in names}
+
+    def call(data: dict[Any, Any]) -> Any:
+        return fn(rename(data))
+
+    def call_with_progress(data: dict[Any, Any], progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Any:
+        return fn(rename(data), progress=progress)
+
+    chosen = call_with_progress if progress else call
+    chosen.__name__ = getattr(fn, "__name__", "handler")
+    chosen.__doc__ = fn.__doc__
+    return chosen
 
 
 def range_slider(allowed: Range, *, label: str, value: float | None = None, **kwargs: Any) -> gr.Slider:

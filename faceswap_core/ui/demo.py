@@ -19,7 +19,8 @@ from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, RESULT_MAX_AG
 from faceswap_core.ui import page
 from faceswap_core.ui.common import current_owner
 from faceswap_core.ui.guards import public_message, safe_inputs
-from faceswap_core.ui.swap import SwapHandlers, create_swap_tab, refresh_lora_picker
+from faceswap_core.ui.person_picker import refresh_lora_picker
+from faceswap_core.ui.swap import SwapHandlers, create_swap_tab
 from faceswap_core.ui.train import TrainHandlers, create_train_tab
 from faceswap_core.ui.video import VideoHandlers, create_video_tab
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -19,7 +20,7 @@ from gradio.components.image_editor import EditorData
 from faceswap_core.errors import BadImageError, SettingsError
 from faceswap_core.images import check_header
 from faceswap_core.requests import checked_text
-from faceswap_core.settings import MAX_PIXELS, MAX_PROMPT_CHARS, MAX_STRENGTH_CANDIDATES, Range, plain_number
+from faceswap_core.settings import MAX_IDENTITY_PHOTOS, MAX_PIXELS, MAX_PROMPT_CHARS, Range, plain_number
 
 log = logging.getLogger("faceswap.app")
 MAX_EDITOR_LAYERS = 4  # the Swap tab uses one; a few more cost little
@@ -49,11 +50,20 @@ def text(value: Any, name: str, *, max_chars: int = MAX_PROMPT_CHARS) -> str:
     return "" if value is None else checked_text(value, name, max_chars=max_chars)
 
 
-def strength_count(count: int) -> None:
-    if count > MAX_STRENGTH_CANDIDATES:
-        raise SettingsError(
-            f"{count} strengths were given; try at most {MAX_STRENGTH_CANDIDATES} at once, e.g. 0.3, 0.4, 0.5, 0.6"
-        )
+def uploaded_photos(value: Any) -> tuple[str, ...]:
+    """The Swap tab's photos of the person: a list of at most MAX_IDENTITY_PHOTOS image files, each refused
+    from its header before anything decodes it."""
+    if value is None or value == []:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise SettingsError("photos of the person must be a list of image files")
+    if len(value) > MAX_IDENTITY_PHOTOS:
+        raise SettingsError(f"{len(value)} photos of the person were given; at most {MAX_IDENTITY_PHOTOS} are used")
+    for path in value:
+        check_header(path, name=Path(path).name)
+    return tuple(value)
 
 
 def public_message(message: str) -> str:

@@ -46,7 +46,7 @@ from faceswap_core.settings import (
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
 from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, said_in_status, user_errors
-from faceswap_core.ui.swap import refresh_lora_picker
+from faceswap_core.ui.person_picker import refresh_lora_picker
 
 CAPTION_HEADERS = ["photo", "caption", "use"]
 UNLIKE_NOTE = "does not look like the others (distance {distance:.2f})"

@@ -20,12 +20,14 @@ from PIL import Image
 
 from faceswap_core.engine import Engine
 from faceswap_core.errors import SettingsError
+from faceswap_core.face_choice import NO_LORA
+from faceswap_core.faces.badges import numbered
 from faceswap_core.media import probe
 from faceswap_core.people import People
 from faceswap_core.settings import MAX_SEED, STRENGTH, SwapSettings, VideoLimits
 from faceswap_core.ui import guards
 from faceswap_core.ui.common import ResultFiles, cancellable, current_cancel, user_errors
-from faceswap_core.ui.swap import NO_LORA, numbered, person_choices
+from faceswap_core.ui.person_picker import person_choices
 from faceswap_core.video import VideoSettings, faces_at, preview, swap_clip
 
 VIDEO_STRENGTH = 0.5  # a little lower than for photos: less to hold steady from frame to frame
