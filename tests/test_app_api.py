@@ -60,27 +60,31 @@ def call_swap(
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
+    settings = {"lora_scale": 1.0, "prompt": "a photo of a woman face", "strength": 0.5, "padding": 0.6}
+    settings.update(steps=4, guidance=5.0, seed=seed)
+    request = {"person": lora, "faces": [{"face": 0, "likeness": likeness}], "settings": settings}
     path, record = client.predict(
+        json.dumps(request),
         handle_file(str(target)),
         handle_file(str(mask)),
-        lora,
-        1.0,
-        "a photo of a woman face",
-        0.5,
-        0.6,
-        4,
-        5.0,
-        seed,
-        0,
-        "",
-        False,
         [handle_file(str(photo)) for photo in photos],
-        likeness,
-        api_name="/swap",
+        None,
+        api_name="/swap_request",
     )
     with Image.open(path) as image:
         image.load()
         return image, record
+
+
+def test_a_swap_is_one_request_and_no_long_positional_endpoint(server: str) -> None:
+    """Scripts see ``/swap_request`` (JSON and its files); the page's whole-form events are not an API."""
+    from gradio_client import Client
+
+    endpoints = Client(server, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    labels = [parameter["label"] for parameter in endpoints["/swap_request"]["parameters"]]
+    assert len(labels) == 5 and labels[0].startswith("the swap as JSON")
+    hidden = {"/swap", "/generate", "/try_strengths", "/auto_mask", "/assign", "/update_choice", "/same_for_everyone"}
+    assert not hidden & set(endpoints)
 
 
 def test_swap_endpoint_takes_an_image_and_a_mask_file(server: str, inputs: tuple[Path, Path]) -> None:

@@ -8,6 +8,7 @@ through Gradio's raw queue protocol (:class:`RawSession`).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import threading
@@ -76,12 +77,15 @@ def face_photos(astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory
 
 
 def swap_args(target: Path, mask: Path, **changes: Any) -> list[Any]:
+    """``/swap_request``'s arguments: the request as JSON, then the photo, the mask, no photos, no reference."""
     from gradio_client import handle_file
 
     args = {"lora": "", "scale": 1.0, "prompt": "a photo", "strength": 0.5, "padding": 0.6, "steps": 4}
     args.update({"guidance": 5.0, "seed": 7, "face": 0, **changes})
-    values = [args[k] for k in ("lora", "scale", "prompt", "strength", "padding", "steps", "guidance", "seed", "face")]
-    return [handle_file(str(target)), handle_file(str(mask)), *values]
+    settings = {name: args[name] for name in ("prompt", "strength", "padding", "steps", "guidance", "seed")}
+    request = {"person": args["lora"], "faces": [{"face": args["face"]}], "settings": settings}
+    request["settings"]["lora_scale"] = args["scale"]
+    return [json.dumps(request), handle_file(str(target)), handle_file(str(mask)), [], None]
 
 
 def png_bomb(path: Path, side: int) -> Path:
@@ -112,6 +116,7 @@ class RawSession:
         self.http = httpx.Client(base_url=url.rstrip("/"), timeout=60)
         self.session = uuid.uuid4().hex[:11]
         config = self.http.get("/config").json()
+        self.config = config
         self.fn = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
 
     def upload(self, *paths: Path) -> list[dict[str, Any]]:
@@ -156,10 +161,12 @@ def answers_within(url: str, seconds: float) -> bool:
 EDITOR = "The blue paint marks what gets replaced"  # the Swap tab editor's label
 
 
-def ui_args(client: Any, api_name: str, values: dict[str, Any]) -> list[Any]:
-    """Positional arguments for one of the page's own endpoints: the values given by label, defaults elsewhere."""
-    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"][api_name]["parameters"]
-    return [values.get(parameter["label"], parameter.get("parameter_default")) for parameter in parameters]
+def page_args(raw: RawSession, api_name: str, values: dict[str, Any]) -> list[Any]:
+    """The data the page sends for one of its own (private) events: the values given by label, each other
+    input as the page starts. API clients do not see these events; the page, and raw HTTP, still reach them."""
+    [event] = [d for d in raw.config["dependencies"] if d.get("api_name") == api_name]
+    props = {component["id"]: component.get("props", {}) for component in raw.config["components"]}
+    return [values.get(props[i].get("label"), props[i].get("value")) for i in event["inputs"]]
 
 
 def test_train_names_stay_inside_the_lora_folder_and_never_hide_a_lora(app: App, face_photos: list[Path]) -> None:
@@ -240,11 +247,13 @@ def test_a_decompression_bomb_is_refused_from_its_header_without_memory(app: App
     watcher.start()
     started = time.monotonic()
     try:
-        editor = {"background": handle_file(str(bomb)), "layers": [], "composite": None, "id": None}
+        raw = RawSession(app.url)
+        editor = {"background": raw.upload(bomb)[0], "layers": [], "composite": None, "id": None}
+        refused = raw.call("auto_mask", page_args(raw, "auto_mask", {EDITOR: editor}))
+        assert not refused["success"] and re.search("225 MP|15000x15000", refused["output"]["error"])
         with pytest.raises(AppError, match="225 MP|15000x15000"):
-            client.predict(*ui_args(client, "/auto_mask", {EDITOR: editor}), api_name="/auto_mask")
-        with pytest.raises(AppError, match="225 MP|15000x15000"):
-            client.predict(handle_file(str(bomb)), None, "", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, api_name="/swap")
+            request = json.dumps({"settings": {"steps": 4, "seed": 1}})
+            client.predict(request, handle_file(str(bomb)), None, [], None, api_name="/swap_request")
     finally:
         done.set()
         watcher.join()
@@ -256,10 +265,10 @@ def test_a_decompression_bomb_is_refused_from_its_header_without_memory(app: App
 def test_overwriting_a_lora_during_a_swap_does_not_kill_the_server(app: App, inputs: tuple[Path, Path]) -> None:
     client = app.client()
     target, mask = inputs
-    client.predict(*swap_args(target, mask, lora="alice"), api_name="/swap")  # alice is loaded now
+    client.predict(*swap_args(target, mask, lora="alice"), api_name="/swap_request")  # alice is loaded now
     weights = app.lora_dir / "alice" / "pytorch_lora_weights.safetensors"
     original = weights.read_bytes()
-    job = client.submit(*swap_args(target, mask, lora="alice", steps=40, strength=1.0), api_name="/swap")
+    job = client.submit(*swap_args(target, mask, lora="alice", steps=40, strength=1.0), api_name="/swap_request")
     time.sleep(3)
     with open(weights, "r+b") as handle:  # what cp and scp do: truncate, then write, in place
         handle.truncate(0)
@@ -282,12 +291,12 @@ def test_paths_and_uploads_are_not_loras_and_no_message_names_a_server_path(
     uploaded = RawSession(app.url).upload(dave / "pytorch_lora_weights.safetensors")[0]["path"]
     for lora in ("../outside/dave", str(dave), str(dave / "pytorch_lora_weights.safetensors"), uploaded):
         with pytest.raises(AppError, match="not found") as info:
-            client.predict(*swap_args(target, mask, lora=lora), api_name="/swap")
+            client.predict(*swap_args(target, mask, lora=lora), api_name="/swap_request")
         assert str(app.lora_dir.parent) not in str(info.value) and "/tmp" not in str(info.value)
     shadow, _ = client.predict("/etc/shadow", api_name="/describe_lora")
     missing, _ = client.predict("/etc/no-such-file", api_name="/describe_lora")
     assert shadow.replace("shadow", "X") == missing.replace("no-such-file", "X") and "/etc" not in shadow
-    _, record = client.predict(*swap_args(target, mask, lora="alice"), api_name="/swap")
+    _, record = client.predict(*swap_args(target, mask, lora="alice"), api_name="/swap_request")
     assert str(app.lora_dir) not in json.dumps(record) and "lora_path" not in record
 
 
@@ -297,7 +306,7 @@ def test_cancelled_and_abandoned_swaps_stop_and_free_the_queue(app: App, inputs:
 
     target, mask = inputs
     client = Client(app.url, verbose=False)
-    client.predict(*swap_args(target, mask), api_name="/swap")  # warm
+    client.predict(*swap_args(target, mask), api_name="/swap_request")  # warm
 
     raw = RawSession(app.url)  # a tab that is closed while its swap runs
     files = raw.upload(target, mask)
@@ -308,15 +317,18 @@ def test_cancelled_and_abandoned_swaps_stop_and_free_the_queue(app: App, inputs:
     time.sleep(1)
     raw.http.close()
     started = time.monotonic()
-    client.predict(*swap_args(target, mask), api_name="/swap")
+    client.predict(*swap_args(target, mask), api_name="/swap_request")
     assert time.monotonic() - started < 12, "an abandoned swap kept the engine"
 
-    jobs = [client.submit(*swap_args(target, mask, steps=LONG_STEPS, strength=1.0), api_name="/swap") for _ in range(3)]
+    jobs = [
+        client.submit(*swap_args(target, mask, steps=LONG_STEPS, strength=1.0), api_name="/swap_request")
+        for _ in range(3)
+    ]
     time.sleep(3)
     for job in jobs:
         job.cancel()
     started = time.monotonic()
-    client.predict(*swap_args(target, mask), api_name="/swap")
+    client.predict(*swap_args(target, mask), api_name="/swap_request")
     assert time.monotonic() - started < 12, "cancelled swaps kept the engine"
 
 
@@ -339,35 +351,37 @@ def test_closing_the_page_while_training_encodes_leaves_the_server_answering(
         time.sleep(0.5)
     target, mask = inputs
     started = time.monotonic()
-    app.client().predict(*swap_args(target, mask), api_name="/swap")
+    app.client().predict(*swap_args(target, mask), api_name="/swap_request")
     assert time.monotonic() - started < 30
     assert not (app.lora_dir / "left-behind").exists()  # stopped before a checkpoint: nothing left
 
 
 # --- 7. bounded work and clear messages -----------------------------------------------------------
-def test_sixty_strengths_and_nan_numbers_are_refused_at_once(app: App, inputs: tuple[Path, Path]) -> None:
-    from gradio_client import handle_file
-    from gradio_client.exceptions import AppError
+def test_sixty_strengths_and_nan_numbers_are_refused_at_once(
+    app: App, inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap_core.ui.common import mask_layer
 
     target, mask = inputs
-    client = app.client()
-    editor = {"background": handle_file(str(target)), "layers": [], "composite": None, "id": None}
-    started = time.monotonic()
-    with pytest.raises(AppError, match="at most 8"):
-        args = ui_args(client, "/try_strengths", {EDITOR: editor, "Strengths to try": "1.0 " * 60})
-        client.predict(*args, api_name="/try_strengths")
-    assert time.monotonic() - started < 15
     raw = RawSession(app.url)
+    editor = {"background": raw.upload(target)[0], "layers": [], "composite": None, "id": None}
+    started = time.monotonic()
+    many = {EDITOR: editor, "Strengths to try": "1.0 " * 60}
+    assert "at most 8" in raw.call("try_strengths", page_args(raw, "try_strengths", many))["output"]["error"]
+    assert time.monotonic() - started < 15
+    mask_layer(Image.open(mask)).save(tmp_path / "layer.png")
+    editor["layers"] = raw.upload(tmp_path / "layer.png")  # painted: Generate reads its settings
+    for label, name in (("Steps", "steps"), ("Seed", "seed"), ("Trained person's weight", "LoRA strength")):
+        output = raw.call("generate", page_args(raw, "generate", {EDITOR: editor, label: float("nan")}))["output"]
+        assert f"{name} must be a finite number" in output["error"]  # a private event still checks its inputs
     files = raw.upload(target, mask)
-    plain = ["", 1.0, "a photo", 0.5, 0.6, 4, 5.0, 1, 0, "", False, None, None, 0.0, False]
-    for index, name in ((5, "steps"), (7, "seed"), (8, "face index"), (1, "LoRA strength"), (12, "likeness")):
-        values = list(plain)
-        values[index] = float("nan")
-        output = raw.call("swap", [*files, *values])["output"]
-        assert f"{name} must be a finite number" in output["error"]
-    values = list(plain)
-    values[2] = None  # no prompt: the default one
-    assert raw.call("swap", [*files, *values])["success"]
+    plain = {"person": "", "faces": [{"face": 0}], "settings": {"strength": 0.5, "steps": 4, "seed": 1}}
+    for where, name in (("settings", "steps"), ("settings", "seed"), ("settings", "lora_scale"), ("face", "likeness")):
+        request = json.loads(json.dumps(plain))
+        (request["faces"][0] if where == "face" else request["settings"])[name] = float("nan")
+        output = raw.call("swap_request", [json.dumps(request), *files, None, None])["output"]
+        assert "NaN is not a number a request may hold" in output["error"]
+    assert raw.call("swap_request", [json.dumps(plain), *files, None, None])["success"]  # no prompt: the default one
 
 
 # --- 8. one line per user error in the server log --------------------------------------------------
@@ -376,7 +390,7 @@ def test_user_errors_leave_one_log_line_and_no_traceback(app: App, inputs: tuple
 
     target, mask = inputs
     with pytest.raises(AppError):
-        app.client().predict(*swap_args(target, mask, lora="nobody-at-all"), api_name="/swap")
+        app.client().predict(*swap_args(target, mask, lora="nobody-at-all"), api_name="/swap_request")
     time.sleep(0.5)
     log = app.log.read_text()
     assert "nobody-at-all" in log and "Traceback" not in log

@@ -187,9 +187,8 @@ def test_a_visitors_person_is_theirs_alone(app: App, photos: list[Path]) -> None
     with pytest.raises(AppError, match="pick a person|not in the list"):
         other.predict("secret-friend", api_name="/load_person")
     with pytest.raises(AppError, match="not found"):
-        other.predict(
-            handle_file(str(photos[0])), None, "secret-friend", 1.0, "", 0.5, 0.6, 2, 5.0, 1, 0, api_name="/swap"
-        )
+        request = json.dumps({"person": "secret-friend", "settings": {"steps": 2, "seed": 1}})
+        other.predict(request, handle_file(str(photos[0])), None, [], None, api_name="/swap_request")
     captions = other.predict([handle_file(str(p)) for p in photos], "woman", False, api_name="/prepare")[1]
     with pytest.raises(AppError, match="already exists"):  # training "her" again on other photos
         other.predict(captions, "secret-friend", "woman", 1, 4, 1e-4, 1, 64, "", api_name="/train")
