@@ -310,7 +310,8 @@ def test_cancelled_and_abandoned_swaps_stop_and_free_the_queue(app: App, inputs:
 
     raw = RawSession(app.url)  # a tab that is closed while its swap runs
     files = raw.upload(target, mask)
-    raw.join("swap", [*files, "", 1.0, "a photo", 1.0, 0.6, LONG_STEPS, 5.0, 1, 0, "", False, None, None, 0.0, False])
+    request = json.dumps({"faces": [{"face": 0}], "settings": {"strength": 1.0, "steps": LONG_STEPS, "seed": 1}})
+    raw.join("swap_request", [request, *files, None, None])
     for message in raw.messages():
         if message.get("msg") in ("process_starts", "progress"):
             break
