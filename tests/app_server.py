@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 180
@@ -77,3 +78,12 @@ def serving_app(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def page_args(config: dict[str, Any], api_name: str, values: dict[str, Any]) -> list[Any]:
+    """The data the page sends for one of its own (private) events, from the app's ``/config``: the values
+    given by label, each other input as the page starts. API clients do not see these events; the page,
+    and raw HTTP, still reach them."""
+    [event] = [d for d in config["dependencies"] if d.get("api_name") == api_name]
+    props = {component["id"]: component.get("props", {}) for component in config["components"]}
+    return [values.get(props[i].get("label"), props[i].get("value")) for i in event["inputs"]]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_server import serving_app
+from app_server import page_args, serving_app
 from lora_factory import make_test_lora
 from PIL import Image
 
@@ -161,14 +161,6 @@ def answers_within(url: str, seconds: float) -> bool:
 EDITOR = "The blue paint marks what gets replaced"  # the Swap tab editor's label
 
 
-def page_args(raw: RawSession, api_name: str, values: dict[str, Any]) -> list[Any]:
-    """The data the page sends for one of its own (private) events: the values given by label, each other
-    input as the page starts. API clients do not see these events; the page, and raw HTTP, still reach them."""
-    [event] = [d for d in raw.config["dependencies"] if d.get("api_name") == api_name]
-    props = {component["id"]: component.get("props", {}) for component in raw.config["components"]}
-    return [values.get(props[i].get("label"), props[i].get("value")) for i in event["inputs"]]
-
-
 def test_train_names_stay_inside_the_lora_folder_and_never_hide_a_lora(app: App, face_photos: list[Path]) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -249,7 +241,7 @@ def test_a_decompression_bomb_is_refused_from_its_header_without_memory(app: App
     try:
         raw = RawSession(app.url)
         editor = {"background": raw.upload(bomb)[0], "layers": [], "composite": None, "id": None}
-        refused = raw.call("auto_mask", page_args(raw, "auto_mask", {EDITOR: editor}))
+        refused = raw.call("auto_mask", page_args(raw.config, "auto_mask", {EDITOR: editor}))
         assert not refused["success"] and re.search("225 MP|15000x15000", refused["output"]["error"])
         with pytest.raises(AppError, match="225 MP|15000x15000"):
             request = json.dumps({"settings": {"steps": 4, "seed": 1}})
@@ -368,12 +360,13 @@ def test_sixty_strengths_and_nan_numbers_are_refused_at_once(
     editor = {"background": raw.upload(target)[0], "layers": [], "composite": None, "id": None}
     started = time.monotonic()
     many = {EDITOR: editor, "Strengths to try": "1.0 " * 60}
-    assert "at most 8" in raw.call("try_strengths", page_args(raw, "try_strengths", many))["output"]["error"]
+    assert "at most 8" in raw.call("try_strengths", page_args(raw.config, "try_strengths", many))["output"]["error"]
     assert time.monotonic() - started < 15
     mask_layer(Image.open(mask)).save(tmp_path / "layer.png")
     editor["layers"] = raw.upload(tmp_path / "layer.png")  # painted: Generate reads its settings
     for label, name in (("Steps", "steps"), ("Seed", "seed"), ("Trained person's weight", "LoRA strength")):
-        output = raw.call("generate", page_args(raw, "generate", {EDITOR: editor, label: float("nan")}))["output"]
+        nan = page_args(raw.config, "generate", {EDITOR: editor, label: float("nan")})
+        output = raw.call("generate", nan)["output"]
         assert f"{name} must be a finite number" in output["error"]  # a private event still checks its inputs
     files = raw.upload(target, mask)
     plain = {"person": "", "faces": [{"face": 0}], "settings": {"strength": 0.5, "steps": 4, "seed": 1}}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_server import serving_app
+from app_server import page_args, serving_app
 from lora_factory import make_test_lora
 from PIL import Image
 
@@ -277,26 +277,33 @@ def test_odd_values_get_one_message_and_no_traceback(app: App, photos: list[Path
     Image.new("L", (32, 1_560_000)).save(thin)
     raw = RawSession(app.url)
     image, cut, long = raw.upload(photos[0], truncated, thin)
-    plain = [image, None, "", 1.0, "a photo", 0.5, 0.6, 2, 5.0, 1, 0, "", False, None, None, 0.0, False]
+    plain = {"faces": [{"face": 0}], "settings": {"prompt": "a photo", "strength": 0.5, "steps": 2, "seed": 1}}
 
-    def swap(literal: tuple[str, str] = ("", ""), **changes: Any) -> dict[str, Any]:
-        values = list(plain)
-        for index, value in changes.items():
-            values[int(index.lstrip("_"))] = value
-        return raw.call("swap", values, literal)["output"]
+    def swap(request: Any = None, photo: Any = image) -> dict[str, Any]:
+        """``/swap_request`` with ``request`` (a dict, or the JSON text itself) and ``photo``."""
+        text = request if isinstance(request, str) else json.dumps(request or plain)
+        return raw.call("swap_request", [text, photo, None, None, None])["output"]
+
+    def settings(**changes: Any) -> dict[str, Any]:
+        return {**plain, "settings": {**plain["settings"], **changes}}
+
+    def seed_box(literal: tuple[str, str]) -> dict[str, Any]:
+        """The page's private Generate event, its Seed box sent as raw JSON (a number no client would send)."""
+        return raw.call("generate", page_args(raw.config, "generate", {"Seed": "HUGE"}), literal)["output"]
 
     before = app.log.read_text()
     cases = {
-        "lora as a number": swap(_2=123),
-        "strength as text": swap(_5="abc"),
-        "steps as a list": swap(_7=[1, 2]),
-        "face as a dict": swap(_10={"a": 1}),
-        "image as text": swap(_0="not a file"),
-        "truncated image": swap(_0=cut),
-        "32x1560000 image": swap(_0=long),
-        "deep faces JSON": swap(_11="[" * 10_000 + "]" * 10_000),
-        "5000-digit seed": swap(literal=('"HUGE"', "9" * 5000), _9="HUGE"),
-        "4000-digit seed": swap(_9=int("9" * 4000)),
+        "person as a number": swap({**plain, "person": 123}),
+        "strength as text": swap(settings(strength="abc")),
+        "steps as a list": swap(settings(steps=[1, 2])),
+        "face as a dict": swap({**plain, "faces": [{"face": {"a": 1}}]}),
+        "image as text": swap(photo="not a file"),
+        "truncated image": swap(photo=cut),
+        "32x1560000 image": swap(photo=long),
+        "deep faces JSON": swap('{"faces": ' + "[" * 10_000 + "]" * 10_000 + "}"),
+        "5000-digit seed": swap('{"settings": {"seed": ' + "9" * 5000 + "}}"),
+        "5000-digit seed in the page's form": seed_box(('"HUGE"', "9" * 5000)),
+        "4000-digit seed": swap(settings(seed=int("9" * 4000))),
     }
     for case, output in cases.items():
         assert output.get("error"), f"{case}: no message"
@@ -309,10 +316,10 @@ def test_odd_values_get_one_message_and_no_traceback(app: App, photos: list[Path
 def test_faces_times_steps_training_size_and_caption_rows_are_bounded(app: App, photos: list[Path]) -> None:
     raw = RawSession(app.url)
     image = raw.upload(photos[0])[0]
-    faces = json.dumps([{"face": index} for index in range(5)])
+    faces = [{"face": index} for index in range(5)]
     started = time.monotonic()
-    values = [image, None, "", 1.0, "a photo", 0.5, 0.6, 150, 5.0, 1, None, faces, False, None, None, 0.0, False]
-    output = raw.call("swap", values)
+    request = json.dumps({"faces": faces, "settings": {"prompt": "a photo", "steps": 150, "seed": 1}})
+    output = raw.call("swap_request", [request, image, None, None, None])
     assert "at most 600" in output["output"]["error"]
     prepared = raw.call("prepare", [raw.upload(*photos), "woman", False])["output"]["data"]
     captions = prepared[1]
