@@ -46,7 +46,7 @@ def test_a_person_added_as_a_man_carries_a_mans_prompt(engine: Engine, obama: li
     picker, *_ = swap.add_person({"photo": None, "new_name": "barack", "new_class_word": "man", "references": obama})
     assert picker.value == "barack"
     assert People(engine.loras).get("barack").class_word == "man"
-    assert swap.default_prompt("barack") == template_caption("man") == "a photo of a man face"
+    assert default_prompt(swap.people, "barack") == template_caption("man") == "a photo of a man face"
     text, prompt_box = swap.describe_lora("barack")
     assert "a man" in text and prompt_box.placeholder == "a photo of a man face"
     # the prompt that runs (and is recorded) is the person's own
