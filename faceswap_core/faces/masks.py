@@ -102,7 +102,7 @@ def visible_mask(occluders: Image.Image, feather: float) -> Image.Image:
     values = np.asarray(occluders.convert("L"))
     if not values.any():
         return Image.new("L", occluders.size, 255)
-    covered = _grow(values, 2.0 * feather) if feather > 0 else values
+    covered = _grow(values, feather) if feather > 0 else values  # the 50 % line one feather out
     visible = 255 - _feather(covered, feather)
     visible[values >= 128] = 0  # the blur's tail must not reach the occluder: it comes back exactly
     return Image.fromarray(visible, mode="L")

@@ -27,9 +27,13 @@ from faceswap_core.settings import (
     OCCLUSION_CONTEXT,
     OCCLUSION_DARK,
     OCCLUSION_GREY,
+    OCCLUSION_HAND_MARGIN,
     OCCLUSION_MIN_BLOB,
+    OCCLUSION_REACH,
     OCCLUSION_SIDE,
     OCCLUSION_SKIN_SIGMAS,
+    OCCLUSION_WALLED,
+    OCCLUSION_WEAK,
 )
 
 FINGERS = ((0, 1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -37,6 +41,7 @@ PALM = (0, 1, 2, 5, 9, 13, 17)
 EYES = (slice(36, 42), slice(42, 48))
 MOUTH = slice(48, 60)
 NOSE_BASE = slice(30, 36)
+NOSE_TIP = 30
 
 
 def occluder_mask(image: ImageInput, face: Face, outline: np.ndarray) -> Image.Image:
@@ -89,18 +94,47 @@ def _hands(crop: np.ndarray, face_width: float) -> np.ndarray:
             cv2.polylines(drawn, [line], False, 255, thickness=finger)
             for point in line:
                 cv2.circle(drawn, tuple(int(v) for v in point), finger // 2, 255, -1)
-    return drawn
+    if not found:
+        return drawn
+    # Drawn from 21 points, a hand's outline is off by more than a colour blob's edge: a margin more.
+    radius = max(int(round(OCCLUSION_HAND_MARGIN * face_width)), 1)
+    return cv2.dilate(drawn, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
 
 
 def _colour_blobs(
     crop: np.ndarray, region: np.ndarray, hands: np.ndarray, landmarks: np.ndarray, face_width: float
 ) -> np.ndarray:
-    """Blobs of the face region whose colour is far from the region's skin, outside eyes, brows and lips."""
+    """Blobs of the face region whose colour is far from the region's skin, outside eyes, brows and lips.
+
+    Found with hysteresis: blobs clearly off the skin are kept, then grown over pixels that are only
+    somewhat off it (a white rim against pale skin), with the skin refitted without the blobs, as an
+    occluder covering a quarter of the face drags the first fit toward its own colour.
+    """
     features = _features(region.shape, landmarks, face_width)
     skin = region & ~features & ~hands
     if skin.sum() < 50:
         return np.zeros(region.shape, dtype=np.uint8)
     lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+    radius = max(int(round(0.006 * face_width)), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    clean = lambda far: cv2.morphologyEx(  # noqa: E731
+        cv2.morphologyEx((far & region).astype(np.uint8), cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel
+    )
+    count, labels, _, _ = cv2.connectedComponentsWithStats(clean(_off_skin(lab, skin, 1.0)), connectivity=8)
+    outside = np.bincount(labels[~features].ravel(), minlength=count)
+    least = OCCLUSION_MIN_BLOB * region.sum()
+    strong = np.isin(labels, np.flatnonzero(outside >= least)) & (labels > 0)
+    if not strong.any():
+        return np.zeros(region.shape, dtype=np.uint8)
+    near = cv2.distanceTransform((~strong).astype(np.uint8), cv2.DIST_L2, 3) < OCCLUSION_REACH * face_width
+    weak = clean((_off_skin(lab, skin & ~strong, OCCLUSION_WEAK) & near) | strong)
+    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    blobs = np.isin(labels, np.unique(labels[strong])) & (labels > 0)
+    return cv2.dilate(_fill_objects(blobs.astype(np.uint8) * 255, region, landmarks), kernel)
+
+
+def _off_skin(lab: np.ndarray, skin: np.ndarray, strictness: float) -> np.ndarray:
+    """Pixels whose colour no shading of the skin sampled at ``skin`` explains; ``strictness`` < 1 loosens."""
     samples = lab[skin]
     centre = np.median(samples, axis=0)
     spread = 1.4826 * np.median(np.abs(samples - centre), axis=0)
@@ -108,28 +142,38 @@ def _colour_blobs(
     distance = np.abs(lab[..., 1:] - centre[1:]) / spread[1:]
     skin_chroma = float(np.hypot(*(centre[1:] - 128.0)))
     chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
-    far = (
-        (distance > OCCLUSION_SKIN_SIGMAS).any(axis=2)  # another hue: a red cup, a blue phone
-        | (chroma < OCCLUSION_GREY * skin_chroma)  # grey, white or black: a microphone, a frame, a mug
-        | (lab[..., 0] < OCCLUSION_DARK * centre[0])  # far darker than any shading of the skin
+    return (
+        (distance > strictness * OCCLUSION_SKIN_SIGMAS).any(axis=2)  # another hue: a red cup, a blue phone
+        | (chroma < OCCLUSION_GREY / strictness * skin_chroma)  # grey, white or black: a microphone, a frame
+        | (lab[..., 0] < OCCLUSION_DARK * centre[0])  # far darker than any shading of the skin (hair is too)
     )
-    far = (far & region).astype(np.uint8)
-    radius = max(int(round(0.006 * face_width)), 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    far = cv2.morphologyEx(far, cv2.MORPH_OPEN, kernel)
-    far = cv2.morphologyEx(far, cv2.MORPH_CLOSE, kernel)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(far, connectivity=8)
-    outside = np.bincount(labels[~features].ravel(), minlength=count)
-    blobs = np.zeros(region.shape, dtype=np.uint8)
-    least = OCCLUSION_MIN_BLOB * region.sum()
+
+
+def _fill_objects(blobs: np.ndarray, region: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The blobs with the parts of the face they wall in, unless those hold an eye or the nose tip.
+
+    An object's inside can be skin-coloured (coffee in a cup, its inner wall), and its rim is often cut
+    open by the face outline (a cup at the chin): a part of the face mostly walled in by blobs, the
+    rest by the outline, is the object's inside. A glasses frame walls in the eyes: the face seen
+    through clear lenses stays in the mask, and so does the face around the nose beside any object.
+    """
+    open_face = ((blobs == 0) & region).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(open_face, connectivity=4)
+    seen = [landmarks[part].mean(axis=0) for part in EYES] + [landmarks[NOSE_TIP]]
+    height, width = blobs.shape
+    kept = {int(labels[min(max(int(y), 0), height - 1), min(max(int(x), 0), width - 1)]) for x, y in seen}
+    filled = blobs.copy()
+    ring = np.ones((3, 3), dtype=np.uint8)
     for label in range(1, count):
-        if outside[label] >= least:
-            blobs[labels == label] = 255
-    # An object's inside can be skin-coloured (coffee in a cup, a face through a frame's lens): what a
-    # blob encloses is part of it.
-    contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(blobs, contours, -1, 255, thickness=-1)
-    return cv2.dilate(blobs, kernel)
+        if label in kept:
+            continue
+        x, y, w, h = stats[label, :4]
+        x0, y0, x1, y1 = max(x - 1, 0), max(y - 1, 0), min(x + w + 1, width), min(y + h + 1, height)
+        part = labels[y0:y1, x0:x1] == label
+        edge = cv2.dilate(part.astype(np.uint8), ring).astype(bool) & ~part
+        if (blobs[y0:y1, x0:x1][edge] > 0).mean() >= OCCLUSION_WALLED:
+            filled[y0:y1, x0:x1][part] = 255
+    return filled
 
 
 def _features(shape: tuple[int, ...], landmarks: np.ndarray, face_width: float) -> np.ndarray:
