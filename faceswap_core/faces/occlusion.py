@@ -127,10 +127,12 @@ def _colour_blobs(
     if not strong.any():
         return np.zeros(region.shape, dtype=np.uint8)
     near = cv2.distanceTransform((~strong).astype(np.uint8), cv2.DIST_L2, 3) < OCCLUSION_REACH * face_width
-    weak = clean((_off_skin(lab, skin & ~strong, OCCLUSION_WEAK) & near) | strong)
+    # Not over eyes and brows: off-skin themselves, they sit against a glasses frame. A cup hides the mouth.
+    eyes = _features(region.shape, landmarks, face_width, mouth=False)
+    weak = clean((_off_skin(lab, skin & ~strong, OCCLUSION_WEAK) & near & ~eyes) | strong)
     count, labels = cv2.connectedComponents(weak, connectivity=8)
     blobs = np.isin(labels, np.unique(labels[strong])) & (labels > 0)
-    return cv2.dilate(_fill_objects(blobs.astype(np.uint8) * 255, region, landmarks), kernel)
+    return _fill_objects(blobs.astype(np.uint8) * 255, region, landmarks)
 
 
 def _off_skin(lab: np.ndarray, skin: np.ndarray, strictness: float) -> np.ndarray:
@@ -159,9 +161,12 @@ def _fill_objects(blobs: np.ndarray, region: np.ndarray, landmarks: np.ndarray) 
     """
     open_face = ((blobs == 0) & region).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(open_face, connectivity=4)
-    seen = [landmarks[part].mean(axis=0) for part in EYES] + [landmarks[NOSE_TIP]]
+    seen = np.zeros(blobs.shape, dtype=np.uint8)
+    for part in EYES:
+        cv2.fillPoly(seen, [np.round(cv2.convexHull(landmarks[part].astype(np.float32))).astype(np.int32)], 255)
+    cv2.circle(seen, tuple(int(v) for v in np.round(landmarks[NOSE_TIP])), 1, 255, -1)
+    kept = set(np.unique(labels[seen > 0]).tolist())
     height, width = blobs.shape
-    kept = {int(labels[min(max(int(y), 0), height - 1), min(max(int(x), 0), width - 1)]) for x, y in seen}
     filled = blobs.copy()
     ring = np.ones((3, 3), dtype=np.uint8)
     for label in range(1, count):
@@ -176,11 +181,12 @@ def _fill_objects(blobs: np.ndarray, region: np.ndarray, landmarks: np.ndarray) 
     return filled
 
 
-def _features(shape: tuple[int, ...], landmarks: np.ndarray, face_width: float) -> np.ndarray:
-    """Eyes, brows, lips and nostrils, grown a little: parts of the face that are not skin-coloured."""
+def _features(shape: tuple[int, ...], landmarks: np.ndarray, face_width: float, *, mouth: bool = True) -> np.ndarray:
+    """Eyes, brows, lips and nostrils (without ``mouth``: eyes and brows), grown a little: parts of the
+    face that are not skin-coloured."""
     features = np.zeros(shape[:2], dtype=np.uint8)
     grow = max(int(round(0.03 * face_width)), 1)
-    for part in (*EYES, MOUTH, NOSE_BASE):
+    for part in (*EYES, MOUTH, NOSE_BASE) if mouth else EYES:
         cv2.fillPoly(features, [np.round(cv2.convexHull(landmarks[part].astype(np.float32))).astype(np.int32)], 255)
     for brow in (slice(BROWS.start, BROWS.start + 5), slice(BROWS.start + 5, BROWS.stop)):
         cv2.polylines(features, [np.round(landmarks[brow]).astype(np.int32)], False, 255, thickness=grow)
