@@ -26,6 +26,7 @@ from faceswap_core.images import ImageInput, load_image, to_array
 from faceswap_core.settings import (
     OCCLUSION_CONTEXT,
     OCCLUSION_DARK,
+    OCCLUSION_EDGE,
     OCCLUSION_GREY,
     OCCLUSION_HAND_MARGIN,
     OCCLUSION_MIN_BLOB,
@@ -132,7 +133,17 @@ def _colour_blobs(
     weak = clean((_off_skin(lab, skin & ~strong, OCCLUSION_WEAK) & near & ~eyes) | strong)
     count, labels = cv2.connectedComponents(weak, connectivity=8)
     blobs = np.isin(labels, np.unique(labels[strong])) & (labels > 0)
-    return _fill_objects(blobs.astype(np.uint8) * 255, region, landmarks)
+    return _fill_objects(blobs.astype(np.uint8) * 255, _outlines(crop, blobs, landmarks), region, landmarks)
+
+
+def _outlines(crop: np.ndarray, blobs: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Edges of the photo below the eyes that run on from a blob: an object's outline where its colour
+    is the skin's (a white rim on pale skin), which walls in its inside as well as the blob does. Not
+    above the eyes, where the hairline's edges would wall in the forehead."""
+    grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (0, 0), 1.0)
+    edges = (cv2.Canny(grey, OCCLUSION_EDGE // 2, OCCLUSION_EDGE) > 0) & _below_eyes(blobs.shape, landmarks)
+    count, labels = cv2.connectedComponents((edges | blobs).astype(np.uint8), connectivity=8)
+    return np.isin(labels, np.unique(labels[blobs])) & (labels > 0) & ~blobs
 
 
 def _off_skin(lab: np.ndarray, skin: np.ndarray, strictness: float) -> np.ndarray:
@@ -151,34 +162,67 @@ def _off_skin(lab: np.ndarray, skin: np.ndarray, strictness: float) -> np.ndarra
     )
 
 
-def _fill_objects(blobs: np.ndarray, region: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The blobs with the parts of the face they wall in, unless those hold an eye or the nose tip.
+def _fill_objects(blobs: np.ndarray, outlines: np.ndarray, region: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The blobs with the parts of the face they wall in, unless those are beside an eye or the nose tip.
 
     An object's inside can be skin-coloured (coffee in a cup, its inner wall), and its rim is often cut
-    open by the face outline (a cup at the chin): a part of the face mostly walled in by blobs, the
-    rest by the outline, is the object's inside. A glasses frame walls in the eyes: the face seen
-    through clear lenses stays in the mask, and so does the face around the nose beside any object.
+    open by the face outline (a cup at the chin) or the skin's colour (a white rim on pale skin): a part
+    of the face walled in mostly by blobs and their outlines, the rest by the face outline, is the
+    object's inside. A glasses frame walls in the eyes: the face seen through clear lenses stays in
+    the mask (the whole lens, which an eye's own edges would split), and so does the face around the
+    nose beside any object.
     """
-    open_face = ((blobs == 0) & region).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(open_face, connectivity=4)
-    seen = np.zeros(blobs.shape, dtype=np.uint8)
+    eyes = np.zeros(blobs.shape, dtype=np.uint8)
     for part in EYES:
-        cv2.fillPoly(seen, [np.round(cv2.convexHull(landmarks[part].astype(np.float32))).astype(np.int32)], 255)
+        cv2.fillPoly(eyes, [np.round(cv2.convexHull(landmarks[part].astype(np.float32))).astype(np.int32)], 255)
+    seen = eyes.copy()
     cv2.circle(seen, tuple(int(v) for v in np.round(landmarks[NOSE_TIP])), 1, 255, -1)
-    kept = set(np.unique(labels[seen > 0]).tolist())
-    height, width = blobs.shape
+    lenses = _walled_parts(blobs > 0, region)
+    inside = _walled_parts((blobs > 0) | outlines, region)
+    walled_in = _not_touching(inside, seen > 0) & ~_touching(lenses, eyes > 0)
+    beside = cv2.dilate(walled_in.astype(np.uint8), np.ones((3, 3), dtype=np.uint8)) > 0
     filled = blobs.copy()
-    ring = np.ones((3, 3), dtype=np.uint8)
-    for label in range(1, count):
-        if label in kept:
-            continue
-        x, y, w, h = stats[label, :4]
-        x0, y0, x1, y1 = max(x - 1, 0), max(y - 1, 0), min(x + w + 1, width), min(y + h + 1, height)
-        part = labels[y0:y1, x0:x1] == label
-        edge = cv2.dilate(part.astype(np.uint8), ring).astype(bool) & ~part
-        if (blobs[y0:y1, x0:x1][edge] > 0).mean() >= OCCLUSION_WALLED:
-            filled[y0:y1, x0:x1][part] = 255
+    filled[walled_in | (outlines & beside)] = 255  # with the outlines between them
     return filled
+
+
+def _below_eyes(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """The half of the crop on the chin's side of the line through the eyes (tilted with the head)."""
+    left, right = (landmarks[part].mean(axis=0) for part in EYES)
+    across = right - left
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    side = across[0] * (ys - left[1]) - across[1] * (xs - left[0])
+    chin = landmarks[8] - left
+    return np.sign(side) == np.sign(across[0] * chin[1] - across[1] * chin[0])
+
+
+def _walled_parts(walls: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Labels of the parts of the face whose edge is at least ``OCCLUSION_WALLED`` ``walls`` (the rest
+    the outline); 0 elsewhere. Counted over each part's four-neighbour contacts at once: Canny's edges
+    cut the face into many small parts."""
+    count, labels = cv2.connectedComponents((~walls & region).astype(np.uint8), connectivity=4)
+    height, width = walls.shape
+    around_labels, around_walls = np.pad(labels, 1), np.pad(walls, 1)
+    contacts = np.zeros(count)
+    walled = np.zeros(count)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        neighbour = around_labels[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        edge = (labels > 0) & (neighbour != labels)
+        contacts += np.bincount(labels[edge], minlength=count)
+        walled += np.bincount(
+            labels[edge & around_walls[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]], minlength=count
+        )
+    enclosed = walled >= OCCLUSION_WALLED * np.maximum(contacts, 1)
+    enclosed[0] = False
+    return np.where(enclosed[labels], labels, 0)
+
+
+def _touching(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
+    return np.isin(labels, np.unique(labels[where])) & (labels > 0)
+
+
+def _not_touching(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
+    return (labels > 0) & ~_touching(labels, where)
 
 
 def _features(shape: tuple[int, ...], landmarks: np.ndarray, face_width: float, *, mouth: bool = True) -> np.ndarray:
