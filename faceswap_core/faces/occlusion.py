@@ -29,6 +29,7 @@ from faceswap_core.settings import (
     OCCLUSION_EDGE,
     OCCLUSION_GREY,
     OCCLUSION_HAND_MARGIN,
+    OCCLUSION_INSIDE,
     OCCLUSION_MIN_BLOB,
     OCCLUSION_REACH,
     OCCLUSION_SIDE,
@@ -198,8 +199,8 @@ def _below_eyes(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
 
 def _walled_parts(walls: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Labels of the parts of the face whose edge is at least ``OCCLUSION_WALLED`` ``walls`` (the rest
-    the outline); 0 elsewhere. Counted over each part's four-neighbour contacts at once: Canny's edges
-    cut the face into many small parts."""
+    the outline), no larger than an object's inside (``OCCLUSION_INSIDE``); 0 elsewhere. Counted over
+    each part's four-neighbour contacts at once: Canny's edges cut the face into many small parts."""
     count, labels = cv2.connectedComponents((~walls & region).astype(np.uint8), connectivity=4)
     height, width = walls.shape
     around_labels, around_walls = np.pad(labels, 1), np.pad(walls, 1)
@@ -212,7 +213,8 @@ def _walled_parts(walls: np.ndarray, region: np.ndarray) -> np.ndarray:
         walled += np.bincount(
             labels[edge & around_walls[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]], minlength=count
         )
-    enclosed = walled >= OCCLUSION_WALLED * np.maximum(contacts, 1)
+    sizes = np.bincount(labels.ravel(), minlength=count)
+    enclosed = (walled >= OCCLUSION_WALLED * np.maximum(contacts, 1)) & (sizes <= OCCLUSION_INSIDE * region.sum())
     enclosed[0] = False
     return np.where(enclosed[labels], labels, 0)
 
