@@ -8,7 +8,9 @@ Two sources, each a mask of what is in front of the face (255 = occluder):
 - **colour**: pixels of the face region far from the face's own skin colour (a robust model of the
   region itself, in Lab), in blobs large enough to be an object: a cup, a microphone, glasses, a
   phone. Eyes, brows, lips and nostrils differ from skin too, so a blob must lie mostly outside them
-  to count; beard and heavy make-up can be taken for an object (untick the switch then).
+  to count; beard and heavy make-up can be taken for an object (untick the switch then). A blob
+  grows over nearby pixels only somewhat off the skin (hysteresis), and takes in what it walls in
+  with its outline and the face's (a cup's skin-coloured inside), but not the lenses of glasses.
 
 The visible-face mask (255 - occluders, feathered) is combined with the landmark mask by element-wise
 minimum, as FaceFusion combines its box, occlusion and region masks. Everything runs on a crop around
