@@ -163,6 +163,7 @@ def ranking_key(
         "steps": steps,
         "seed": seed,
         "variations": list(RANK_VARIATIONS),
+        "sampling": "sweep, one seed",  # scores from the earlier seed-per-prompt loop are measured again
     }
 
 
