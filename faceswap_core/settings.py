@@ -265,6 +265,7 @@ class PublicLimits:
     max_train_steps: int = 2000
     max_train_resolution: int = 1024
     max_caption_rows: int = MAX_TRAIN_PHOTOS  # rows of the Train tab's captions table
+    max_trainings: int = 1  # trainings at once, each beside the swaps on the GPU (its memory is the limit)
 
     def check_face_steps(self, faces: int, steps: int) -> None:
         if faces * steps > self.max_face_steps:
