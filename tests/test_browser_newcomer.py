@@ -21,6 +21,7 @@ from browser_driver import (
     RESULT_SHOWN,
     TIMEOUT_MS,
     chromium,
+    generate,
     open_app,
     upload,
     wait_for_text,
@@ -241,3 +242,28 @@ def test_messages_name_their_field_and_leave_no_error_badge(
     time.sleep(1)
     assert "Error" not in page.locator("#train-status").inner_text()
     shots(page, "message-train")
+
+
+def test_a_reload_brings_back_the_photo_choices_and_result(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
+    """Photo, strength and result come back after a reload, from the server (the browser keeps a ticket only)."""
+    upload(page, portrait(tmp_path, astronaut))
+    strength = page.locator("#strength input[type=number]")
+    strength.fill("0.66")
+    strength.press("Enter")
+    time.sleep(1)
+    generate(page)
+    page.locator("#generate").wait_for(state="visible")
+    time.sleep(1)  # the kept value is written once the result is shown
+    stored = page.evaluate("() => window.localStorage.getItem('faceswap-swap-tab')")
+    assert stored and len(stored) < 1000  # a ticket and the controls (encrypted), no image
+    page.reload()
+    page.wait_for_selector("#target")
+    wait_for_text(page, "#mask-note", "Back as you left it")
+    page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
+    assert page.locator("#strength input[type=number]").input_value() == "0.66"
+    assert page.locator("#download").is_visible()
+    shots(page, "reloaded")
+    page.get_by_role("tab", name="Photo and mask").click()
+    page.wait_for_function("() => document.querySelector('#target canvas') !== null")
+    assert "%" in page.locator("#target").inner_text()  # the photo is in the editor, at its zoom
+    shots(page, "reloaded-photo")

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +45,9 @@ Fn = TypeVar("Fn", bound=Callable[..., Any])
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DISK_FULL_MESSAGE = "the server has no disk space left to save this; try again later"
 log = logging.getLogger("faceswap.app")
+MAX_CONTINUED_SESSIONS = 10_000
+_continued: OrderedDict[str, str] = OrderedDict()  # browser session -> the owner it continues (after a reload)
+_continued_lock = threading.Lock()
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("faceswap_cancel", default=None)
 
 
@@ -104,8 +108,33 @@ def current_owner() -> str | None:
         return None
     user = getattr(request, "username", None)
     session = getattr(request, "session_hash", None)
+    if not user and session:
+        with _continued_lock:
+            continued = _continued.get(session)
+        if continued is not None:
+            return continued
     identity = f"user:{user}" if user else f"session:{session or uuid.uuid4().hex}"
     return owner_key(identity)
+
+
+def continue_owner(owner: str) -> None:
+    """The browser session asking now continues the one that was ``owner``: a reload brought back its kept
+    work (see ``session_keep``), and the people that session added must come back with it.
+
+    Only the server's own record of the kept work names ``owner``, never the browser. Bounded: the oldest
+    continuations are forgotten first (their pages have long been closed or reloaded again).
+    """
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    session = getattr(request, "session_hash", None)
+    if request is None or getattr(request, "username", None) or not session:
+        return  # a logged-in user is the same owner on every page already
+    with _continued_lock:
+        _continued[session] = owner
+        _continued.move_to_end(session)
+        while len(_continued) > MAX_CONTINUED_SESSIONS:
+            _continued.popitem(last=False)
 
 
 def said_in_status(fn: Fn, outputs: int) -> Fn:

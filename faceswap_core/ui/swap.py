@@ -26,7 +26,7 @@ from faceswap_core.errors import FaceswapError, SettingsError
 from faceswap_core.faces.detect import Face, detect_faces
 from faceswap_core.faces.masks import face_mask, mask_scale
 from faceswap_core.identity_adapter import default_identity_scale
-from faceswap_core.images import check_header, load_image
+from faceswap_core.images import check_header, load_image, png_bytes
 from faceswap_core.people import People, Person, check_person_name
 from faceswap_core.photo_store import PhotoStore
 from faceswap_core.requests import FaceRequest, SwapRequest
@@ -119,6 +119,8 @@ class TargetPhoto:
     faces: list[Face]  # found on the original, largest first
     choices: dict[int, FaceChoice] = field(default_factory=dict)  # face index -> choice; absent = keep
     before: Path | None = None  # the comparison's "before": a display-size copy without numbers, made once
+    last: tuple[str, str, str, dict[str, Any]] | None = None  # the last result: before, after, download, record
+    painted: bytes | None = None  # the mask (PNG) of the last request, for a reload to bring back
 
     @property
     def original(self) -> Image.Image:
@@ -599,6 +601,7 @@ class SwapHandlers:
             raise gr.Error("Nothing is painted: press Auto mask, or paint over the face to replace.")
         if painted.size != photo.display_size:
             raise gr.Error("The mask does not match the photo; upload the photo again.")
+        photo.painted = png_bytes(painted, compress_level=1)
         mask = painted if photo.scale == 1.0 else painted.resize(photo.size, Image.BILINEAR)
         settings = self._settings(fields, uploaded_photos(fields.get("references")))
         if not photo.faces:
@@ -634,6 +637,7 @@ class SwapHandlers:
             photo.before = self.files.save_display(_display_copy(photo.original, photo.display_size))
         after = self.files.save_display(_display_copy(result.image, photo.display_size))
         before = str(photo.before)
+        photo.last = (before, str(after), str(path), record)
         width, height = result.image.size
         button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
         return (before, str(after)), button, record
@@ -1166,8 +1170,11 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         [editor, mask_note],
         **on_faces,
     )
-    face.input(handlers.choose_face, [photo, face, references], [person, strength, prompt, likeness], queue=False)
-    person.input(
+    kept_after = [*loads]  # the events whose outcome a reload brings back (see session_keep)
+    kept_after.append(
+        face.input(handlers.choose_face, [photo, face, references], [person, strength, prompt, likeness], queue=False)
+    )
+    assigned = person.input(
         by_name(handlers.assign, mask_fields),
         set(mask_fields.values()),
         [photo, editor, summary, mask_note, likeness],
@@ -1178,7 +1185,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             by_name(handlers.photos_changed, mask_fields), set(mask_fields.values()), [photo, likeness], **quiet
         )
     add_fields = {**mask_fields, "new_name": new_name, "new_class_word": new_class_word}
-    add.click(
+    added = add.click(
         by_name(handlers.add_person, add_fields),
         set(add_fields.values()),
         [person, photo, editor, summary, mask_note, likeness, add_note, references, new_name],
@@ -1186,12 +1193,16 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         show_progress_on=[add_note],
         concurrency_id="faces",
         concurrency_limit=4,
-    ).success(newcomer.person_added, None, person_section, queue=False)
+    )
+    added.success(newcomer.person_added, None, person_section, queue=False)
+    kept_after += [assigned, added]
     for control in (strength, prompt, likeness):
-        control.input(
-            by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], **quiet
+        kept_after.append(
+            control.input(
+                by_name(handlers.update_choice, mask_fields), set(mask_fields.values()), [photo, summary], **quiet
+            )
         )
-    everyone.click(
+    everyone_event = everyone.click(
         by_name(handlers.same_for_everyone, mask_fields),
         set(mask_fields.values()),
         [photo, editor, summary, mask_note],
@@ -1242,7 +1253,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         request.success(None, js=SHOW_RESULT)
         request.success(lambda: RESULT_NOTE, None, mask_note, queue=False)  # not "touch it up" under a result
     stop.click(lambda: stopped(2), None, [generate, search, stop, progress_line], cancels=requests, queue=False)
-    candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], **quiet)
+    chosen = candidates.select(handlers.show_candidate, [photo, candidate_state], [result, download, record], **quiet)
+    from faceswap_core.ui.session_keep import keep_across_reloads  # it imports this module
+
+    kept_after += [everyone_event, *requests, chosen]
+    kept = {"person": person, "photo": photo, "editor": editor, "face": face, "summary": summary}
+    kept.update(mask_note=mask_note, strength=strength, prompt=prompt, likeness=likeness, result=result)
+    kept.update(download=download, record=record, views=views, example=example)
+    keep_across_reloads(handlers, kept, kept_after)
 
     # A plain endpoint for scripts (gradio_client): files in, PNG out; no canvas involved.
     with gr.Row(visible=False):
