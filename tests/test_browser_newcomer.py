@@ -267,3 +267,17 @@ def test_a_reload_brings_back_the_photo_choices_and_result(page: Any, astronaut:
     page.wait_for_function("() => document.querySelector('#target canvas') !== null")
     assert "%" in page.locator("#target").inner_text()  # the photo is in the editor, at its zoom
     shots(page, "reloaded-photo")
+
+
+def test_symbol_buttons_say_what_they_do_and_the_table_takes_no_files(page: Any) -> None:
+    """The "↻" beside the person picker has words (tooltip and screen readers); the captions table shows no
+    "Drop CSV or TSV files here to import data into dataframe"."""
+    page.locator("#lora-refresh[aria-label]").wait_for(state="attached", timeout=10_000)
+    refresh = page.locator("#lora-refresh")
+    assert "Refresh the list of people" in refresh.get_attribute("aria-label")
+    assert refresh.get_attribute("title") == refresh.get_attribute("aria-label")
+    page.get_by_role("tab", name="Train a person").click()
+    page.locator("#captions").wait_for(state="visible")
+    assert "Drop CSV" not in page.locator("#captions").inner_text()
+    assert "python -m" not in page.locator("body").inner_text()
+    shots(page, "train-words")

@@ -57,7 +57,7 @@ from faceswap_core.settings import (
     SwapSettings,
 )
 from faceswap_core.sweep import sweep
-from faceswap_core.ui import guards, newcomer
+from faceswap_core.ui import guards, newcomer, words
 from faceswap_core.ui.common import (
     MASK_BRUSH,
     ResultFiles,
@@ -75,6 +75,8 @@ from faceswap_core.ui.progress import step_progress, stopped, wire_long_request,
 
 KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
 NO_LORA = ""  # the person picker's value for "repaint with the base model only"
+NO_PERSON = "A new face (no one in particular)"  # its label: the base model, said in the user's words
+NEW_FACE = "a new face"  # the same in a sentence
 BASE_MODEL = Person(NO_LORA)  # "no person": no LoRA, no photos of its own (the uploaded ones may still steer it)
 RANDOM_SEED = -1
 SEED = Range(RANDOM_SEED, MAX_SEED, RANDOM_SEED, 1)  # -1: a new random seed each time
@@ -142,7 +144,7 @@ def person_choices(engine: Engine, *, with_keep: bool = True) -> list[tuple[str,
         (f"{person.label} ★ recommended" if person.name in recommended else person.label, person.name)
         for person in People(engine.loras).list()
     ]
-    return [*keep, ("No person (base model only)", NO_LORA), *people]
+    return [*keep, (NO_PERSON, NO_LORA), *people]
 
 
 def refresh_lora_picker(engine: Engine, current: str | None = NO_LORA, select: str | None = None) -> dict[str, Any]:
@@ -309,7 +311,7 @@ class SwapHandlers:
                 parts.append(f"{index + 1}: kept")
             else:
                 likeness = "" if not choice.likeness else f", likeness {choice.likeness:g}"
-                parts.append(f"{index + 1}: **{choice.person or 'base model'}** ({choice.strength:g}{likeness})")
+                parts.append(f"{index + 1}: **{choice.person or NEW_FACE}** ({choice.strength:g}{likeness})")
         return "Faces → " + " · ".join(parts)
 
     def _person(self, person: str | None) -> str:
@@ -427,7 +429,7 @@ class SwapHandlers:
             likeness = default_likeness(self._who(person), uploaded)
             photo.choices[face] = replace(self._choice(fields, person), likeness=likeness)
             np.maximum(layer, own, out=layer)
-            note = f"Face {face + 1} → {person or 'base model'}. {EDIT_NOTE}"
+            note = f"Face {face + 1} → {person or NEW_FACE}. {EDIT_NOTE}"
         mask = Image.fromarray(layer, mode="L")
         return photo, self._editor(photo, mask), self._summary(photo), note, slider
 
@@ -474,7 +476,7 @@ class SwapHandlers:
         if painted is not None:
             layer = np.maximum(layer, np.asarray(painted))
         mask = Image.fromarray(layer, mode="L")
-        note = f"All {len(photo.faces)} faces → {person or 'base model'}. {EDIT_NOTE}"
+        note = f"All {len(photo.faces)} faces → {person or NEW_FACE}. {EDIT_NOTE}"
         return photo, self._editor(photo, mask), self._summary(photo), note
 
     def describe_lora(self, name: str | None) -> tuple[str, Any]:
@@ -586,7 +588,7 @@ class SwapHandlers:
             steps=int(guards.number(fields.get("steps", STEPS.default), "steps")),
             guidance=guards.number(fields.get("guidance", GUIDANCE.default), "guidance"),
             seed=_seed(fields.get("seed")),
-            lora_scale=guards.number(fields.get("lora_scale", LORA_SCALE.default), "LoRA strength"),
+            lora_scale=guards.number(fields.get("lora_scale", LORA_SCALE.default), "trained person's weight"),
             color_match=bool(fields.get("color_match", True)),
             identity_photos=uploaded,
             fast=bool(fields.get("fast", False)),
@@ -668,7 +670,7 @@ class SwapHandlers:
             candidates.append({"path": str(path), "record": record})
             gallery.append((face_crop(result), candidate_caption(result)))
         if photos:  # one line: a longer label covers the top of the thumbnails
-            label = f"{len(results)} candidates, most alike first (lower distance = more like the {source})"
+            label = f"{len(results)} candidates, most like the {source} first"
         else:
             label = f"{len(results)} candidates, not ranked: add photos of the person to rank them"
         slider, button, record = self._show(photo, results[0])
@@ -867,7 +869,7 @@ def candidate_caption(result: SwapResult) -> str:
     strength = result.record["faces"][0]["strength"]
     if result.identity_distance is None:
         return f"strength {strength:.2f}" + (" · no face found" if "identity_distance" in result.record else "")
-    return f"strength {strength:.2f} · distance {result.identity_distance:.3f}"
+    return f"strength {strength:.2f} · {words.likeness(result.identity_distance)}"
 
 
 def by_name(fn: Callable[..., Any], components: Mapping[str, Any], *, progress: bool = False) -> Callable[..., Any]:
@@ -1112,7 +1114,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         scale=3,
                     )
                     guards.safe_number(seed, "seed")
-                    dice = gr.Button("🎲", size="sm", scale=0, min_width=40)
+                    dice = gr.Button("🎲", size="sm", scale=0, min_width=40, elem_id="dice")
                 color_match = gr.Checkbox(value=defaults.color_match, label="Match the colours of the surroundings")
             with gr.Accordion("Parameters of this result", open=False):
                 record = gr.JSON(label="Saved in the PNG as text", elem_id="record")

@@ -44,12 +44,12 @@ from faceswap_core.settings import (
     TrainSettings,
 )
 from faceswap_core.training.jobs import DONE, TrainingJobs
-from faceswap_core.ui import guards
+from faceswap_core.ui import guards, words
 from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, said_in_status, user_errors
 from faceswap_core.ui.swap import refresh_lora_picker
 
 CAPTION_HEADERS = ["photo", "caption", "use"]
-UNLIKE_NOTE = "does not look like the others (distance {distance:.2f})"
+UNLIKE_NOTE = "does not look like the others ({likeness})"
 STOPPING = "Stopping… (saving the last step)"
 CAPTION_ADVICE = (
     "A good caption describes what changes from photo to photo: **pose, light, expression, background, hair, "
@@ -107,6 +107,14 @@ def _ui_name(name: str) -> str:
     return sanitize_name(cleaned)
 
 
+def _renamed(typed: str, saved: str) -> str:
+    """A sentence when the name typed is not the name saved ("Maria long" is "Maria_long"): never silently."""
+    typed = typed.strip()
+    if typed == saved:
+        return ""
+    return f" The name “{guards.public_message(typed)}” is saved as **{saved}** (a name is one word: no spaces)."
+
+
 class TrainHandlers:
     """What the Train tab's buttons do: prepare the photos, train, cancel."""
 
@@ -143,7 +151,7 @@ class TrainHandlers:
         else:
             note = (
                 f"Automatic descriptions need the captioning model {self.vqa_model}, which is not on this server "
-                "(`python -m faceswap_core train --vqa` downloads it once). Write the captions in the table yourself."
+                "yet. Write the captions in the table yourself."
             )
         return guards.public_message(note)
 
@@ -206,7 +214,7 @@ class TrainHandlers:
             message += f" {len(report.skipped)} skipped:\n{skipped}"
         if report.unlike:
             unlike = "\n".join(
-                f"- {name}: {UNLIKE_NOTE.format(distance=distance)}" for name, distance in report.unlike.items()
+                f"- {name}: {UNLIKE_NOTE.format(likeness=words.likeness(far))}" for name, far in report.unlike.items()
             )
             message += (
                 f"\n\n⚠ Check {'this photo' if len(report.unlike) == 1 else 'these photos'}:\n{unlike}\n\n"
@@ -275,8 +283,10 @@ class TrainHandlers:
         )
         settings.validate()
         self.limits.check_training(settings.steps, settings.resolution)
+        renamed = ""
         if person is None:
             lora_name = _ui_name(name)
+            renamed = _renamed(name, lora_name)
             self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
             self.engine.loras.owners.claim(lora_name, self.engine.loras.current_viewer())  # this visitor's
         else:  # upgraded in place, on its own photos (the table may untick or re-caption them)
@@ -300,7 +310,7 @@ class TrainHandlers:
         losses: list[dict[str, float]] = []
         samples: list[tuple[str, str]] = []
         shown_samples: set[Any] = set()  # the sample files already shown (as copies, maybe)
-        status = f"Starting training of **{lora_name}**…"
+        status = f"Starting training of **{lora_name}**…{renamed}"
         try:
             yield status, _loss_table(losses), samples, gr.skip()
             while True:
@@ -348,7 +358,7 @@ class TrainHandlers:
                 "It is selected in the Swap tab; its checkpoints are in the picker too."
             )
             select = lora_name
-        yield final, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
+        yield final + renamed, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
 
     @user_errors
     def rank(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
@@ -522,7 +532,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 choices=handlers.untrained_choices(),
                 value="",
                 label="Person",
-                info="Train a new person from photos, or give a person added from photos a LoRA",
+                info="Train a new person from photos, or train one added from photos for a closer likeness",
                 elem_id="train-person",
             )
             with gr.Row():
