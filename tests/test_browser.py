@@ -435,3 +435,10 @@ def test_try_strengths_shows_candidates_with_strength_and_likeness(
         )
         wait_for_text(page, "#candidates", "most alike first")
         shot(page, "try-strengths")
+        page.set_viewport_size(PHONE)  # the heading wraps on a phone: above the first thumbnail, not over it
+        time.sleep(0.5)
+        heading = page.locator('#candidates > label[data-testid="block-label"]').bounding_box()
+        first = page.locator("#candidates img").first.bounding_box()
+        assert heading["y"] + heading["height"] <= first["y"] + 1, (heading, first)
+        shot(page, "try-strengths")
+        page.set_viewport_size(DESKTOP)

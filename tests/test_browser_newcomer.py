@@ -281,3 +281,34 @@ def test_symbol_buttons_say_what_they_do_and_the_table_takes_no_files(page: Any)
     assert "Drop CSV" not in page.locator("#captions").inner_text()
     assert "python -m" not in page.locator("body").inner_text()
     shots(page, "train-words")
+
+
+def test_seven_crops_are_whole_with_their_names_under_them(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
+    """The Train tab's crops: the 7th (second row) is not cut off, and no file name covers a chin."""
+    photos = []
+    for index, angle in enumerate((0, 3, -3, 6, -6, 9, -9)):
+        path = tmp_path / f"crop{index}.jpg"
+        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    page.get_by_role("tab", name="Train a person").click()
+    page.locator("#train-photos input[type=file]").first.set_input_files(photos)
+    wait_for_text(page, "#prepare-note", "7 photo(s) ready")
+    page.wait_for_function("() => [...document.querySelectorAll('#crops img')].filter(i => i.complete).length == 7")
+    time.sleep(0.5)
+    boxes = "sel => [...document.querySelectorAll(sel)].map(e => e.getBoundingClientRect().toJSON())"
+    gallery = page.evaluate(boxes, "#crops .grid-wrap")[0]  # what the gallery shows (it scrolls what is taller)
+    crops = page.evaluate(boxes, "#crops .thumbnail-item img")
+    captions = page.evaluate(boxes, "#crops .caption-label")
+    assert len(crops) == len(captions) == 7
+    heading = page.evaluate(boxes, '#crops > label[data-testid="block-label"]')[0]
+    assert heading["bottom"] <= min(crop["top"] for crop in crops) + 1  # the heading over no crop
+    for crop, caption in zip(crops, captions, strict=True):
+        assert crop["bottom"] <= gallery["bottom"] + 1, (crop, gallery)  # whole, not cut at the bottom
+        assert caption["top"] >= crop["bottom"] - 1, (caption, crop)  # under the crop, not over the chin
+    page.set_viewport_size(PHONE)  # three to a row: all seven still there, each whole
+    time.sleep(0.5)
+    crops = page.evaluate(boxes, "#crops .thumbnail-item img")
+    assert len({(round(crop["x"]), round(crop["y"])) for crop in crops}) == 7, crops  # none on top of another
+    page.set_viewport_size(DESKTOP)
+    page.locator("#crops").scroll_into_view_if_needed()
+    shots(page, "train-crops")

@@ -13,6 +13,19 @@ CSS = """
 #result .slider-wrap .content img.fixed { top: 0 !important; left: 0 !important; }
 /* the pop-up says what went wrong; a bare red "Error" left on a component after it fades says nothing */
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }
+/* the Train tab's crops: every row whole, file names under the crops, not over their chins */
+#crops .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important;
+}
+#crops .thumbnail-item {
+  aspect-ratio: auto !important; height: auto !important; overflow: visible !important;
+  display: flex; flex-direction: column;
+}
+#crops .thumbnail-item img { aspect-ratio: 1; width: 100% !important; height: auto !important; flex: none; }
+#crops .caption-label { position: static; max-width: 100%; margin: 2px 0 0; transform: none; }
+/* a gallery's heading above the thumbnails, not over the first one (Try strengths' wraps on a phone) */
+:is(#candidates, #crops) > label[data-testid="block-label"] { position: static; margin-bottom: 4px; }
 /* the captions table takes typing, not files: no "Drop CSV or TSV files here to import data into dataframe" */
 #captions .drop-hint { display: none !important; }
 """

@@ -670,7 +670,7 @@ class SwapHandlers:
             candidates.append({"path": str(path), "record": record})
             gallery.append((face_crop(result), candidate_caption(result)))
         if photos:  # one line: a longer label covers the top of the thumbnails
-            label = f"{len(results)} candidates, most like the {source} first"
+            label = f"{len(results)} candidates, most alike first (to the {source})"
         else:
             label = f"{len(results)} candidates, not ranked: add photos of the person to rank them"
         slider, button, record = self._show(photo, results[0])

@@ -548,7 +548,9 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                     scale=3,
                 )
             prepare_note = gr.Markdown(elem_id="prepare-note")
-            crops = gr.Gallery(label="Aligned crops", columns=6, height=220, allow_preview=True, elem_id="crops")
+            crops = gr.Gallery(  # the height follows the crops: a fixed one cut off the second row
+                label="Aligned crops", columns=6, height="auto", allow_preview=True, elem_id="crops"
+            )
             gr.Markdown(CAPTION_ADVICE, elem_id="caption-advice")
             available = handlers.can_describe()
             describe = gr.Checkbox(
