@@ -45,6 +45,7 @@ Fn = TypeVar("Fn", bound=Callable[..., Any])
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DISK_FULL_MESSAGE = "the server has no disk space left to save this; try again later"
 log = logging.getLogger("faceswap.app")
+RESULT_PNG_LEVEL = 1  # zlib level of the full-size result PNG: fast, the download a little larger
 MAX_CONTINUED_SESSIONS = 10_000
 _continued: OrderedDict[str, str] = OrderedDict()  # browser session -> the owner it continues (after a reload)
 _continued_lock = threading.Lock()
@@ -279,7 +280,7 @@ class ResultFiles:
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
         # the page waits for this file: fast compression (the download is a little larger)
-        return save_result(result, self.folder / name, record, compress_level=1)
+        return save_result(result, self.folder / name, record, compress_level=RESULT_PNG_LEVEL)
 
     def servable(self, path: str | Path) -> str:
         """``path`` as Gradio may send it to the page: as is inside the working or temporary folder, else a copy.
