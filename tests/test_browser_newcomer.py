@@ -247,6 +247,8 @@ def test_messages_name_their_field_and_leave_no_error_badge(
 def test_a_reload_brings_back_the_photo_choices_and_result(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
     """Photo, strength and result come back after a reload, from the server (the browser keeps a ticket only)."""
     upload(page, portrait(tmp_path, astronaut))
+    time.sleep(1)  # the kept value is written: it must not bring anything "back" on this page
+    assert "Back as you left it" not in page.locator("#mask-note").inner_text()
     strength = page.locator("#strength input[type=number]")
     strength.fill("0.66")
     strength.press("Enter")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 from PIL import Image
 
 from faceswap_core.errors import FaceswapError
@@ -276,5 +277,7 @@ def keep_across_reloads(handlers: SwapHandlers, components: dict[str, Any], afte
     for event in after:
         event.success(keeper.remember, remembered, kept, queue=False, show_progress="hidden")
     outputs = [components[name] for name in RESTORED]
-    gr.on(None, keeper.restore, kept, outputs, queue=False, show_progress="hidden")  # on page load
+    # On page load only: gr.on(None, ...) with an input would also run on every change of the kept value
+    page = Context.root_block  # the Blocks being built (the tab has no handle on it)
+    page.load(keeper.restore, kept, outputs, queue=False, show_progress="hidden")
     return keeper
