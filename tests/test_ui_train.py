@@ -163,3 +163,17 @@ def test_a_name_with_spaces_is_saved_one_word_and_says_so(engine: Engine, upload
     said = "The name “Maria long” is saved as **Maria_long**"
     assert said in updates[0][0] and said in updates[-1][0] and "ready" in updates[-1][0]
     assert "Maria_long" in engine.loras.names()
+
+
+def test_prepared_photos_are_deleted_once_the_trained_person_keeps_them(
+    engine: Engine, uploads: list[str], tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    handlers = TrainHandlers(engine, tmp_path / "work")
+    _, rows, _, dataset = handlers.prepare(uploads, "woman")
+    session = SimpleNamespace(session_hash="kept")
+    updates = list(handlers.train(dataset, rows, "kept-photos", "woman", 2, 2, 1e-4, 2, 64, "", session))
+    assert "ready" in updates[-1][0]
+    assert (engine.loras.folder / "kept-photos" / "dataset" / "me.png").is_file()
+    assert not Path(dataset).exists()  # 64 MB per 50 photos in the temporary folder, otherwise kept an hour

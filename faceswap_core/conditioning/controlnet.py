@@ -149,7 +149,7 @@ class FaceControl:
 
 def _load(source: str, pipeline: Any) -> LoadedControlNet:
     """A plain ``ControlNetModel`` or xinsir's union model (its config has ``num_control_type``)."""
-    from faceswap_core.models import _guarded
+    from faceswap_core.models import LOADING, _guarded
 
     def load() -> LoadedControlNet:
         from diffusers import ControlNetModel, ControlNetUnionModel
@@ -157,7 +157,8 @@ def _load(source: str, pipeline: Any) -> LoadedControlNet:
         config = ControlNetModel.load_config(os.path.expanduser(source))
         union = "num_control_type" in config
         kind = ControlNetUnionModel if union else ControlNetModel
-        model = kind.from_pretrained(source, torch_dtype=pipeline.unet.dtype, use_safetensors=True)  # no pickles
+        with LOADING:
+            model = kind.from_pretrained(source, torch_dtype=pipeline.unet.dtype, use_safetensors=True)  # no pickles
         return LoadedControlNet(source, model.to(pipeline.unet.device), union)
 
     return _guarded(source, load, what="ControlNet")
