@@ -252,3 +252,27 @@ def test_a_worker_killed_mid_clip_costs_no_frame(
     assert sorted(int(p.name[:6]) for p in (tmp_path / "job" / "patches").glob("*.png")) == list(range(6))
     assert not engine.loaded
     same_frames(local_clip, out, tmp_path / "job")
+
+
+def test_a_swap_whose_replica_dies_is_sent_again_and_gets_the_local_result(
+    remote_engine: Engine, tiny_model_dir: Path, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    request = SwapRequest(astronaut.crop((100, 0, 403, 301)).resize((128, 128)), settings=SwapSettings(steps=8, seed=4))
+    killed: list[int] = []
+    steps: list[int] = []
+
+    def kill_the_replicas(step: int, total: int) -> None:
+        steps.append(step)
+        if not killed:  # the swap is running on a replica: every replica dies, so its own does
+            pids = engine_worker_pids("ServeReplica:faceswap:engine")
+            assert pids, "no replica process found"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed.extend(pids)
+
+    result = remote_engine.run(request, progress=kill_the_replicas)
+    assert killed and all(_gone(pid) for pid in killed)
+    assert steps.count(1) == 2  # progress started again on the replica that took the retry
+    expected = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras").run(request)
+    assert result.image.tobytes() == expected.image.tobytes()
+    assert result.record["faces"] == expected.record["faces"]
