@@ -25,12 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     from faceswap_core.settings import MAX_UPLOAD_BYTES
     from faceswap_core.ui.demo import CSS, HEAD, THEME, create_demo
 
-    local = config.ray is None
-    engine = (
-        Engine(config.model, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
-        if local
-        else remote_engine(config)
-    )
+    if config.ray is not None:
+        engine = remote_engine(config)
+    elif config.gpus > 1:
+        engine = engine_pool(config)
+    else:
+        engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
     demo = create_demo(
         engine,
         vqa_model=config.vqa_model,
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         photo_ttl_s=config.photo_ttl_s,
         limits=config.limits,
     )
-    # one swap at a time per engine: locally the one pipeline, on Ray as many as the replicas can take
-    demo.queue(default_concurrency_limit=1 if local else config.ray_max_replicas).launch(
+    # one swap at a time per pipeline: one here, one per GPU with --gpus, one per replica on Ray
+    demo.queue(default_concurrency_limit=engine.slots).launch(
         server_name=config.host,
         server_port=config.port,
         share=config.share,
@@ -65,7 +65,21 @@ def remote_engine(config: AppConfig) -> Engine:
         )
     except FaceswapError as err:
         raise SystemExit(f"error: {err}") from None
-    return RemoteEngine(config.model, handle, lora_dir=config.lora_dir, landmarks=config.landmarks)
+    return RemoteEngine(
+        config.model, handle, lora_dir=config.lora_dir, landmarks=config.landmarks, replicas=config.ray_max_replicas
+    )
+
+
+def engine_pool(config: AppConfig) -> Engine:
+    """The engine of ``--gpus N``: one engine per GPU of this machine, behind one."""
+    from faceswap_core.engine_pool import EnginePool, gpu_devices
+    from faceswap_core.errors import FaceswapError
+
+    try:
+        devices = gpu_devices(config.gpus)
+    except FaceswapError as err:
+        raise SystemExit(f"error: {err}") from None
+    return EnginePool(config.model, devices, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
 
 
 if __name__ == "__main__":

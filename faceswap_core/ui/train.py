@@ -45,7 +45,15 @@ from faceswap_core.settings import (
 )
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
-from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, said_in_status, user_errors
+from faceswap_core.ui.common import (
+    HEARTBEAT_S,
+    ResultFiles,
+    gpu_queue,
+    on_gpu,
+    range_slider,
+    said_in_status,
+    user_errors,
+)
 from faceswap_core.ui.swap import refresh_lora_picker
 
 CAPTION_HEADERS = ["photo", "caption", "use"]
@@ -636,19 +644,17 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
     rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
-    rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", concurrency_id="gpu", concurrency_limit=1)
+    rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", **gpu_queue(engine))
     train.click(
         on_gpu(said_in_status(handlers.train, outputs=4), duration=TRAIN_GPU_SECONDS),
         [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
         [status, loss, samples, lora_picker],
         api_name="train",
         show_progress_on=[status],  # a refused start (no photos yet) is told there, not as a badge on the chart
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **gpu_queue(engine),
     ).success(  # after training: the recommended checkpoint
         on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
         **rank_io,
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **gpu_queue(engine),
     )
     cancel.click(handlers.cancel, None, status, queue=False)
