@@ -130,57 +130,6 @@ def test_a_worker_killed_mid_batch_costs_no_result(
     same_results(local_results, out)
 
 
-@pytest.fixture(scope="module")
-def remote_engine(cluster: None, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    from faceswap_core.cluster.serve import RemoteEngine, deploy
-
-    model = ModelSpec(base=str(tiny_model_dir), device="cpu")
-    lora_dir = tmp_path_factory.mktemp("serve-loras")
-    handle = deploy(model, str(lora_dir), min_replicas=1, max_replicas=2)
-    return RemoteEngine(model, handle, lora_dir=lora_dir)
-
-
-def test_two_clients_of_the_serve_deployment_each_get_their_own_result(
-    remote_engine: Engine, tiny_model_dir: Path, astronaut: Image.Image, tmp_path: Path
-) -> None:
-    photos = [
-        astronaut.crop((100, 0, 403, 301)).resize((128, 128)),
-        astronaut.crop((110, 0, 403, 291)).resize((144, 144)),
-    ]
-    requests = [
-        SwapRequest(photo, settings=SwapSettings(steps=4, seed=seed))
-        for photo, seed in zip(photos, (1, 2), strict=True)
-    ]
-    results: dict[int, object] = {}
-    progress: list[tuple[int, int]] = []
-
-    def client(i: int) -> None:
-        results[i] = remote_engine.run(requests[i], progress=(lambda s, t: progress.append((s, t))) if i else None)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=600)
-    local = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras")
-    for i, request in enumerate(requests):
-        expected = local.run(request)
-        assert results[i].image.tobytes() == expected.image.tobytes(), i  # type: ignore[attr-defined]
-        assert results[i].record["faces"] == expected.record["faces"]  # type: ignore[attr-defined]
-    assert results[0].image.size != results[1].image.size  # type: ignore[attr-defined]
-    assert progress[-1] == (2, 2)  # 4 steps x strength 0.5, streamed from the replica
-
-
-def test_cancelling_a_remote_swap_stops_it_and_the_replica_serves_on(
-    remote_engine: Engine, astronaut: Image.Image
-) -> None:
-    cancel = threading.Event()
-    request = SwapRequest(astronaut.crop((100, 0, 403, 301)).resize((128, 128)), settings=SwapSettings(steps=8, seed=3))
-    with pytest.raises(CancelledError):
-        remote_engine.run(request, progress=lambda step, total: cancel.set(), cancel=cancel)
-    assert remote_engine.run(request).image.size == (128, 128)
-
-
 # --- clips ---------------------------------------------------------------------------------------
 CLIP_SETTINGS = VideoSettings(swap=SwapSettings(steps=STEPS, strength=0.5, seed=3))  # with the flow blend
 
@@ -252,6 +201,58 @@ def test_a_worker_killed_mid_clip_costs_no_frame(
     assert sorted(int(p.name[:6]) for p in (tmp_path / "job" / "patches").glob("*.png")) == list(range(6))
     assert not engine.loaded
     same_frames(local_clip, out, tmp_path / "job")
+
+
+# --- the app on Serve (its replicas keep the cluster's CPUs from here on) ------------------------
+@pytest.fixture(scope="module")
+def remote_engine(cluster: None, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    from faceswap_core.cluster.serve import RemoteEngine, deploy
+
+    model = ModelSpec(base=str(tiny_model_dir), device="cpu")
+    lora_dir = tmp_path_factory.mktemp("serve-loras")
+    handle = deploy(model, str(lora_dir), min_replicas=1, max_replicas=2)
+    return RemoteEngine(model, handle, lora_dir=lora_dir)
+
+
+def test_two_clients_of_the_serve_deployment_each_get_their_own_result(
+    remote_engine: Engine, tiny_model_dir: Path, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    photos = [
+        astronaut.crop((100, 0, 403, 301)).resize((128, 128)),
+        astronaut.crop((110, 0, 403, 291)).resize((144, 144)),
+    ]
+    requests = [
+        SwapRequest(photo, settings=SwapSettings(steps=4, seed=seed))
+        for photo, seed in zip(photos, (1, 2), strict=True)
+    ]
+    results: dict[int, object] = {}
+    progress: list[tuple[int, int]] = []
+
+    def client(i: int) -> None:
+        results[i] = remote_engine.run(requests[i], progress=(lambda s, t: progress.append((s, t))) if i else None)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    local = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras")
+    for i, request in enumerate(requests):
+        expected = local.run(request)
+        assert results[i].image.tobytes() == expected.image.tobytes(), i  # type: ignore[attr-defined]
+        assert results[i].record["faces"] == expected.record["faces"]  # type: ignore[attr-defined]
+    assert results[0].image.size != results[1].image.size  # type: ignore[attr-defined]
+    assert progress[-1] == (2, 2)  # 4 steps x strength 0.5, streamed from the replica
+
+
+def test_cancelling_a_remote_swap_stops_it_and_the_replica_serves_on(
+    remote_engine: Engine, astronaut: Image.Image
+) -> None:
+    cancel = threading.Event()
+    request = SwapRequest(astronaut.crop((100, 0, 403, 301)).resize((128, 128)), settings=SwapSettings(steps=8, seed=3))
+    with pytest.raises(CancelledError):
+        remote_engine.run(request, progress=lambda step, total: cancel.set(), cancel=cancel)
+    assert remote_engine.run(request).image.size == (128, 128)
 
 
 def test_a_swap_whose_replica_dies_is_sent_again_and_gets_the_local_result(

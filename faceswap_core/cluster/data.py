@@ -13,6 +13,7 @@ The frames come from the driver (a clip decoded once), not from a dataset the wo
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections import deque
@@ -183,14 +184,16 @@ class RayFrames:
                 )
         finally:
             for actor in actors:
-                ray.kill(actor)
+                with contextlib.suppress(ray.exceptions.RayError, ConnectionError):  # a cluster already gone
+                    ray.kill(actor)
 
 
 def _frame_result(ref: Any, resubmit: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
     """A frame's repaint, sent again (to the next actor) when the actor that had it died."""
     import ray
 
-    for attempt in range(1, FRAME_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as err:
@@ -198,10 +201,10 @@ def _frame_result(ref: Any, resubmit: Callable[[], Any]) -> tuple[np.ndarray, np
                 raise err.cause from None  # a user error raised on the worker: its one line
             raise  # a bug in a worker: its traceback, not a cluster message
         except ray.exceptions.RayActorError as err:
-            if attempt == FRAME_ATTEMPTS:
+            if attempt >= FRAME_ATTEMPTS:
                 raise ClusterError(f"a frame failed {attempt} times on the Ray cluster ({first_line(err)})") from None
+            attempt += 1
             ref = resubmit()
         except (ray.exceptions.RayError, ConnectionError) as err:
             message = f"the Ray cluster failed during the clip ({first_line(err)}); run it again to resume"
             raise ClusterError(message) from None
-    raise AssertionError("unreachable")
