@@ -2,7 +2,8 @@
 
 Every flag also reads an environment variable (``FACESWAP_BASE_MODEL``, ``FACESWAP_PORT``, ...), so the
 same file serves a workstation, a container and a Hugging Face Space. The engine is built once here
-and shared by every visitor; GPU work goes through Gradio's queue one job at a time.
+and shared by every visitor; swaps go through Gradio's queue one at a time, trainings through a
+slot of their own.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         shared_people=config.shared_people,
         photo_ttl_s=config.photo_ttl_s,
         limits=config.limits,
+        exclusive_training=config.exclusive_training,
     )
-    # one swap at a time per pipeline: one here, one per GPU with --gpus, one per replica on Ray
+    # one swap at a time per pipeline: one here, one per GPU with --gpus, one per replica on Ray;
+    # trainings have a slot of their own (the Train tab's "train" concurrency group, --max-trainings)
     demo.queue(default_concurrency_limit=engine.slots).launch(
         server_name=config.host,
         server_port=config.port,

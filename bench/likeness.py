@@ -1,10 +1,12 @@
 """Keep expression and checkpoint ranking against a plain swap: what each costs, measured in the same run.
 
 The tiny model on CPU (its output is noise: this measures cost, not quality) with a tiny random
-ControlNet. A plain swap (30 steps at strength 0.9; 8 with --quick) and the same request with Keep expression go
-through ``Engine.swap`` on one engine, alternating; the best (minimum) times are compared, as timeit
-does. Then a person trained for a few steps (two checkpoints) is ranked, and the ranking's time is
-given in plain swaps.
+ControlNet and a tiny random union ControlNet (xinsir's kind), each on its own engine. A plain swap
+(30 steps at strength 0.9; 8 with --quick) and the same request with Keep expression go through
+``Engine.swap`` on each engine, alternating; the best (minimum) times are compared, as timeit does.
+Then a person trained for a few steps (two checkpoints) is ranked: its samples are sweeps
+(``sweep.sweep``, the loop Try strengths runs) over checkpoints x prompts, and the ranking's time is
+given in plain swaps and per sample.
 
     python bench/likeness.py [--repeats 5] [--device cpu] [--quick]
 """
@@ -31,6 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 2 if args.quick else args.repeats
 
+    import numpy as np
     from PIL import Image
     from skimage import data
 
@@ -40,7 +43,13 @@ def main() -> None:
     from faceswap_core.models import save_tiny_model
     from faceswap_core.settings import ModelSpec, SwapSettings, TrainSettings
     from faceswap_core.training import train_lora
-    from faceswap_core.training.ranking import RANK_STEPS, RANK_VARIATIONS, rank_checkpoints
+    from faceswap_core.training.ranking import (
+        RANK_STEPS,
+        RANK_VARIATIONS,
+        dlib_describe,
+        rank_checkpoints,
+        sweep_render,
+    )
 
     quiet_libraries()
     photo = Image.fromarray(data.astronaut())
@@ -50,20 +59,30 @@ def main() -> None:
         root = Path(folder)
         model = save_tiny_model(root / "tiny")
         controlnet = save_tiny_controlnet(root / "controlnet", model)
+        union = save_tiny_controlnet(root / "union", model, union=True)
         spec = ModelSpec(str(model), device=args.device, controlnet=str(controlnet))
         engine = Engine(spec, lora_dir=root / "people")
-        engine.swap(photo, settings=plain)  # warm-up: model load, detector, first-call costs
-        engine.swap(photo, settings=keep)  # and the ControlNet's load
-        times: dict[str, list[float]] = {"plain": [], "keep": []}
+        union_engine = Engine(replace(spec, controlnet=str(union)), lora_dir=root / "people")
+        # each ControlNet against a plain swap on its own engine: two engines in one process do not run alike
+        runs = (
+            ("plain", engine, plain),
+            ("keep", engine, keep),
+            ("union plain", union_engine, plain),
+            ("union keep", union_engine, keep),
+        )
+        for _, runner, settings in runs:  # warm-up: model load, detector, the ControlNets' load, first calls
+            runner.swap(photo, settings=settings)
+        times: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         for _ in range(repeats):
-            for name, settings in (("plain", plain), ("keep", keep)):
+            for name, runner, settings in runs:
                 started = time.perf_counter()
-                engine.swap(photo, settings=settings)
+                runner.swap(photo, settings=settings)
                 times[name].append(time.perf_counter() - started)
         best = {name: min(values) for name, values in times.items()}
-        print(f"plain swap            best {best['plain'] * 1000:8.1f} ms")
-        print(f"keep expression swap  best {best['keep'] * 1000:8.1f} ms")
+        for name, _, _ in runs:
+            print(f"{name + ' swap':<24} best {best[name] * 1000:8.1f} ms")
         print(f"ratio keep-expression/plain swap wall time {best['keep'] / best['plain']:.3f}")
+        print(f"ratio keep-expression-union/plain swap wall time {best['union keep'] / best['union plain']:.3f}")
 
         dataset = root / "dataset"
         dataset.mkdir()
@@ -74,12 +93,30 @@ def main() -> None:
         )
         train_lora(dataset, "anna", base_model=str(model), settings=training, lora_dir=root / "people")
         steps = 2 if args.quick else RANK_STEPS
+        rendered: list[int] = []
+        through_sweep = sweep_render(engine, steps)
+
+        def counted(loras: list[str], prompts: list[str], *rest: object) -> list[Image.Image]:
+            rendered.append(len(loras) * len(prompts))
+            return through_sweep(loras, prompts, *rest)
+
+        def described(image: Image.Image) -> np.ndarray:
+            """dlib looks for a face as in a real ranking; the tiny model draws none, so one is assumed and
+            every sample is rendered (a real ranking's cost, not the probe's early stop)."""
+            found = dlib_describe(image)
+            return np.zeros(128) if found is None else found
+
         started = time.perf_counter()
-        ranking = rank_checkpoints(engine, "anna", steps=steps)
+        ranking = rank_checkpoints(engine, "anna", steps=steps, render=counted, describe=described, reuse=False)
         ranked_s = time.perf_counter() - started
-        samples = len(ranking.checkpoints) * len(RANK_VARIATIONS)
-        print(f"rank {len(ranking.checkpoints)} checkpoints ({samples} samples of {steps} steps)  {ranked_s:.2f} s")
+        samples, sweeps = sum(rendered), len(rendered)
+        possible = len(ranking.checkpoints) * len(RANK_VARIATIONS)
+        print(
+            f"rank {len(ranking.checkpoints)} checkpoints through {sweeps} sweeps: {samples} of {possible} samples "
+            f"of {steps} steps, each described by dlib  {ranked_s:.2f} s"
+        )
         print(f"ratio rank-checkpoints/plain swap wall time {ranked_s / best['plain']:.3f}")
+        print(f"ratio rank-per-sample/plain swap wall time {ranked_s / samples / best['plain']:.3f}")
 
 
 if __name__ == "__main__":

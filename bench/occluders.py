@@ -17,6 +17,7 @@ from faceswap_core.faces.detect import Face
 
 KINDS = ("hand", "cup", "microphone", "glasses")
 SKIN = (198, 140, 112)  # a hand's base tone (RGB), shaded and textured below
+LENS_ALPHA = 60  # the glasses' tinted lenses: the face shows through, neither occluder nor bare face
 
 
 def cup() -> Image.Image:
@@ -72,7 +73,7 @@ def microphone(size: int = 400) -> Image.Image:
 
 
 def glasses(width: int = 400) -> Image.Image:
-    """Black frames with lightly tinted lenses (alpha 60: the eyes show through and stay in the mask)."""
+    """Black frames with lightly tinted lenses (``LENS_ALPHA``: the eyes show through and stay in the mask)."""
     height = width // 3
     s = width / 400
     rgb = np.zeros((height, width, 3), dtype=np.uint8)
@@ -80,10 +81,10 @@ def glasses(width: int = 400) -> Image.Image:
     thick = max(int(9 * s), 2)
     for cx in (105, 295):
         box = (int((cx - 82) * s), int(20 * s), int((cx + 82) * s), int(115 * s))
-        cv2.rectangle(alpha, box[:2], box[2:], 60, -1)
+        cv2.rectangle(alpha, box[:2], box[2:], LENS_ALPHA, -1)
         cv2.rectangle(alpha, box[:2], box[2:], 255, thick)
     cv2.line(alpha, (int(187 * s), int(45 * s)), (int(213 * s), int(45 * s)), 255, thick)
-    rgb[alpha == 60] = (90, 100, 110)
+    rgb[alpha == LENS_ALPHA] = (90, 100, 110)
     rgb[alpha == 255] = (15, 15, 15)
     return Image.fromarray(np.dstack([rgb, alpha]))
 

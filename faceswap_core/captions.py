@@ -155,9 +155,12 @@ class VqaCaptioner:
             return
         from transformers import AutoModelForVisualQuestionAnswering, AutoProcessor
 
+        from faceswap_core.models import LOADING
+
         try:
-            processor = AutoProcessor.from_pretrained(self.model_id)
-            model = AutoModelForVisualQuestionAnswering.from_pretrained(self.model_id)
+            with LOADING:
+                processor = AutoProcessor.from_pretrained(self.model_id)
+                model = AutoModelForVisualQuestionAnswering.from_pretrained(self.model_id)
         except (OSError, ValueError) as err:
             reason = first_line(err, 10_000)
             raise ModelLoadError(

@@ -92,6 +92,7 @@ class PreparedSwap:
     request: SwapRequest | None = None  # the request it was planned from (seeded), for the record
     hashes: dict[str, str] = field(default_factory=dict)  # content hashes of the request's files, as used
     painted: Image.Image | None = None  # the request's shared mask at the photo's size
+    landmarks: str | None = None  # the landmark backend that found the faces; None: the engine's
 
 
 class Engine:
@@ -227,12 +228,13 @@ class Engine:
         if needs_faces(request):
             from faceswap_core.faces.detect import detect_faces
 
-            faces = detect_faces(picture, backend=self.landmarks, name="target image")
+            faces = detect_faces(picture, backend=request.landmarks or self.landmarks, name="target image")
         targets = resolve(request, faces, People(self.loras), picture)
         prepared = self.prepare(
             picture, targets, shared_mask=request.mask, mask_settings=request.mask_settings, faces=faces
         )
         prepared.request = request
+        prepared.landmarks = request.landmarks or self.landmarks
         prepared.hashes["image"] = pixel_hash(picture)
         if prepared.painted is not None:
             prepared.hashes["mask"] = pixel_hash(prepared.painted)
@@ -557,7 +559,7 @@ class Engine:
             "faces": faces,
             "base_model": self.model.base,
             "vae": self.model.vae,
-            "landmarks": self.landmarks,
+            "landmarks": prepared.landmarks or self.landmarks,
             "image_size": list(prepared.image.size),
             "resolution": resolution,
             "device": str(getattr(pipeline, "device", "")),

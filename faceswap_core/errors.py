@@ -40,6 +40,10 @@ class DatasetError(FaceswapError):
     """A training dataset is missing, empty or malformed."""
 
 
+class BusyError(FaceswapError):
+    """The server is doing this kind of work for somebody else; the message says until when."""
+
+
 class CancelledError(FaceswapError):
     """The user cancelled a long operation; partial results that were saved are kept."""
 

@@ -405,7 +405,20 @@ def _folder_metadata(folder: Path) -> dict:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         return {"error": f"{TRAINING_FILE} unreadable: {err}"}
-    return data if isinstance(data, dict) else {"error": f"{TRAINING_FILE} is not a JSON object"}
+    if not isinstance(data, dict):
+        return {"error": f"{TRAINING_FILE} is not a JSON object"}
+    if "steps_done" not in data:  # not the trainer's record
+        return data
+    return {**data, "steps_done": _steps_on_disk(folder, data["steps_done"])}
+
+
+def _steps_on_disk(folder: Path, recorded: Any) -> int:
+    """Steps done as the checkpoints show them: a training killed between a checkpoint and its record's
+    next write leaves ``steps_done`` a checkpoint behind."""
+    steps = [
+        int(m.group(1)) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name)) and (p / LORA_FILE).is_file()
+    ]
+    return max([*steps, recorded if isinstance(recorded, int) else 0])
 
 
 def _file_metadata(path: Path) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from diffusers import StableDiffusionXLInpaintPipeline
 
 SINGLE_FILE_SUFFIXES = (".safetensors",)
+# diffusers and transformers build a model's layers on the "meta" device through process-wide hooks, so two
+# loads at once (a training's model while the app loads its own) hand each other empty tensors: one at a time.
+LOADING = threading.Lock()
 SDXL_NATIVE_RESOLUTION = 1024
 
 
@@ -74,9 +78,10 @@ def load_inpaint_pipeline(model: ModelSpec, *, dtype: torch.dtype | None = None)
     """
     torch_device = pick_device(model.device)
     torch_dtype = dtype or default_dtype(torch_device)
-    pipeline = _load_base(model.base, torch_dtype, model.base_config)
-    if model.vae:
-        pipeline.vae = _load_vae(model.vae, torch_dtype)
+    with LOADING:
+        pipeline = _load_base(model.base, torch_dtype, model.base_config)
+        if model.vae:
+            pipeline.vae = _load_vae(model.vae, torch_dtype)
     if model.low_vram and torch_device.type == "cuda":
         pipeline.enable_model_cpu_offload(device=torch_device)
     else:

@@ -90,6 +90,7 @@ class SwapRequest:
     mask: ImageInput | None = None
     mask_settings: MaskSettings = MaskSettings()
     reference_face: ImageInput | None = None
+    landmarks: str | None = None  # this call's landmark backend; None: the engine's (``--landmarks``)
     version: int = SCHEMA_VERSION
 
     def validate(self) -> SwapRequest:
@@ -109,6 +110,10 @@ class SwapRequest:
             raise SettingsError("face 'reference' needs a reference photo of the person to find")
         if self.mask is not None and len(self.faces) > 1 and any(face.face is None for face in self.faces):
             raise SettingsError("a mask shared by several faces needs a face index for each of them")
+        if self.landmarks is not None:
+            from faceswap_core.faces.detect import check_backend
+
+            check_backend(self.landmarks)
         self.settings.validate()
         self.mask_settings.validate()
         return self
@@ -131,6 +136,7 @@ class SwapRequest:
             "mask": None if self.mask is None else _path_text(self.mask, "mask"),
             "mask_settings": _fields_of(self.mask_settings),
             "reference_face": None if self.reference_face is None else _path_text(self.reference_face, "reference"),
+            "landmarks": self.landmarks,
         }
 
     def to_json(self) -> str:
@@ -168,6 +174,7 @@ class SwapRequest:
             reference_face=given["reference_face"]
             if "reference_face" in given
             else _optional_name(data.get("reference_face"), "reference_face"),
+            landmarks=data.get("landmarks"),
             version=version,
         )
         return request.validate()
@@ -293,7 +300,17 @@ def _face_settings(request: SwapRequest, face: FaceRequest, people: People | Non
 
 
 # --- JSON field checks ----------------------------------------------------------------------------
-_REQUEST_KEYS = {"version", "image", "faces", "person", "settings", "mask", "mask_settings", "reference_face"}
+_REQUEST_KEYS = {
+    "version",
+    "image",
+    "faces",
+    "person",
+    "settings",
+    "mask",
+    "mask_settings",
+    "reference_face",
+    "landmarks",
+}
 _FACE_KEYS = {"face", "person", "strength", "prompt", "likeness", "seed"}
 
 

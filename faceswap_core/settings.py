@@ -75,6 +75,12 @@ OCCLUSION_CONTEXT = 0.5  # face widths of context around the face outline: enoug
 OCCLUSION_SKIN_SIGMAS = 4.0  # a hue (Lab a, b) this many robust deviations from the face's skin is not skin
 OCCLUSION_GREY = 0.35  # colour saturation under this share of the skin's is grey, black or white: not skin
 OCCLUSION_DARK = 0.4  # lightness under this share of the skin's is darker than shading makes skin
+OCCLUSION_WEAK = 0.75  # thresholds loosened by this much where an off-skin blob grows (hysteresis)
+OCCLUSION_REACH = 0.08  # face widths: how far beyond a clear blob the loosened thresholds reach
+OCCLUSION_HAND_MARGIN = 0.015  # face widths added around a hand drawn from its landmarks
+OCCLUSION_EDGE = 100  # Canny's upper threshold (grey levels) for an object's outline beside a blob
+OCCLUSION_WALLED = 0.75  # a part of the face whose edge is this much object (the rest outline) is inside it
+OCCLUSION_INSIDE = 0.2  # of the face region: a walled-in part larger than this is face, not an object's inside
 OCCLUSION_MIN_BLOB = 0.01  # of the face region: smaller off-colour blobs are spots, shadows, pores
 # dlib looks for faces on a copy whose longest side is at most this, upsampled this many times
 # (faces down to ~40 px of that copy are found), then fits landmarks at full resolution.
@@ -259,6 +265,7 @@ class PublicLimits:
     max_train_steps: int = 2000
     max_train_resolution: int = 1024
     max_caption_rows: int = MAX_TRAIN_PHOTOS  # rows of the Train tab's captions table
+    max_trainings: int = 1  # trainings at once, each beside the swaps on the GPU (its memory is the limit)
 
     def check_face_steps(self, faces: int, steps: int) -> None:
         if faces * steps > self.max_face_steps:

@@ -1,5 +1,6 @@
-"""Sweeps: one face repainted with several strengths, seeds or LoRAs (a person's checkpoints), ranked by
-likeness to photos of the person. Try strengths is a sweep; so is choosing a checkpoint after training.
+"""Sweeps: one face repainted with several strengths, seeds, prompts or LoRAs (a person's checkpoints), ranked
+by likeness to photos of the person. Try strengths is a sweep; so are the samples that choose a checkpoint
+after training (``training/ranking.py``: checkpoints x sample prompts at one seed, scored there).
 
 The request is planned once (faces, mask, crop); each candidate only changes the settings of that plan.
 """
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from faceswap_core.images import ImageInput
     from faceswap_core.requests import SwapRequest
 
-MAX_CANDIDATES = 4 * MAX_STRENGTH_CANDIDATES  # strengths x seeds x LoRAs: each candidate is a whole swap
+MAX_CANDIDATES = 4 * MAX_STRENGTH_CANDIDATES  # strengths x seeds x prompts x LoRAs: each candidate is a whole swap
 
 
 def sweep(
@@ -34,41 +35,43 @@ def sweep(
     strengths: Sequence[float] | None = None,
     seeds: Sequence[int] | None = None,
     loras: Sequence[str] | None = None,
+    prompts: Sequence[str] | None = None,
     references: Sequence[ImageInput] | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    limit: int = MAX_CANDIDATES,
 ) -> list[SwapResult]:
-    """Every LoRA x seed x strength on one face of the request, best first when ``references`` are given.
+    """Every LoRA x prompt x seed x strength on one face of the request, best first when ``references`` are given.
 
     ``face`` picks the face among several the request names (their shared mask is split among all of
     them first, so the candidates repaint exactly that face's share); default the first.
 
     Without references the candidates keep their input order. One seed (the request's) is shared by
-    every candidate unless ``seeds`` are given, so they differ only in what is swept.
+    every candidate unless ``seeds`` are given, so they differ only in what is swept. ``limit`` bounds
+    the candidates (a public endpoint keeps the default; ranking a person's checkpoints passes its own).
     """
     prepared = engine.plan(request)
     chosen = next((i for i, target in enumerate(prepared.targets) if target.face == face), 0)
     prepared = replace(prepared, regions=[prepared.regions[chosen]], targets=[prepared.targets[chosen]])
     base = prepared.targets[0].settings
     candidates = [
-        replace(base, strength=float(strength), seed=int(seed), lora=lora)
+        replace(base, strength=float(strength), seed=int(seed), lora=lora, prompt=prompt)
         for lora in (loras or [base.lora])
+        for prompt in (prompts or [base.prompt])
         for seed in (seeds or [base.seed])
         for strength in (strengths or [base.strength])
     ]
-    if len(candidates) > MAX_CANDIDATES:
-        raise SettingsError(f"{len(candidates)} candidates; a sweep tries at most {MAX_CANDIDATES}")
+    if len(candidates) > limit:
+        raise SettingsError(f"{len(candidates)} candidates; a sweep tries at most {limit}")
     for candidate in candidates:
         candidate.validate()
-    scorer = None
+    scorer, scored_face = None, None
     if references:
         from faceswap_core.faces.identity import IdentityScorer
 
         scorer = IdentityScorer(references)
-    region = prepared.regions[0]
-    scored_face = region.face
-    if scored_face is None:
-        scored_face = _face_under_mask(prepared.image, region.mask, engine.landmarks)
+        region = prepared.regions[0]
+        scored_face = region.face or _face_under_mask(prepared.image, region.mask, engine.landmarks)
     counts = [engine.steps_run(candidate) for candidate in candidates]
     total, done = sum(counts), 0
     results: list[SwapResult] = []

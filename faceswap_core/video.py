@@ -215,6 +215,7 @@ class VideoJob:
         limits: VideoLimits | None,
         *,
         landmarks: str = DEFAULT_FACE_BACKEND,
+        controlnet: str | None = None,
     ) -> None:
         settings.validate()
         self.landmarks = landmarks  # the engine's landmark backend: tracks and masks read the same points
@@ -223,7 +224,10 @@ class VideoJob:
         self.settings = settings
         self.patches = self.folder / "patches"
         stat = self.info.path.stat()
-        fresh = JobState(str(self.info.path.resolve()), stat.st_size, stat.st_mtime_ns, _settings_record(settings))
+        record = _settings_record(settings)
+        if settings.swap.keep_expression > 0:  # the ControlNet that held the expression: another one is another job
+            record["controlnet"] = controlnet
+        fresh = JobState(str(self.info.path.resolve()), stat.st_size, stat.st_mtime_ns, record)
         self.state = fresh
         saved = self._load_state()
         if saved is not None and _same_job(saved, fresh):
@@ -530,7 +534,7 @@ def swap_clip(
     Raises :class:`CancelledError` after writing the finished part when cancelled, and
     :class:`CorruptVideoError` after writing the good part of a clip that breaks part-way.
     """
-    job = VideoJob(job_folder, clip, settings, limits, landmarks=engine.landmarks)
+    job = VideoJob(job_folder, clip, settings, limits, landmarks=engine.landmarks, controlnet=engine.model.controlnet)
     try:
         job.repaint(engine, progress, cancel, frames)
     except CancelledError:

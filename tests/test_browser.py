@@ -289,7 +289,8 @@ def test_ranked_checkpoints_the_recommended_one_is_selected_in_the_swap_tab(
     engine = Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=lora_dir)
     blank = Image.new("RGB", (64, 64), (128, 128, 128))
     drawn = {"ranked/checkpoint-1": blank, "ranked/checkpoint-2": astronaut}
-    assert rank_checkpoints(engine, "ranked", render=lambda lora, *_: drawn[lora]).recommended == "ranked/checkpoint-2"
+    render = lambda loras, prompts, *_: [drawn[lora] for lora in loras for _ in prompts]  # noqa: E731
+    assert rank_checkpoints(engine, "ranked", render=render).recommended == "ranked/checkpoint-2"
     with screenshot_on_failure(page, "rank"):
         page.get_by_role("tab", name="Train a person").click()
         page.fill("#lora-name textarea, #lora-name input", "ranked")

@@ -16,7 +16,13 @@ from faceswap_core.engine import Engine, FaceTarget
 from faceswap_core.errors import ModelLoadError, SettingsError
 from faceswap_core.fast import save_tiny_fast_lora
 from faceswap_core.images import png_metadata
-from faceswap_core.settings import DYNAMIC_STRENGTH_GAIN, KEEP_EXPRESSION, ModelSpec, SwapSettings
+from faceswap_core.settings import (
+    CONTROLNET_POSE_MODE,
+    DYNAMIC_STRENGTH_GAIN,
+    KEEP_EXPRESSION,
+    ModelSpec,
+    SwapSettings,
+)
 
 PLAIN = SwapSettings(steps=4, strength=0.9, seed=3, color_match=False)
 KEEP = replace(PLAIN, keep_expression=0.8)
@@ -59,6 +65,38 @@ def test_keep_expression_changes_only_the_inside_of_the_mask(engine: Engine, ast
     assert face["keep_expression"] == 0.8
     assert face["controlnet"] == {"source": engine.model.controlnet, "weight": 0.8, "input": "face landmarks"}
     assert off.record["faces"][0]["keep_expression"] == 0.0 and "controlnet" not in off.record["faces"][0]
+
+
+def test_a_union_controlnet_is_called_with_the_pose_control_mode(
+    tiny_model_dir: Path, astronaut: Image.Image, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """xinsir's union model takes a list of control images and a control type for each: OpenPose's for the face map."""
+    from diffusers import StableDiffusionXLControlNetUnionInpaintPipeline as UnionPipeline
+
+    union = save_tiny_controlnet(tmp_path / "union", tiny_model_dir, seed=1, union=True)
+    engine = Engine(ModelSpec(str(tiny_model_dir), device="cpu", controlnet=str(union)), lora_dir=tmp_path)
+    calls: list[dict] = []
+    original = UnionPipeline.__call__
+
+    def spy(self: UnionPipeline, *args: object, **kwargs: object) -> object:
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(UnionPipeline, "__call__", spy)
+    on = engine.swap(astronaut, settings=KEEP)
+    off = engine.swap(astronaut, settings=PLAIN)
+    [call] = calls  # off ran on the plain inpainting pipeline
+    assert call["control_mode"] == [CONTROLNET_POSE_MODE] and len(call["control_image"]) == 1
+    outside = np.asarray(on.mask) == 0
+    assert np.array_equal(_pixels(on.image)[outside], _pixels(astronaut)[outside])
+    inside = np.asarray(on.mask) == 255
+    assert np.abs(_pixels(on.image)[inside] - _pixels(off.image)[inside]).mean() > 1.0
+    assert on.record["faces"][0]["controlnet"] == {
+        "source": str(union),
+        "weight": 0.8,
+        "input": "face landmarks",
+        "control_mode": CONTROLNET_POSE_MODE,
+    }
 
 
 def test_weight_zero_is_the_same_as_off(engine: Engine, astronaut: Image.Image) -> None:

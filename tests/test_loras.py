@@ -81,3 +81,11 @@ def test_check_safe_weights_never_unpickles(lora_dir: Path, monkeypatch: pytest.
         check_safe_weights(garbage)
     with pytest.raises(UnsafeWeightsError, match="only .safetensors"):
         check_safe_weights(lora_dir / "alice" / "training.json")
+
+
+def test_steps_done_is_what_the_checkpoints_show_when_the_record_is_behind(lora_dir: Path) -> None:
+    record = lora_dir / "alice" / "training.json"
+    record.write_text(json.dumps({"base_model": "tiny", "steps_done": 50}))  # killed before the record's next write
+    infos = {info.name: info for info in LoraRegistry(lora_dir).list()}
+    assert infos["alice"].metadata["steps_done"] == 100
+    assert infos["alice/checkpoint-50"].metadata["checkpoint_step"] == 50

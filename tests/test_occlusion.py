@@ -45,6 +45,42 @@ def test_a_hand_over_a_cheek_is_left_out_of_the_mask(hand_scene: tuple[Image.Ima
     assert (aware <= plain).all()  # occlusion only takes pixels away
 
 
+def _shares(photo: Image.Image, kind: str) -> tuple[float, float, float]:
+    """The occluder composited over ``photo``'s face: (occluder left out, visible face kept, face seen
+    through its clear parts kept), over the landmark mask of the face found on the composited photo."""
+    from bench.occluders import LENS_ALPHA
+
+    scene, alpha = composite(photo, kind, detect_faces(photo)[0])
+    face = detect_faces(scene)[0]
+    plain = np.asarray(face_mask(scene.size, face))
+    aware = np.asarray(face_mask(scene.size, face, image=scene))
+    region = plain >= 128
+    covered, visible, lens = region & (alpha >= 128), region & (alpha == 0), region & (alpha == LENS_ALPHA)
+    through = float((aware[lens] >= 128).mean()) if lens.any() else float("nan")
+    return float((aware[covered] < 128).mean()), float((aware[visible] >= 128).mean()), through
+
+
+@pytest.mark.parametrize("kind", ["cup", "glasses"])
+def test_a_cup_and_glasses_on_the_seed_targets_meet_the_goals(seed_targets: dict[str, Path], kind: str) -> None:
+    shares = np.array([_shares(Image.open(path).convert("RGB"), kind) for path in seed_targets.values()])
+    left_out, kept, _ = shares.mean(axis=0)
+    assert left_out >= 0.9 and kept >= 0.95, (kind, shares.round(3).tolist())
+    assert shares[:, 1].min() >= 0.9  # no photo loses a tenth of its visible face
+
+
+def test_glasses_frames_are_left_out_and_the_face_behind_the_lenses_kept(astronaut: Image.Image) -> None:
+    left_out, kept, through = _shares(astronaut, "glasses")
+    assert left_out >= 0.9 and kept >= 0.95  # not a seam band around the thin frame
+    assert through >= 0.9  # the lenses are clear: the eyes behind them are repainted
+
+
+def test_a_cup_is_left_out_with_its_skin_coloured_inside(astronaut: Image.Image) -> None:
+    left_out, kept, _ = _shares(astronaut, "cup")
+    # Her face is 92 px wide and MediaPipe puts her hidden chin on the coffee: the cup's white rim band is
+    # left in (0.80 measured; the seed targets meet 0.9, above). Colour alone found 0.63: the coffee only.
+    assert left_out >= 0.75 and kept >= 0.95
+
+
 def test_no_occluder_leaves_the_mask_unchanged(seed_targets: dict[str, Path]) -> None:
     for letter in ("B", "E", "G"):  # nothing in front of these faces (A and C have hair over a cheek)
         photo = Image.open(seed_targets[letter]).convert("RGB")

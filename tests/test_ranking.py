@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,11 @@ def engine(tiny_model_dir: Path, astronaut: Image.Image, tmp_path_factory: pytes
     return Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=lora_dir)
 
 
+def drawing(samples: dict[str, Image.Image]) -> Callable[..., list[Image.Image]]:
+    """A render that 'draws' each checkpoint's given image for every prompt (as a sweep orders them)."""
+    return lambda loras, prompts, *_: [samples[lora] for lora in loras for _ in prompts]
+
+
 def test_samples_without_faces_recommend_nothing_and_say_so(engine: Engine) -> None:
     ranking = rank_checkpoints(engine, "anna", steps=2)
     assert [entry.step for entry in ranking.checkpoints] == [10, 20, 30]
@@ -58,6 +64,38 @@ def test_samples_without_faces_recommend_nothing_and_say_so(engine: Engine) -> N
     assert all((folder / sample).is_file() for entry in ranking.checkpoints for sample in entry.samples)
 
 
+def test_the_samples_are_sweeps_over_checkpoints_and_prompts(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranking renders through the sweep Try strengths uses: the probe (first and last checkpoint, first prompt),
+    then the rest; every checkpoint x prompt is drawn once, at the ranking's seed, and saved as the sweep drew it."""
+    from faceswap_core import sweep as sweeps
+
+    swept: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    drawn: list[tuple[bytes, int]] = []
+    original = sweeps.sweep
+
+    def spy(engine: Engine, request: object, **options: object) -> list:
+        results = original(engine, request, **options)
+        swept.append((tuple(options["loras"]), tuple(options["prompts"])))
+        drawn.extend((result.image.tobytes(), result.record["faces"][0]["seed"]) for result in results)
+        return results
+
+    monkeypatch.setattr(sweeps, "sweep", spy)
+    everyone = np.zeros(128)  # every sample 'shows' the same face: all are rendered
+    ranking = rank_checkpoints(engine, "anna", steps=2, describe=lambda image: everyone, reuse=False)
+    first, middle, last = (entry.name for entry in ranking.checkpoints)
+    prompts = ranking.prompts
+    assert swept == [
+        ((first, last), (prompts[0],)),
+        ((middle,), (prompts[0],)),
+        ((first, middle, last), tuple(prompts[1:])),
+    ]
+    assert {seed for _, seed in drawn} == {ranking.seed}
+    folder = engine.loras.resolve("anna").path.parent
+    order = [(entry, 0) for entry in (0, 2, 1)] + [(entry, n) for entry in range(3) for n in range(1, len(prompts))]
+    saved = [Image.open(folder / ranking.checkpoints[entry].samples[n]).tobytes() for entry, n in order]
+    assert saved == [image for image, _ in drawn]
+
+
 def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astronaut: Image.Image) -> None:
     """Injected samples: checkpoint 10 'draws' someone else, checkpoint 20 the astronaut in a new framing."""
     other = PEOPLE / "obama.jpg"
@@ -65,7 +103,7 @@ def test_checkpoints_are_ranked_by_likeness_on_real_photos(engine: Engine, astro
         pytest.skip("shared photos of people not present")
     samples = {"anna/checkpoint-10": Image.open(other).convert("RGB"), "anna/checkpoint-20": astronaut}
     samples["anna/checkpoint-30"] = astronaut  # as alike as 20: the earlier one is recommended
-    ranking = rank_checkpoints(engine, "anna", render=lambda lora, prompt, seed: samples[lora], reuse=False)
+    ranking = rank_checkpoints(engine, "anna", render=drawing(samples), reuse=False)
     first, second, third = ranking.checkpoints
     assert first.faces == second.faces == third.faces == 4 and second.score == third.score
     assert second.score is not None and first.score is not None and second.score < first.score
@@ -85,7 +123,7 @@ def test_the_recommended_checkpoint_is_marked_and_selected_in_the_swap_picker(
 
     blank = Image.new("RGB", (64, 64), (128, 128, 128))
     samples = {"anna/checkpoint-10": blank, "anna/checkpoint-20": astronaut, "anna/checkpoint-30": astronaut}
-    ranking = rank_checkpoints(engine, "anna", render=lambda lora, *_: samples[lora], reuse=False)
+    ranking = rank_checkpoints(engine, "anna", render=drawing(samples), reuse=False)
     assert ranking.recommended == "anna/checkpoint-20" and ranking.checkpoints[0].score is None
 
     labels = dict((value, label) for label, value in person_choices(engine))

@@ -89,6 +89,8 @@ def test_a_request_round_trips_through_json(photo: Path, mask_file: Path) -> Non
         ('{"image": "a.png", "faces": [' + ",".join(['{"face": 1}'] * (MAX_FACES + 1)) + "]}", "at most"),
         ('{"image": "a.png", "settings": {"identity_photos": ' + json.dumps(["p.png"] * 9) + "}}", "at most 8"),
         ('{"image": "' + "x" * 200_000 + '"}', "characters long"),
+        ('{"image": "a.png", "landmarks": "opencv"}', "landmarks must be one of mediapipe, dlib"),
+        ('{"image": "a.png", "landmarks": ["dlib"]}', "landmarks must be one of mediapipe, dlib"),
     ],
 )
 def test_hostile_json_gets_one_clear_error(text: str, message: str) -> None:
@@ -163,6 +165,40 @@ def test_the_api_takes_no_file_from_the_json(engine: Engine, photo: Path) -> Non
         json.dumps({"mask": "/etc/passwd", "settings": {"steps": 4, "seed": 1}}), str(photo), progress=None
     )
     assert record["request"]["mask"] is None and record["faces"][0]["mask"] == "auto"  # the JSON's file was ignored
+
+
+# --- the landmark backend, per call ---------------------------------------------------------------
+def test_each_request_chooses_its_landmark_backend(engine: Engine, photo: Path) -> None:
+    """Two requests to one engine, one per backend: each plans the mask its backend gives, and says so."""
+    masks = {}
+    for backend in ("mediapipe", "dlib"):
+        request = SwapRequest.from_json(json.dumps({"image": str(photo), "landmarks": backend}))
+        assert request.landmarks == backend and SwapRequest.from_json(request.to_json()) == request
+        chosen = np.asarray(engine.plan(request).regions[0].mask)
+        own = Engine(engine.model, lora_dir=engine.loras.folder, landmarks=backend)  # the backend as --landmarks
+        assert np.array_equal(chosen, np.asarray(own.plan(SwapRequest(str(photo))).regions[0].mask))
+        masks[backend] = chosen
+    assert not np.array_equal(masks["mediapipe"], masks["dlib"])  # the two backends really differ here
+    default = np.asarray(engine.plan(SwapRequest(str(photo))).regions[0].mask)
+    assert engine.landmarks == "mediapipe" and np.array_equal(default, masks["mediapipe"])  # default unchanged
+    public = Engine(engine.model, lora_dir=engine.loras.folder, allow_paths=False)
+    public._pipeline = engine.pipeline
+    _, record = SwapHandlers(public).api_request(
+        json.dumps({"landmarks": "dlib", "settings": {"steps": 4, "seed": 1}}), str(photo), progress=None
+    )
+    assert record["landmarks"] == "dlib" and record["request"]["landmarks"] == "dlib"
+
+
+def test_an_optional_backend_that_is_not_installed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "face_alignment" else real(name))
+    with pytest.raises(SettingsError, match="'face-alignment' is not installed here") as caught:
+        SwapRequest.from_json('{"image": "a.png", "landmarks": "face-alignment"}')
+    assert "\n" not in str(caught.value)
+    with pytest.raises(SettingsError, match="landmarks must be one of mediapipe, dlib, got 'x'"):
+        SwapRequest("a.png", landmarks="x").validate()
 
 
 # --- plug-ins ------------------------------------------------------------------------------------

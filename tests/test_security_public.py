@@ -355,3 +355,110 @@ def test_a_lora_folder_elsewhere_serves_photos_and_samples(
             assert "ready" in status and samples and all(Path(item["image"]).is_file() for item in samples)
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+# --- 5. a long training leaves the swaps running ------------------------------------------------------
+def wait_for(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"waited {timeout:.0f} s for {what}")
+
+
+def test_a_long_training_neither_holds_the_swaps_nor_queues_another_unseen(app: App, photos: list[Path]) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    trainer, swapper, latecomer = app.client(), app.client(), app.client()
+    uploads = [handle_file(str(p)) for p in photos]
+    captions = trainer.predict(uploads, "woman", False, api_name="/prepare")[1]
+    job = trainer.submit(captions, "long-run", "woman", 2000, 4, 1e-4, 2000, 64, "", api_name="/train")
+    wait_for(lambda: any("step" in str(out[0]) for out in job.outputs()), 180, "the training's first steps")
+    result = swapper.predict(
+        handle_file(str(photos[0])), None, "alice", 1.0, "", 0.5, 0.6, 2, 5.0, 1, 0, api_name="/swap"
+    )
+    assert result[0] and not job.done(), "the swap waited for the training"
+    late_captions = latecomer.predict(uploads, "woman", False, api_name="/prepare")[1]
+    with pytest.raises(AppError, match=r"busy until ~\d\d:\d\d .*\(step \d+ of 2000\)"):
+        latecomer.predict(late_captions, "late", "woman", 2, 4, 1e-4, 2, 64, "", api_name="/train")
+    assert not (app.lora_dir / "late").exists()
+    job.cancel()  # the page goes away: the training stops at once, keeping its last step
+    record = app.lora_dir / "long-run" / "training.json"
+    wait_for(lambda: record.is_file() and json.loads(record.read_text()).get("cancelled"), 120, "the training to stop")
+    wait_for(job.done, 60, "the training's slot to be free")
+
+
+# --- 6. a killed training is resumed, or started over, from the app ---------------------------------------
+def kill_during_training(app: App, photos: list[Path], name: str, tiny_model: Path) -> int:
+    """Train ``name`` with the command line and SIGKILL it after its first checkpoint; the newest resumable step."""
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "faceswap_core", "train", *map(str, photos), "-o", name, "--base", str(tiny_model)]
+    command += ["--lora-dir", str(app.lora_dir), "--steps", "40", "--checkpoint-every", "2", "--resolution", "64"]
+    command += ["--rank", "4", "--no-samples", "--device", "cpu"]
+    process = subprocess.Popen(
+        command, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    folder = app.lora_dir / name
+    try:
+        wait_for(lambda: list(folder.glob("checkpoint-*/training_state.json")), 240, "the first checkpoint")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    steps = [int(p.parent.name.split("-")[1]) for p in folder.glob("checkpoint-*/training_state.json")]
+    assert max(steps) < 40, "the training ended before it was killed"
+    return max(steps)
+
+
+def claim(app: App, name: str, client: Any) -> None:
+    """Make ``client``'s session the owner of ``name``, as if that visitor had started its training."""
+    from faceswap_core.owners import Owners, owner_key
+
+    Owners(app.lora_dir).claim(name, owner_key(f"session:{client.session_hash}"))
+
+
+def test_a_killed_training_is_resumed_or_started_over_from_the_app(
+    app: App, photos: list[Path], tiny_model_dir: Path
+) -> None:
+    from gradio_client.exceptions import AppError
+
+    owner, other = app.client(), app.client()
+    step = kill_during_training(app, photos, "killed", tiny_model_dir)
+    record_file = app.lora_dir / "killed" / "training.json"
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "steps_done": 0}))  # a record a checkpoint (or more) behind
+    shutil.copytree(app.lora_dir / "killed", app.lora_dir / "killed-again")
+    for name in ("killed", "killed-again"):
+        claim(app, name, owner)
+
+    picker = owner.predict("", api_name="/refresh_people")
+    assert "killed" in {value for _, value in picker["choices"]}
+    assert f"Resume from step {step}" in owner.predict("killed", api_name="/load_person")[2]  # the disk's step
+    with pytest.raises(AppError, match="pick a person|not in the list"):
+        other.predict("killed", api_name="/load_person")
+    for endpoint, values in (("/resume_training", ("killed", "")), ("/start_over", ("killed", True))):
+        with pytest.raises(AppError, match="pick one of your people|not in the list"):
+            other.predict(*values, api_name=endpoint)
+    captions = owner.predict("killed", api_name="/load_person")[1]
+    with pytest.raises(AppError, match=f"Resume from step {step}"):  # not "--resume", a command-line flag
+        owner.predict(captions, "killed", "woman", 40, 4, 1e-4, 2, 64, "", api_name="/train")
+
+    status = owner.predict("killed", "", api_name="/resume_training")[0]
+    assert "ready" in status, status
+    record = json.loads(record_file.read_text())
+    assert record["finished"] and record["steps_done"] == 40 and len(record["losses"]) == 40
+    assert (app.lora_dir / "killed" / "pytorch_lora_weights.safetensors").is_file()
+
+    assert owner.predict("killed-again", False, api_name="/start_over") == "Nothing was deleted."
+    assert (app.lora_dir / "killed-again" / "checkpoint-2").is_dir()
+    owner.predict("killed-again", True, api_name="/start_over")
+    assert [entry.name for entry in (app.lora_dir / "killed-again").iterdir()] == ["dataset"]
+    assert not list(app.lora_dir.glob(".killed-again-*"))
+    captions = owner.predict("killed-again", api_name="/load_person")[1]
+    status = owner.predict(captions, "killed-again", "woman", 2, 4, 1e-4, 2, 64, "", api_name="/train")[0]
+    assert "ready" in status, status

@@ -150,3 +150,17 @@ def test_train_tab_upgrades_a_person_added_from_photos(tiny_model_dir: Path, tmp
     assert handlers.untrained_choices() == [handlers.untrained_choices()[0]]  # only "a new person" is left
     with pytest.raises(gr.Error, match="Upload photos"):  # trained now: no second upgrade from the tab
         list(handlers.train(None, rows, "barack", "man", 2, 2, 1e-4, 1, 64, "", session))
+
+
+def test_prepared_photos_are_deleted_once_the_trained_person_keeps_them(
+    engine: Engine, uploads: list[str], tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    handlers = TrainHandlers(engine, tmp_path / "work")
+    _, rows, _, dataset = handlers.prepare(uploads, "woman")
+    session = SimpleNamespace(session_hash="kept")
+    updates = list(handlers.train(dataset, rows, "kept-photos", "woman", 2, 2, 1e-4, 2, 64, "", session))
+    assert "ready" in updates[-1][0]
+    assert (engine.loras.folder / "kept-photos" / "dataset" / "me.png").is_file()
+    assert not Path(dataset).exists()  # 64 MB per 50 photos in the temporary folder, otherwise kept an hour

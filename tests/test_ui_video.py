@@ -62,3 +62,28 @@ def test_bad_values_are_one_line_errors(
     value = {"TEXT": str(text), "CLIP": clip}.get(clip_value, clip_value)
     with pytest.raises(gr.Error, match=message):
         user_errors(handlers.preview)(value, *fields)
+
+
+def test_keep_expression_is_checked_reaches_the_frame_and_zero_is_off(
+    handlers: VideoHandlers, clip: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The Swap in a video tab's Keep expression switch and weight, as the /swap_video and /video_preview endpoints
+    take them: a bad weight is one line, weight 0 is the switch off, a weight holds the frame with the ControlNet."""
+    from faceswap_core.conditioning.controlnet import save_tiny_controlnet
+    from faceswap_core.engine import Engine
+    from faceswap_core.settings import ModelSpec
+    from faceswap_core.ui.video import VIDEO_STRENGTH, video_strength
+
+    fields = (["1"], 0, "", None, 0.3, 5, False)
+    with pytest.raises(gr.Error, match="keep expression weight must be between 0 and 1.5"):
+        user_errors(handlers.run)(clip, *fields, True, 7.0, progress=lambda *args, **kwargs: None)
+    with pytest.raises(gr.Error, match="keep expression weight must be a number"):
+        user_errors(handlers.preview)(clip, *fields, True, "lots")
+    off = handlers.preview(clip, *fields, False, 0.6)
+    assert handlers.preview(clip, *fields, True, 0.0).tobytes() == off.tobytes()  # nothing loaded, nothing changed
+    controlnet = save_tiny_controlnet(tmp_path / "controlnet", tiny_model_dir, seed=1)
+    spec = ModelSpec(str(tiny_model_dir), device="cpu", controlnet=str(controlnet))
+    held = VideoHandlers(Engine(spec, lora_dir=tmp_path, allow_paths=False))
+    assert held.preview(clip, *fields, False, 0.6).tobytes() == off.tobytes()
+    assert held.preview(clip, *fields, True, 0.6).tobytes() != off.tobytes()
+    assert video_strength(True) > video_strength(False) == VIDEO_STRENGTH

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -16,7 +18,7 @@ from faceswap_core.errors import CancelledError
 from faceswap_core.faces.track import FaceTracker, OneEuroFilter, fill_gaps
 from faceswap_core.media import BadVideoError, CorruptVideoError, VideoWriter, probe, read_frames
 from faceswap_core.settings import SwapSettings, VideoLimits
-from faceswap_core.video import VideoJob, VideoSettings, faces_at, swap_clip
+from faceswap_core.video import TrackPlan, VideoJob, VideoSettings, faces_at, swap_clip, swap_frame, track_seed
 
 FAST = SwapSettings(steps=2, strength=0.5, seed=3)
 
@@ -184,6 +186,40 @@ def test_mp4_output_keeps_frame_count_duration_and_audio(tmp_path: Path, engine,
     assert audio_seconds(out) == pytest.approx(audio_seconds(pan_clip), abs=0.07)
 
 
+def test_keep_expression_holds_every_frame_with_the_controlnet(
+    tmp_path: Path, tiny_model_dir: Path, pan_clip: Path
+) -> None:
+    """On the tiny ControlNet: each frame is the photo path's repaint with the ControlNet on that frame's tracked
+    landmarks (outside the mask the input, inside not the plain repaint), and the job records it."""
+    from faceswap_core.conditioning.controlnet import save_tiny_controlnet
+    from faceswap_core.engine import Engine
+    from faceswap_core.faces.track import face_from_landmarks
+    from faceswap_core.settings import ModelSpec
+
+    controlnet = save_tiny_controlnet(tmp_path / "controlnet", tiny_model_dir, seed=1)
+    engine = Engine(ModelSpec(str(tiny_model_dir), device="cpu", controlnet=str(controlnet)))
+    keep = VideoSettings(swap=replace(FAST, keep_expression=0.8), temporal_blend=0.0)
+    on_job = swap_clip(engine, pan_clip, tmp_path / "on.mkv", keep, job_folder=tmp_path / "on")
+    off = VideoSettings(swap=FAST, temporal_blend=0.0)
+    off_job = swap_clip(engine, pan_clip, tmp_path / "off.mkv", off, job_folder=tmp_path / "off")
+    source, on, plain = decoded(pan_clip), decoded(tmp_path / "on.mkv"), decoded(tmp_path / "off.mkv")
+    assert len(on) == len(plain) == 8
+    for index in (0, 5):
+        plans = [
+            TrackPlan(t, face_from_landmarks(track[index]), replace(keep.swap, seed=track_seed(FAST.seed, t)))
+            for t, track in enumerate(on_job.tracks)
+        ]
+        frame, mask = swap_frame(engine, source[index], plans)
+        assert np.array_equal(frame, on[index])
+        outside, inside = np.asarray(mask) == 0, np.asarray(mask) == 255
+        assert np.array_equal(on[index][outside], source[index][outside])
+        assert np.array_equal(plain[index][outside], source[index][outside])
+        assert np.abs(on[index][inside].astype(int) - plain[index][inside]).mean() > 1.0
+    record = json.loads((tmp_path / "on" / "job.json").read_text())["settings"]
+    assert record["swap"]["keep_expression"] == 0.8 and record["controlnet"] == str(controlnet)
+    assert "controlnet" not in off_job.state.settings and off_job.state.settings["swap"]["keep_expression"] == 0.0
+
+
 # --- bad input, through the command -----------------------------------------------------------------
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     code = main(args)
@@ -223,6 +259,15 @@ def test_a_clip_cut_half_way_keeps_the_good_part_and_says_where(tmp_path: Path, 
         swap_clip(engine, cut, tmp_path / "out.mkv", VideoSettings(swap=FAST), job_folder=tmp_path / "job")
     good = caught.value.frames
     assert 0 < good < 24 and len(decoded(tmp_path / "out.mkv")) == good
+
+
+def test_a_bad_keep_expression_weight_is_one_line_and_exit_2(
+    tmp_path: Path, capsys, tiny_model_dir: Path, pan_clip: Path
+) -> None:
+    base = ["video", str(pan_clip), "-o", str(tmp_path / "o.mp4"), "--base", str(tiny_model_dir)]
+    code, err = run_cli([*base, "--keep-expression", "9"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "keep expression weight must be between 0 and 1.5" in err
+    assert not (tmp_path / "o.mp4.job").exists()  # refused before any work
 
 
 def test_probe_refuses_missing_files_and_long_clips(pan_clip: Path) -> None:

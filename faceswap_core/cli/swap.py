@@ -128,16 +128,7 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
     fast = parser.add_argument_group("fast mode")
     fast.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler: ~4 UNet evaluations")
     keep = parser.add_argument_group("pose and expression")
-    keep.add_argument(
-        "--keep-expression",
-        type=float,
-        nargs="?",
-        const=KEEP_EXPRESSION.default,
-        default=0.0,
-        metavar="WEIGHT",
-        help="hold the target's pose and expression with a ControlNet on its landmarks, so --strength can go "
-        f"to 0.8-1.0; {_default('WEIGHT', KEEP_EXPRESSION)}",
-    )
+    keep_expression_option(keep)
     keep.add_argument(
         "--dynamic-strength", action="store_true", help="more strength for small faces (by face size, as ADetailer)"
     )
@@ -158,6 +149,21 @@ def face_spec(text: str) -> tuple[int | str, str | None]:
     if _ and not lora.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: give a person or LoRA name after the colon")
     return index, lora.strip() or None
+
+
+def keep_expression_option(parser: Any) -> None:
+    """``--keep-expression [WEIGHT]``, shared by ``swap`` and ``video``: the ControlNet (``--controlnet``) on the
+    target's landmarks at this weight; checked with the other settings (``SwapSettings.validate``)."""
+    parser.add_argument(
+        "--keep-expression",
+        type=float,
+        nargs="?",
+        const=KEEP_EXPRESSION.default,
+        default=0.0,
+        metavar="WEIGHT",
+        help="hold the target's pose and expression with a ControlNet on its landmarks, so --strength can go "
+        f"to 0.8-1.0; {_default('WEIGHT', KEEP_EXPRESSION)}",
+    )
 
 
 def _default(what: str, allowed: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from faceswap_core.cli.faces import landmarks_option
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.cli.ray_args import add_ray_flags, checked_workers
+from faceswap_core.cli.swap import keep_expression_option
 from faceswap_core.settings import (
     GUIDANCE,
     PADDING,
@@ -59,6 +60,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--padding", type=float, default=PADDING.default, metavar="F")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="base seed; each face gets its own from it")
     parser.add_argument("--fast", action="store_true", help="a few-step LoRA and its scheduler (~4 UNet evaluations)")
+    keep_expression_option(parser)
     parser.add_argument(
         "--temporal-blend",
         type=float,
@@ -121,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         lora=args.lora,
         fast=args.fast,
+        keep_expression=args.keep_expression,
     )
+    swap.validate()  # a bad value (a --keep-expression weight) fails before the model loads or faces are found
     engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
     if args.person:
         swap = People(engine.loras).resolve(args.person).settings(swap)

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from faceswap_core.regions import Region
     from faceswap_core.settings import SwapSettings
 
+UNION_CONTROL_TYPES = 6  # xinsir's union model: openpose, depth, hed, canny, normal, segment
+
 # iBUG-300W landmark groups drawn as open or closed lines: jaw, brows, nose bridge and base, eyes, lips
 FACE_LINES: tuple[tuple[range, bool], ...] = (
     (range(0, 17), False),
@@ -147,7 +149,7 @@ class FaceControl:
 
 def _load(source: str, pipeline: Any) -> LoadedControlNet:
     """A plain ``ControlNetModel`` or xinsir's union model (its config has ``num_control_type``)."""
-    from faceswap_core.models import _guarded
+    from faceswap_core.models import LOADING, _guarded
 
     def load() -> LoadedControlNet:
         from diffusers import ControlNetModel, ControlNetUnionModel
@@ -155,7 +157,8 @@ def _load(source: str, pipeline: Any) -> LoadedControlNet:
         config = ControlNetModel.load_config(os.path.expanduser(source))
         union = "num_control_type" in config
         kind = ControlNetUnionModel if union else ControlNetModel
-        model = kind.from_pretrained(source, torch_dtype=pipeline.unet.dtype, use_safetensors=True)  # no pickles
+        with LOADING:
+            model = kind.from_pretrained(source, torch_dtype=pipeline.unet.dtype, use_safetensors=True)  # no pickles
         return LoadedControlNet(source, model.to(pipeline.unet.device), union)
 
     return _guarded(source, load, what="ControlNet")
@@ -175,14 +178,16 @@ class KeepExpression(Contribution):
     def runner(self, pipeline: Any) -> Any:
         if self.landmarks is None:
             return pipeline
-        runner, self._union = self.control.runner(pipeline)
-        return runner
+        return self.control.runner(pipeline)[0]
 
     @contextmanager
     def applied(self, pipeline: Any, call: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         if self.landmarks is None:
             yield {}
             return
+        # the arguments depend on the model's kind, known once it is loaded; the engine applies the
+        # contributions before it asks for the runner, so the (cached) load happens here
+        _, self._union = self.control.runner(pipeline)
         control_image = face_map(int(call["width"]), self.landmarks)
         added: dict[str, Any] = {"controlnet_conditioning_scale": self.weight}
         if self._union:
@@ -193,7 +198,10 @@ class KeepExpression(Contribution):
 
     def record(self) -> dict[str, Any]:
         used = "face landmarks" if self.landmarks is not None else "none: no face under the mask"
-        return {"controlnet": {"source": self.control.source, "weight": self.weight, "input": used}}
+        entry: dict[str, Any] = {"source": self.control.source, "weight": self.weight, "input": used}
+        if self._union:
+            entry["control_mode"] = CONTROLNET_POSE_MODE
+        return {"controlnet": entry}
 
 
 class KeepExpressionConditioning:
@@ -210,31 +218,45 @@ class KeepExpressionConditioning:
         return KeepExpression(engine.face_control, settings.keep_expression)
 
 
-def build_tiny_controlnet(unet_config: Mapping[str, Any], vae_config: Mapping[str, Any], *, seed: int = 0) -> Any:
+def build_tiny_controlnet(
+    unet_config: Mapping[str, Any], vae_config: Mapping[str, Any], *, seed: int = 0, union: bool = False
+) -> Any:
     """A random ControlNet shaped like a tiny SDXL UNet, its zero convolutions made non-zero so it has an effect.
 
-    A trained ControlNet starts from zero output layers; a test one with zeros would change nothing.
+    A trained ControlNet starts from zero output layers; a test one with zeros would change nothing. With
+    ``union``, a ``ControlNetUnionModel`` (xinsir's kind: one model, a control type per input), so the
+    union path is tested without its 2.5 GB of weights.
     """
     import inspect
 
     import torch
-    from diffusers import ControlNetModel
+    from diffusers import ControlNetModel, ControlNetUnionModel
 
-    accepted = set(inspect.signature(ControlNetModel.__init__).parameters)
+    kind = ControlNetUnionModel if union else ControlNetModel
+    accepted = set(inspect.signature(kind.__init__).parameters)
     config = {key: value for key, value in unet_config.items() if key in accepted}
     halvings = len(vae_config["block_out_channels"])  # the control image must come out at latent size
     config.update(in_channels=4, conditioning_embedding_out_channels=tuple(16 * 2**i for i in range(halvings)))
+    if union:  # its control-type transformer works at the first block's width
+        width = unet_config["block_out_channels"][0]
+        config.update(num_control_type=UNION_CONTROL_TYPES, num_trans_channel=width, num_proj_channel=width)
+        config.update(num_trans_head=2)
     torch.manual_seed(seed)
-    model = ControlNetModel(**config)
+    model = kind(**config)
     with torch.no_grad():
-        for layer in [*model.controlnet_down_blocks, model.controlnet_mid_block]:
+        zeroed = [*model.controlnet_down_blocks, model.controlnet_mid_block]
+        if union:
+            zeroed.append(model.spatial_ch_projs)
+        for layer in zeroed:
             layer.weight.normal_(0.0, 0.5)
     return model
 
 
-def save_tiny_controlnet(out_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed: int = 0) -> Path:
-    """Write a tiny random ControlNet for the tiny SDXL in ``model_dir`` (tests, smoke checks, benchmarks)."""
+def save_tiny_controlnet(
+    out_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed: int = 0, union: bool = False
+) -> Path:
+    """Write a tiny random ControlNet (or union ControlNet) for the tiny SDXL in ``model_dir`` (tests, benchmarks)."""
     configs = [json.loads((Path(model_dir) / part / "config.json").read_text()) for part in ("unet", "vae")]
     out = Path(out_dir)
-    build_tiny_controlnet(*configs, seed=seed).save_pretrained(out, safe_serialization=True)
+    build_tiny_controlnet(*configs, seed=seed, union=union).save_pretrained(out, safe_serialization=True)
     return out

@@ -157,6 +157,25 @@ def _as_image(image: ImageInput, name: str | None) -> Image.Image:
     return load_image(image, name=describe(image, name))
 
 
+def available_backends() -> tuple[str, ...]:
+    """The landmark backends this installation can run: ``face-alignment`` is an optional package."""
+    installed = importlib.util.find_spec("face_alignment") is not None
+    return tuple(name for name in FACE_BACKENDS if name != "face-alignment" or installed)
+
+
+def check_backend(backend: Any, what: str = "landmarks") -> str:
+    """``backend`` when this installation can run it; otherwise one line naming the choices."""
+    if not isinstance(backend, str) or backend not in FACE_BACKENDS:
+        shown = repr(backend) if isinstance(backend, str | int | float | bool | None) else type(backend).__name__
+        raise SettingsError(f"{what} must be one of {', '.join(available_backends())}, got {shown[:80]}")
+    if backend not in available_backends():
+        raise SettingsError(
+            f"{what} {backend!r} is not installed here (pip install face-alignment); "
+            f"use one of {', '.join(available_backends())}"
+        )
+    return backend
+
+
 def detect_faces(image: ImageInput, *, backend: str = DEFAULT_FACE_BACKEND, name: str | None = None) -> list[Face]:
     """Every face in ``image`` with box, landmarks and score, largest first (an empty list if none)."""
     if backend not in FACE_BACKENDS:

@@ -93,8 +93,9 @@ def face_mask(
         return landmark_mask
     from faceswap_core.faces.occlusion import occluder_mask
 
-    # Half the feather beside an occluder: its edge is a real edge in the photo, and a seam there is hidden.
-    return combine_masks(landmark_mask, visible_mask(occluder_mask(image, face, outline), feather / 2))
+    # A quarter of the feather beside an occluder: its edge is a real edge in the photo, and a seam there
+    # is hidden; a wider one repaints a band of visible face around a thin occluder (a glasses frame).
+    return combine_masks(landmark_mask, visible_mask(occluder_mask(image, face, outline), feather / 4))
 
 
 def visible_mask(occluders: Image.Image, feather: float) -> Image.Image:
@@ -102,7 +103,7 @@ def visible_mask(occluders: Image.Image, feather: float) -> Image.Image:
     values = np.asarray(occluders.convert("L"))
     if not values.any():
         return Image.new("L", occluders.size, 255)
-    covered = _grow(values, 2.0 * feather) if feather > 0 else values
+    covered = _grow(values, feather) if feather > 0 else values  # the 50 % line one feather out
     visible = 255 - _feather(covered, feather)
     visible[values >= 128] = 0  # the blur's tail must not reach the occluder: it comes back exactly
     return Image.fromarray(visible, mode="L")

@@ -8,7 +8,9 @@ Two sources, each a mask of what is in front of the face (255 = occluder):
 - **colour**: pixels of the face region far from the face's own skin colour (a robust model of the
   region itself, in Lab), in blobs large enough to be an object: a cup, a microphone, glasses, a
   phone. Eyes, brows, lips and nostrils differ from skin too, so a blob must lie mostly outside them
-  to count; beard and heavy make-up can be taken for an object (untick the switch then).
+  to count; beard and heavy make-up can be taken for an object (untick the switch then). A blob
+  grows over nearby pixels only somewhat off the skin (hysteresis), and takes in what it walls in
+  with its outline and the face's (a cup's skin-coloured inside), but not the lenses of glasses.
 
 The visible-face mask (255 - occluders, feathered) is combined with the landmark mask by element-wise
 minimum, as FaceFusion combines its box, occlusion and region masks. Everything runs on a crop around
@@ -26,10 +28,16 @@ from faceswap_core.images import ImageInput, load_image, to_array
 from faceswap_core.settings import (
     OCCLUSION_CONTEXT,
     OCCLUSION_DARK,
+    OCCLUSION_EDGE,
     OCCLUSION_GREY,
+    OCCLUSION_HAND_MARGIN,
+    OCCLUSION_INSIDE,
     OCCLUSION_MIN_BLOB,
+    OCCLUSION_REACH,
     OCCLUSION_SIDE,
     OCCLUSION_SKIN_SIGMAS,
+    OCCLUSION_WALLED,
+    OCCLUSION_WEAK,
 )
 
 FINGERS = ((0, 1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -37,6 +45,7 @@ PALM = (0, 1, 2, 5, 9, 13, 17)
 EYES = (slice(36, 42), slice(42, 48))
 MOUTH = slice(48, 60)
 NOSE_BASE = slice(30, 36)
+NOSE_TIP = 30
 
 
 def occluder_mask(image: ImageInput, face: Face, outline: np.ndarray) -> Image.Image:
@@ -89,18 +98,59 @@ def _hands(crop: np.ndarray, face_width: float) -> np.ndarray:
             cv2.polylines(drawn, [line], False, 255, thickness=finger)
             for point in line:
                 cv2.circle(drawn, tuple(int(v) for v in point), finger // 2, 255, -1)
-    return drawn
+    if not found:
+        return drawn
+    # Drawn from 21 points, a hand's outline is off by more than a colour blob's edge: a margin more.
+    radius = max(int(round(OCCLUSION_HAND_MARGIN * face_width)), 1)
+    return cv2.dilate(drawn, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
 
 
 def _colour_blobs(
     crop: np.ndarray, region: np.ndarray, hands: np.ndarray, landmarks: np.ndarray, face_width: float
 ) -> np.ndarray:
-    """Blobs of the face region whose colour is far from the region's skin, outside eyes, brows and lips."""
+    """Blobs of the face region whose colour is far from the region's skin, outside eyes, brows and lips.
+
+    Found with hysteresis: blobs clearly off the skin are kept, then grown over pixels that are only
+    somewhat off it (a white rim against pale skin), with the skin refitted without the blobs, as an
+    occluder covering a quarter of the face drags the first fit toward its own colour.
+    """
     features = _features(region.shape, landmarks, face_width)
     skin = region & ~features & ~hands
     if skin.sum() < 50:
         return np.zeros(region.shape, dtype=np.uint8)
     lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+    radius = max(int(round(0.006 * face_width)), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    clean = lambda far: cv2.morphologyEx(  # noqa: E731
+        cv2.morphologyEx((far & region).astype(np.uint8), cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel
+    )
+    count, labels, _, _ = cv2.connectedComponentsWithStats(clean(_off_skin(lab, skin, 1.0)), connectivity=8)
+    outside = np.bincount(labels[~features].ravel(), minlength=count)
+    least = OCCLUSION_MIN_BLOB * region.sum()
+    strong = np.isin(labels, np.flatnonzero(outside >= least)) & (labels > 0)
+    if not strong.any():
+        return np.zeros(region.shape, dtype=np.uint8)
+    near = cv2.distanceTransform((~strong).astype(np.uint8), cv2.DIST_L2, 3) < OCCLUSION_REACH * face_width
+    # Not over eyes and brows: off-skin themselves, they sit against a glasses frame. A cup hides the mouth.
+    eyes = _features(region.shape, landmarks, face_width, mouth=False)
+    weak = clean((_off_skin(lab, skin & ~strong, OCCLUSION_WEAK) & near & ~eyes) | strong)
+    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    blobs = np.isin(labels, np.unique(labels[strong])) & (labels > 0)
+    return _fill_objects(blobs.astype(np.uint8) * 255, _outlines(crop, blobs, landmarks), region, landmarks)
+
+
+def _outlines(crop: np.ndarray, blobs: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Edges of the photo below the eyes that run on from a blob: an object's outline where its colour
+    is the skin's (a white rim on pale skin), which walls in its inside as well as the blob does. Not
+    above the eyes, where the hairline's edges would wall in the forehead."""
+    grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (0, 0), 1.0)
+    edges = (cv2.Canny(grey, OCCLUSION_EDGE // 2, OCCLUSION_EDGE) > 0) & _below_eyes(blobs.shape, landmarks)
+    count, labels = cv2.connectedComponents((edges | blobs).astype(np.uint8), connectivity=8)
+    return np.isin(labels, np.unique(labels[blobs])) & (labels > 0) & ~blobs
+
+
+def _off_skin(lab: np.ndarray, skin: np.ndarray, strictness: float) -> np.ndarray:
+    """Pixels whose colour no shading of the skin sampled at ``skin`` explains; ``strictness`` < 1 loosens."""
     samples = lab[skin]
     centre = np.median(samples, axis=0)
     spread = 1.4826 * np.median(np.abs(samples - centre), axis=0)
@@ -108,35 +158,83 @@ def _colour_blobs(
     distance = np.abs(lab[..., 1:] - centre[1:]) / spread[1:]
     skin_chroma = float(np.hypot(*(centre[1:] - 128.0)))
     chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
-    far = (
-        (distance > OCCLUSION_SKIN_SIGMAS).any(axis=2)  # another hue: a red cup, a blue phone
-        | (chroma < OCCLUSION_GREY * skin_chroma)  # grey, white or black: a microphone, a frame, a mug
-        | (lab[..., 0] < OCCLUSION_DARK * centre[0])  # far darker than any shading of the skin
+    return (
+        (distance > strictness * OCCLUSION_SKIN_SIGMAS).any(axis=2)  # another hue: a red cup, a blue phone
+        | (chroma < OCCLUSION_GREY / strictness * skin_chroma)  # grey, white or black: a microphone, a frame
+        | (lab[..., 0] < OCCLUSION_DARK * centre[0])  # far darker than any shading of the skin (hair is too)
     )
-    far = (far & region).astype(np.uint8)
-    radius = max(int(round(0.006 * face_width)), 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    far = cv2.morphologyEx(far, cv2.MORPH_OPEN, kernel)
-    far = cv2.morphologyEx(far, cv2.MORPH_CLOSE, kernel)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(far, connectivity=8)
-    outside = np.bincount(labels[~features].ravel(), minlength=count)
-    blobs = np.zeros(region.shape, dtype=np.uint8)
-    least = OCCLUSION_MIN_BLOB * region.sum()
-    for label in range(1, count):
-        if outside[label] >= least:
-            blobs[labels == label] = 255
-    # An object's inside can be skin-coloured (coffee in a cup, a face through a frame's lens): what a
-    # blob encloses is part of it.
-    contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(blobs, contours, -1, 255, thickness=-1)
-    return cv2.dilate(blobs, kernel)
 
 
-def _features(shape: tuple[int, ...], landmarks: np.ndarray, face_width: float) -> np.ndarray:
-    """Eyes, brows, lips and nostrils, grown a little: parts of the face that are not skin-coloured."""
+def _fill_objects(blobs: np.ndarray, outlines: np.ndarray, region: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The blobs with the parts of the face they wall in, unless those are beside an eye or the nose tip.
+
+    An object's inside can be skin-coloured (coffee in a cup, its inner wall), and its rim is often cut
+    open by the face outline (a cup at the chin) or the skin's colour (a white rim on pale skin): a part
+    of the face walled in mostly by blobs and their outlines, the rest by the face outline, is the
+    object's inside. A glasses frame walls in the eyes: the face seen through clear lenses stays in
+    the mask (the whole lens, which an eye's own edges would split), and so does the face around the
+    nose beside any object.
+    """
+    eyes = np.zeros(blobs.shape, dtype=np.uint8)
+    for part in EYES:
+        cv2.fillPoly(eyes, [np.round(cv2.convexHull(landmarks[part].astype(np.float32))).astype(np.int32)], 255)
+    seen = eyes.copy()
+    cv2.circle(seen, tuple(int(v) for v in np.round(landmarks[NOSE_TIP])), 1, 255, -1)
+    lenses = _walled_parts(blobs > 0, region)
+    inside = _walled_parts((blobs > 0) | outlines, region)
+    walled_in = _not_touching(inside, seen > 0) & ~_touching(lenses, eyes > 0)
+    beside = cv2.dilate(walled_in.astype(np.uint8), np.ones((3, 3), dtype=np.uint8)) > 0
+    filled = blobs.copy()
+    filled[walled_in | (outlines & beside)] = 255  # with the outlines between them
+    return filled
+
+
+def _below_eyes(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """The half of the crop on the chin's side of the line through the eyes (tilted with the head)."""
+    left, right = (landmarks[part].mean(axis=0) for part in EYES)
+    across = right - left
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    side = across[0] * (ys - left[1]) - across[1] * (xs - left[0])
+    chin = landmarks[8] - left
+    return np.sign(side) == np.sign(across[0] * chin[1] - across[1] * chin[0])
+
+
+def _walled_parts(walls: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Labels of the parts of the face whose edge is at least ``OCCLUSION_WALLED`` ``walls`` (the rest
+    the outline), no larger than an object's inside (``OCCLUSION_INSIDE``); 0 elsewhere. Counted over
+    each part's four-neighbour contacts at once: Canny's edges cut the face into many small parts."""
+    count, labels = cv2.connectedComponents((~walls & region).astype(np.uint8), connectivity=4)
+    height, width = walls.shape
+    around_labels, around_walls = np.pad(labels, 1), np.pad(walls, 1)
+    contacts = np.zeros(count)
+    walled = np.zeros(count)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        neighbour = around_labels[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+        edge = (labels > 0) & (neighbour != labels)
+        contacts += np.bincount(labels[edge], minlength=count)
+        walled += np.bincount(
+            labels[edge & around_walls[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]], minlength=count
+        )
+    sizes = np.bincount(labels.ravel(), minlength=count)
+    enclosed = (walled >= OCCLUSION_WALLED * np.maximum(contacts, 1)) & (sizes <= OCCLUSION_INSIDE * region.sum())
+    enclosed[0] = False
+    return np.where(enclosed[labels], labels, 0)
+
+
+def _touching(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
+    return np.isin(labels, np.unique(labels[where])) & (labels > 0)
+
+
+def _not_touching(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
+    return (labels > 0) & ~_touching(labels, where)
+
+
+def _features(shape: tuple[int, ...], landmarks: np.ndarray, face_width: float, *, mouth: bool = True) -> np.ndarray:
+    """Eyes, brows, lips and nostrils (without ``mouth``: eyes and brows), grown a little: parts of the
+    face that are not skin-coloured."""
     features = np.zeros(shape[:2], dtype=np.uint8)
     grow = max(int(round(0.03 * face_width)), 1)
-    for part in (*EYES, MOUTH, NOSE_BASE):
+    for part in (*EYES, MOUTH, NOSE_BASE) if mouth else EYES:
         cv2.fillPoly(features, [np.round(cv2.convexHull(landmarks[part].astype(np.float32))).astype(np.int32)], 255)
     for brow in (slice(BROWS.start, BROWS.start + 5), slice(BROWS.start + 5, BROWS.stop)):
         cv2.polylines(features, [np.round(landmarks[brow]).astype(np.int32)], False, 255, thickness=grow)

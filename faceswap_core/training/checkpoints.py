@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from faceswap_core.files import atomic_path, write_text
 from faceswap_core.loras import LORA_FILE as WEIGHTS_NAME
 from faceswap_core.loras import LORA_NAME
 from faceswap_core.loras import TRAINING_FILE as TRAINING_JSON
+from faceswap_core.settings import TrainSettings
 
 if TYPE_CHECKING:
     import torch
@@ -97,6 +98,35 @@ def latest_resumable(folder: Path) -> tuple[int, Path] | None:
         if (path / STATE_TENSORS).is_file() and (path / STATE_JSON).is_file():
             return step, path
     return None
+
+
+def stopped_at(folder: Path) -> int | None:
+    """The step a training of ``folder`` stopped at before its end (killed, crashed or cancelled), or None.
+
+    Read from the checkpoints on disk, not from ``training.json``: a kill between a checkpoint and the
+    record's next write leaves the record a checkpoint behind.
+    """
+    found = latest_resumable(folder)
+    if found is None:
+        return None
+    record = read_training_json(folder)
+    asked = (record.get("settings") or {}).get("steps")
+    finished = record.get("finished") or (isinstance(asked, int) and found[0] >= asked)
+    return None if finished else found[0]
+
+
+def resume_settings(folder: Path) -> TrainSettings:
+    """The settings a stopped training of ``folder`` ran with (its record), to continue it unchanged."""
+    saved = read_training_json(folder).get("settings")
+    if not isinstance(saved, dict):
+        raise SettingsError(f"{folder.name}: its training record is missing or unreadable; start it over")
+    known = {field.name for field in fields(TrainSettings)}
+    try:
+        settings = TrainSettings(**{key: value for key, value in saved.items() if key in known})
+        settings.validate()
+    except (TypeError, ValueError) as err:
+        raise SettingsError(f"{folder.name}: its training record does not hold usable settings ({err})") from None
+    return settings
 
 
 def save_lora_weights(folder: Path, unet: Any, text_encoders: tuple[Any, ...] = ()) -> Path:

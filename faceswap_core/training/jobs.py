@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from faceswap_core.errors import SettingsError
+from faceswap_core.errors import BusyError, SettingsError
 from faceswap_core.training.trainer import TrainProgress, TrainResult
 
 DONE = object()  # what :meth:`TrainingJob.next_report` returns once the run has ended
@@ -29,6 +30,7 @@ class TrainingJob:
         self.cancel = threading.Event()
         self.result: TrainResult | None = None
         self.error: BaseException | None = None
+        self.latest: TrainProgress | None = None  # the newest report, for "busy until" (the watcher drains the queue)
         self._reports: queue.Queue[Any] = queue.Queue()
         self._run = run
         self._ended = threading.Event()
@@ -40,12 +42,24 @@ class TrainingJob:
 
     def _work(self) -> None:
         try:
-            self.result = self._run(self._reports.put, self.cancel)
+            self.result = self._run(self._report, self.cancel)
         except BaseException as err:  # kept for whoever watches; the thread itself just ends
             self.error = err
         finally:
             self._ended.set()
             self._reports.put(DONE)
+
+    def _report(self, progress: TrainProgress) -> None:
+        self.latest = progress
+        self._reports.put(progress)
+
+    def busy_message(self) -> str:
+        """What another visitor who asks to train is told: until when this run holds the training slot."""
+        latest = self.latest
+        if latest is None or latest.stage != "training" or latest.eta is None:
+            return "training is busy: another training is starting; try again in a few minutes"
+        until = time.strftime("%H:%M %Z", time.localtime(time.time() + latest.eta))
+        return f"training is busy until ~{until} (step {latest.step} of {latest.total}); try again then"
 
     @property
     def ended(self) -> bool:
@@ -67,12 +81,18 @@ class TrainingJob:
 
 
 class TrainingJobs:
-    """The runs of one app, at most one per page (session); every method returns at once."""
+    """The runs of one app, at most one per page (session) and ``slots`` in all; every method returns at once.
 
-    def __init__(self, gpu: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+    Why a limit of its own: a training holds the GPU for minutes to hours. It runs beside the swaps
+    (which have their own queue slot), so the number of trainings at once is what the GPU's memory
+    decides, and a visitor who finds the slots taken is told until when instead of waiting unseen.
+    """
+
+    def __init__(self, gpu: Callable[[], AbstractContextManager[Any]] | None = None, slots: int = 1) -> None:
         self._gpu = gpu or nullcontext  # e.g. Engine.parked: the swap pipeline waits while training runs
         self._jobs: dict[str, TrainingJob] = {}
         self._lock = threading.Lock()
+        self.slots = slots
 
     def start(
         self, owner: str, name: str, train: Callable[[Callable[[TrainProgress], None], threading.Event], TrainResult]
@@ -87,11 +107,26 @@ class TrainingJobs:
                 self._forget(owner, job)
 
         with self._lock:
-            running = self._jobs.get(owner)
-            if running is not None and not running.ended:
-                raise SettingsError("a training run of this page is already going; cancel it first")
+            self._check_free(owner)
             job = self._jobs[owner] = TrainingJob(name, run)
         return job.start()
+
+    def check_free(self, owner: str) -> None:
+        """Raise now, before anything is written, when ``owner`` could not start a run (see :meth:`start`)."""
+        with self._lock:
+            self._check_free(owner)
+
+    def _check_free(self, owner: str) -> None:
+        running = self._jobs.get(owner)
+        if running is not None and not running.ended:
+            raise SettingsError("a training run of this page is already going; cancel it first")
+        others = [job for job in self._jobs.values() if not job.ended]
+        if len(others) >= self.slots:
+            raise BusyError(min(others, key=_eta).busy_message())
+
+    def training(self, name: str) -> bool:
+        """Whether a run of the person ``name`` is going (it may not be resumed or restarted meanwhile)."""
+        return any(job.name == name for job in self.running())
 
     def get(self, owner: str) -> TrainingJob | None:
         with self._lock:
@@ -105,3 +140,9 @@ class TrainingJobs:
         with self._lock:
             if self._jobs.get(owner) is job:
                 del self._jobs[owner]
+
+
+def _eta(job: TrainingJob) -> float:
+    """Seconds until ``job`` ends as far as known; a run still starting sorts last."""
+    latest = job.latest
+    return latest.eta if latest is not None and latest.eta is not None else float("inf")

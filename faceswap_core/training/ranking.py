@@ -2,11 +2,12 @@
 
 A LoRA's checkpoints go from "not yet the person" to "the person, but only as in the training photos"
 (over-fitted: the same pose, light and expression whatever the prompt). Every checkpoint renders the
-same samples (one seed, prompts with poses and expressions that training photos rarely have) and each
-sample is scored by dlib's identity distance to the centre of the training photos. A sample closer to
-one training photo than the training photos are to each other is a near-copy and pays a penalty. The
-earliest checkpoint within ``RANK_MARGIN`` of the best is recommended: later ones add over-fitting risk
-for no measurable likeness.
+same samples (one seed, prompts with poses and expressions that training photos rarely have): a
+:func:`~faceswap_core.sweep.sweep` over checkpoints x prompts of a grey frame repainted whole, the
+same loop Try strengths runs. Each sample is scored by dlib's identity distance to the centre of the
+training photos. A sample closer to one training photo than the training photos are to each other is
+a near-copy and pays a penalty. The earliest checkpoint within ``RANK_MARGIN`` of the best is
+recommended: later ones add over-fitting risk for no measurable likeness.
 
 The scores go into ``NAME/checkpoint_scores.json`` beside ``training.json``, where the Swap tab's
 picker reads the recommendation. When no sample shows a face (a tiny test model, a broken LoRA) the
@@ -15,6 +16,7 @@ file says so and recommends nothing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +33,7 @@ from faceswap_core.settings import DEFAULT_CLASS_WORD, SwapSettings
 from faceswap_core.training import checkpoints as ckpt
 
 if TYPE_CHECKING:
-    from faceswap_core.engine import Engine
+    from faceswap_core.engine import Engine, Progress
 
 SCORES_FILE = "checkpoint_scores.json"
 RANK_DIR = "rank"  # samples/rank/step-STEP-K.png: the images the scores were measured on
@@ -49,7 +51,8 @@ RANK_MARGIN = 0.02  # identity distance: dlib's same-person threshold is 0.6, ph
 COPY_PENALTY = 0.1  # added to a sample's score at a pixel-perfect copy, falling to 0 at the copy threshold
 COPY_FRACTION = 0.5  # closer than this fraction of the photos' typical nearest-neighbour distance: a copy
 
-Render = Callable[[str, str, int], Image.Image]  # (LoRA name, prompt, seed) -> sample image
+# (LoRA names, prompts, seed, progress) -> one sample per LoRA x prompt, LoRA-major: a sweep's candidates
+Render = Callable[[Sequence[str], Sequence[str], int, "Progress | None"], list[Image.Image]]
 Describe = Callable[[Image.Image], "np.ndarray | None"]  # a face descriptor, None when there is no face
 
 
@@ -160,6 +163,7 @@ def ranking_key(
         "steps": steps,
         "seed": seed,
         "variations": list(RANK_VARIATIONS),
+        "sampling": "sweep, one seed",  # scores from the earlier seed-per-prompt loop are measured again
     }
 
 
@@ -176,8 +180,9 @@ def rank_checkpoints(
 ) -> Ranking:
     """Render, score and rank every checkpoint of the trained LoRA ``lora``; write ``checkpoint_scores.json``.
 
-    ``render`` makes one sample (default: a full-frame repaint on the engine, strength 1, the LoRA at
-    weight 1); ``describe`` finds the face's descriptor. Both can be replaced (tests, other scorers).
+    ``render`` makes the samples of some checkpoints x prompts (default :func:`sweep_render`: one sweep
+    on the engine, a full-frame repaint at strength 1, the LoRA at weight 1); ``describe`` finds the
+    face's descriptor. Both can be replaced (tests, other scorers).
     With ``reuse``, scores measured on the same checkpoints, photos, base model and samples are read
     back instead of measured again (ranking costs minutes on a GPU).
     """
@@ -202,36 +207,45 @@ def rank_checkpoints(
     record = ckpt.read_training_json(folder)
     base_prompt = record.get("sample_prompt") or f"a photo of a {record.get('class_word') or DEFAULT_CLASS_WORD} face"
     prompts = rank_prompts(base_prompt)
-    make = render or _engine_render(engine, steps)
+    make = render or sweep_render(engine, steps)
+    names = [f"{folder.name}/{path.name}" for _, path in found]
     out_dir = folder / ckpt.SAMPLES_DIR / RANK_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[CheckpointScore] = []
     total = len(found) * len(prompts)
-    done: dict[tuple[int, int], tuple[str, np.ndarray | None]] = {}  # (step, prompt) -> (file, descriptor)
+    done: dict[tuple[int, int], tuple[str, np.ndarray | None]] = {}  # (checkpoint, prompt) -> (file, descriptor)
 
-    def sample(step: int, path: Path, number: int) -> tuple[str, np.ndarray | None]:
-        if (step, number) not in done:
-            image = make(f"{folder.name}/{path.name}", prompts[number], seed + number)
-            file = out_dir / f"step-{step}-{number}.png"
+    def measure(checkpoints: Sequence[int], numbers: Sequence[int]) -> None:
+        """One sweep over these checkpoints x prompts; each sample saved and described."""
+        if not checkpoints or not numbers:
+            return
+        before, count = len(done), len(checkpoints) * len(numbers)
+        report = None if progress is None else _as_samples(progress, before, count, total)
+        images = make([names[i] for i in checkpoints], [prompts[n] for n in numbers], seed, report)
+        for (index, number), image in zip(itertools.product(checkpoints, numbers), images, strict=True):
+            file = out_dir / f"step-{found[index][0]}-{number}.png"
             image.save(file)
-            done[(step, number)] = (file.relative_to(folder).as_posix(), describe(image))
-            if progress is not None:
-                progress(len(done), total)
-        return done[(step, number)]
+            done[(index, number)] = (file.relative_to(folder).as_posix(), describe(image))
+        if progress is not None:
+            progress(len(done), total)
 
     # One sample of the first and of the last checkpoint first: when neither shows a face, the model draws
     # none (SDXL draws a face for these prompts with any LoRA), and nothing more is rendered.
-    probes = [sample(step, path, 0) for step, path in [found[0], *found[1:][-1:]]]
-    draws_faces = any(descriptor is not None for _, descriptor in probes)
-    for step, path in found:
-        name = f"{folder.name}/{path.name}"
+    last = len(found) - 1
+    measure(sorted({0, last}), [0])
+    draws_faces = any(descriptor is not None for _, descriptor in done.values())
+    if draws_faces:
+        measure(range(1, last), [0])
+        measure(range(len(found)), range(1, len(prompts)))
+    for index, (step, _) in enumerate(found):
+        name = names[index]
         if not draws_faces:
-            files = [done[(step, 0)][0]] if (step, 0) in done else []
+            files = [done[(index, 0)][0]] if (index, 0) in done else []
             results.append(CheckpointScore(name, step, None, None, None, 0, files))
             continue
         distances, penalties, files = [], [], []
         for number in range(len(prompts)):
-            file, descriptor = sample(step, path, number)
+            file, descriptor = done[(index, number)]
             files.append(file)
             if descriptor is not None:
                 distance, penalty = score_sample(descriptor, centre, reference_stack, copy_threshold)
@@ -295,19 +309,27 @@ def recommended_in(lora_dir: Path) -> set[str]:
     return {name for name in found if name is not None}
 
 
-def _engine_render(engine: Engine, steps: int) -> Render:
-    """A text-to-image sample through the inpainting pipeline: a grey frame repainted whole at strength 1."""
+def sweep_render(engine: Engine, steps: int) -> Render:
+    """Samples as one sweep: a grey frame repainted whole at strength 1, each LoRA x prompt a candidate."""
+    from faceswap_core import sweep as sweeps
+    from faceswap_core.requests import SwapRequest
 
-    def render(lora: str, prompt: str, seed: int) -> Image.Image:
+    def render(loras: Sequence[str], prompts: Sequence[str], seed: int, progress: Progress | None) -> list[Image.Image]:
         size = engine.native_resolution
         frame = Image.new("RGB", (size, size), (128, 128, 128))
         mask = Image.new("L", (size, size), 255)
-        settings = SwapSettings(
-            prompt=prompt, strength=1.0, steps=steps, seed=seed, lora=lora, padding=0.0, color_match=False
-        )
-        return engine.swap(frame, settings=settings, mask=mask).image
+        settings = SwapSettings(strength=1.0, steps=steps, seed=seed, padding=0.0, color_match=False)
+        request = SwapRequest(frame, settings=settings, mask=mask)
+        count = len(loras) * len(prompts)  # bounded by the checkpoints on disk, not by a visitor
+        results = sweeps.sweep(engine, request, loras=loras, prompts=prompts, progress=progress, limit=count)
+        return [result.image for result in results]
 
     return render
+
+
+def _as_samples(progress: Callable[[int, int], None], before: int, count: int, total: int) -> Progress:
+    """One sweep's steps reported as samples of the whole ranking (``count`` of them in this sweep)."""
+    return lambda step, steps: progress(before + step * count // max(steps, 1), total)
 
 
 def _round(value: float | None) -> float | None:

@@ -40,6 +40,7 @@ class AppConfig:
     shared_people: bool = False  # every visitor sees and changes every person (a private workstation)
     photo_ttl_s: float = PHOTO_TTL_S  # how long a visitor's uploaded photo is kept on the server unused
     limits: PublicLimits = PublicLimits()  # what one request may ask for
+    exclusive_training: bool = False  # a training parks the swap pipeline on the CPU (a GPU too small for both)
     landmarks: str = DEFAULT_FACE_BACKEND  # landmark backend of every face found (--landmarks)
     gpus: int = 1  # engines on this machine, one per GPU (cuda:0 ..): as many swaps run at once
     ray: str | None = None  # a Ray cluster address: swaps run on a Serve deployment there, not in this process
@@ -113,6 +114,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         ("--max-face-steps", "max_face_steps", "most faces x denoising steps in one swap request"),
         ("--max-train-steps", "max_train_steps", "most steps of one training run"),
         ("--max-train-resolution", "max_train_resolution", "highest training resolution (pixels)"),
+        ("--max-trainings", "max_trainings", "trainings at once, beside the swaps; others are told until when"),
     ):
         variable = "FACESWAP_" + field.upper()
         parser.add_argument(
@@ -122,6 +124,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
             metavar="N",
             help=f"{meaning} [{variable}] (default: %(default)s)",
         )
+    parser.add_argument(
+        "--exclusive-training",
+        action="store_true",
+        default=env_flag(environ, "FACESWAP_EXCLUSIVE_TRAINING"),
+        help="a training moves the swap model off the GPU and swaps wait until it ends: for a GPU too small to "
+        "hold both (SDXL on 24 GB) [FACESWAP_EXCLUSIVE_TRAINING=1]",
+    )
     parser.add_argument(
         "--landmarks",
         default=environ.get("FACESWAP_LANDMARKS") or DEFAULT_FACE_BACKEND,
@@ -187,6 +196,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         raise SystemExit(f"error: --photo-ttl {args.photo_ttl} must be a positive number of seconds")
     if args.landmarks not in FACE_BACKENDS:  # argparse checks choices on flags, not on defaults from the environment
         raise SystemExit(f"error: FACESWAP_LANDMARKS={args.landmarks!r} is not one of {', '.join(FACE_BACKENDS)}")
+    if args.max_trainings < 1:
+        raise SystemExit(f"error: --max-trainings {args.max_trainings} must be 1 or more")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     if not 1 <= args.ray_min_replicas <= args.ray_max_replicas:
@@ -209,7 +220,9 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
             max_face_steps=args.max_face_steps,
             max_train_steps=args.max_train_steps,
             max_train_resolution=args.max_train_resolution,
+            max_trainings=args.max_trainings,
         ),
+        exclusive_training=args.exclusive_training,
         landmarks=args.landmarks,
         gpus=args.gpus,
         ray=args.ray,

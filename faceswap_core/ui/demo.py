@@ -126,6 +126,7 @@ def create_demo(
     shared_people: bool = False,
     photo_ttl_s: float = PHOTO_TTL_S,
     limits: PublicLimits | None = None,
+    exclusive_training: bool = False,
 ) -> gr.Blocks:
     """The app for ``engine``; ``load_model`` starts loading the base model in the background.
 
@@ -133,7 +134,7 @@ def create_demo(
     ``allow_paths=False``), and Gradio deletes its cached files (uploads, returned images) once they are
     an hour old. Each visitor sees the library and their own people only, unless ``shared_people`` (a
     private workstation); full-size photos are dropped from the server after ``photo_ttl_s`` unused;
-    ``limits`` bound each request.
+    ``limits`` bound each request; ``exclusive_training`` makes swaps wait while a training runs (see TrainHandlers).
     """
     if engine.loras.allow_paths:
         raise ValueError("the app serves anyone who can reach it: build its Engine with allow_paths=False")
@@ -143,7 +144,7 @@ def create_demo(
     loader = ModelLoader(engine)
     limits = limits or PublicLimits()
     swap_handlers = SwapHandlers(engine, photos=PhotoStore(ttl_s=photo_ttl_s), limits=limits)
-    train_handlers = TrainHandlers(engine, vqa_model=vqa_model, limits=limits)
+    train_handlers = TrainHandlers(engine, vqa_model=vqa_model, limits=limits, exclusive_training=exclusive_training)
     with gr.Blocks(title=TITLE, delete_cache=(RESULT_MAX_AGE_S, RESULT_MAX_AGE_S)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="title")
         status = gr.Markdown(loader.message(), elem_id="model-status")

@@ -1,7 +1,7 @@
 """The Train tab: photos of the person -> aligned crops with editable captions -> a LoRA, with live progress.
 
-Training runs as a :class:`~faceswap_core.training.jobs.TrainingJob` in its own thread inside
-``Engine.parked()`` (the swap pipeline waits in CPU memory, swaps wait for the GPU). The event handler
+Training runs as a :class:`~faceswap_core.training.jobs.TrainingJob` in its own thread, beside the swaps
+(its own queue slot; with ``exclusive_training`` inside ``Engine.parked()``, where swaps wait). The event handler
 only reads the job's reports, with a timeout, and streams them to the page; it never waits for the
 thread, so no page load or other request ever waits on training. Cancel sets the run's event and
 the trainer stops after the current step (or photo, while encoding), keeping a loadable checkpoint.
@@ -9,11 +9,14 @@ the trainer stops after the current step (or photo, while encoding), keeping a l
 A run whose page goes away (tab closed, client dropped) is stopped the same way, at once: on a
 public server nobody may hold the GPU without watching, and the checkpoint saved on stopping is in
 the picker. When a run ends, the Swap tab's LoRA picker is refreshed with the new LoRA selected.
+A run that stopped before its end (a killed server, too) is resumed from its newest checkpoint, or
+started over, by its owner from the "Person" picker.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -43,6 +46,7 @@ from faceswap_core.settings import (
     PublicLimits,
     TrainSettings,
 )
+from faceswap_core.training.checkpoints import DATASET_DIR, resume_settings, stopped_at
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards
 from faceswap_core.ui.common import (
@@ -115,6 +119,18 @@ def _ui_name(name: str) -> str:
     return sanitize_name(cleaned)
 
 
+def _folder_of(person: Person) -> Path:
+    """The folder of a person added from photos (its photos are in ``FOLDER/dataset/``)."""
+    return person.photos[0].parent.parent
+
+
+def _stopped(person: Person) -> bool:
+    """A person with photos and no LoRA whose folder holds more than its photos: a training that stopped."""
+    from faceswap_core.training.trainer import untrained_person
+
+    return not untrained_person(_folder_of(person))
+
+
 class TrainHandlers:
     """What the Train tab's buttons do: prepare the photos, train, cancel."""
 
@@ -124,7 +140,10 @@ class TrainHandlers:
         work_dir: str | Path | None = None,
         vqa_model: str = DEFAULT_VQA_MODEL,
         limits: PublicLimits | None = None,
+        exclusive_training: bool = False,
     ) -> None:
+        """``exclusive_training``: a training moves the swap pipeline off the GPU and swaps wait until it ends
+        (a GPU too small for both); otherwise trainings run beside the swaps, ``limits.max_trainings`` at once."""
         self.engine = engine
         self.limits = limits or PublicLimits()
         self.files = ResultFiles()  # copies of what the page shows from a --lora-dir Gradio does not serve
@@ -132,7 +151,7 @@ class TrainHandlers:
             remove_stale(tempfile.gettempdir(), "faceswap-datasets-*", RESULT_MAX_AGE_S)
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="faceswap-datasets-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs = TrainingJobs(engine.parked)
+        self.jobs = TrainingJobs(engine.parked if exclusive_training else None, slots=self.limits.max_trainings)
         self.people = People(engine.loras)
         self.vqa_model = vqa_model
         self._captioner: Any = None
@@ -283,6 +302,9 @@ class TrainHandlers:
         )
         settings.validate()
         self.limits.check_training(settings.steps, settings.resolution)
+        self.jobs.check_free(self._session(request))  # "busy until", before a name is claimed or a file written
+        if person is not None and _stopped(person):
+            raise SettingsError(self._stopped_note(person))
         if person is None:
             lora_name = _ui_name(name)
             self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
@@ -292,19 +314,29 @@ class TrainHandlers:
         self.write_captions(folder, _rows(captions))
 
         def run(report: Any, cancel: Any) -> Any:
-            return train_lora(
-                None if person is not None else folder,
-                lora_name,
-                base_model=self.engine.base_model,
-                settings=settings,
-                lora_dir=self.engine.loras.folder,
-                progress=report,
-                cancel=cancel,
-                device=self.engine.model.device,
-                base_config=self.engine.model.base_config,
-            )
+            try:
+                return train_lora(
+                    None if person is not None else folder,
+                    lora_name,
+                    base_model=self.engine.base_model,
+                    settings=settings,
+                    lora_dir=self.engine.loras.folder,
+                    progress=report,
+                    cancel=cancel,
+                    device=self.engine.model.device,
+                    base_config=self.engine.model.base_config,
+                )
+            finally:
+                if uploaded and (self.engine.loras.folder / lora_name / DATASET_DIR).is_dir():
+                    shutil.rmtree(folder, ignore_errors=True)  # the person keeps its own copy of the photos
 
         job = self.jobs.start(self._session(request), lora_name, run)
+        yield from self._follow(job, lora_name, current_lora, progress)
+
+    def _follow(
+        self, job: Any, lora_name: str, current_lora: str | None, progress: gr.Progress
+    ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
+        """Stream a training job's reports to the page until it ends; stop it if the page goes away."""
         losses: list[dict[str, float]] = []
         samples: list[tuple[str, str]] = []
         shown_samples: set[Any] = set()  # the sample files already shown (as copies, maybe)
@@ -357,6 +389,85 @@ class TrainHandlers:
             )
             select = lora_name
         yield final, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
+
+    @user_errors
+    def resume(
+        self, name: Any, current_lora: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()
+    ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
+        """Continue this visitor's stopped training (killed, crashed or cancelled) from its newest checkpoint,
+        with the settings it was started with; streams like :meth:`train`.
+
+        Public endpoint: ``name`` must be one of the caller's own people whose training stopped.
+        """
+        from faceswap_core.training import train_lora
+
+        person = self._stopped_person(name)
+        step = stopped_at(_folder_of(person))
+        if step is None:
+            raise SettingsError(f"{person.name} has no stopped training with a checkpoint to resume; start it over")
+        settings = resume_settings(_folder_of(person))
+        self.limits.check_training(settings.steps, settings.resolution)
+        self.jobs.check_free(self._session(request))
+
+        def run(report: Any, cancel: Any) -> Any:
+            return train_lora(
+                None,
+                person.name,
+                base_model=self.engine.base_model,
+                settings=settings,
+                lora_dir=self.engine.loras.folder,
+                resume=True,
+                progress=report,
+                cancel=cancel,
+                device=self.engine.model.device,
+                base_config=self.engine.model.base_config,
+            )
+
+        job = self.jobs.start(self._session(request), person.name, run)
+        yield from self._follow(job, person.name, current_lora, progress)
+
+    @user_errors
+    def start_over(self, name: Any, confirmed: Any) -> tuple[str, Any, Any]:
+        """Delete a stopped training of this visitor's person (checkpoints, samples, record); its photos stay,
+        so **Train** starts it again from step 0. Returns the note and the two buttons' updates.
+
+        Public endpoint: ``confirmed`` must be true (the page asks first); only the caller's own people.
+        """
+        person = self._stopped_person(name)
+        if not _ticked(confirmed):
+            return "Nothing was deleted.", gr.skip(), gr.skip()
+        folder = _folder_of(person)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{person.name}-restart-", dir=folder.parent))
+        for entry in folder.iterdir():  # moved out in one rename each, then deleted: a kill leaves a hidden folder
+            if entry.name != DATASET_DIR:
+                entry.rename(scratch / entry.name)
+        shutil.rmtree(scratch, ignore_errors=True)
+        note = f"**{person.name}**'s stopped training was deleted; the photos stay. Press **Train** to start over."
+        return note, gr.Button(visible=False), gr.Button(visible=False)
+
+    def resume_offer(self, name: Any) -> tuple[Any, Any]:
+        """The "Resume from step N" and "Start over" buttons, shown for a person whose training stopped."""
+        person = self._untrained(name) if name else None
+        if person is None or not _stopped(person):
+            return gr.Button(visible=False), gr.Button(visible=False)
+        step = stopped_at(_folder_of(person))
+        resume = gr.Button(f"Resume from step {step}", visible=True) if step else gr.Button(visible=False)
+        return resume, gr.Button(visible=True)
+
+    def _stopped_person(self, name: Any) -> Person:
+        """The caller's own person whose training stopped, by name; nobody else's, and not while it trains."""
+        person = self._untrained(name)
+        if person is None or not _stopped(person):
+            raise SettingsError("pick one of your people whose training stopped")
+        if self.jobs.training(person.name):
+            raise SettingsError(f"{person.name} is training now; cancel that first")
+        return person
+
+    @staticmethod
+    def _stopped_note(person: Person) -> str:
+        step = stopped_at(_folder_of(person))
+        resume = f"**Resume from step {step}**, or " if step else ""
+        return f"{person.name}'s training stopped before its end: {resume}**Start over** (above, under Person)"
 
     @user_errors
     def rank(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
@@ -433,7 +544,9 @@ class TrainHandlers:
             f"**{person.name}**: {len(person.photos)} photo(s) added earlier. Training gives this person a LoRA; "
             "the photos stay and are used beside it."
         )
-        if len(person.photos) < 5:
+        if _stopped(person):
+            note = f"**{person.name}**: {len(person.photos)} photo(s). {self._stopped_note(person)}."
+        elif len(person.photos) < 5:
             note += " 5 to 20 photos work best: add a new person with more photos for a better LoRA."
         gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
         return gallery, rows, note, None, person.name, gr.File(value=None, interactive=False)
@@ -533,6 +646,10 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 info="Train a new person from photos, or give a person added from photos a LoRA",
                 elem_id="train-person",
             )
+            with gr.Row():  # a person whose training stopped (a killed server, a closed page, Cancel)
+                resume = gr.Button("Resume", visible=False, size="sm", elem_id="resume-train")
+                start_over = gr.Button("Start over", visible=False, size="sm", variant="stop", elem_id="start-over")
+            confirmed = gr.Checkbox(False, visible=False)  # Start over's "are you sure", answered in the browser
             with gr.Row():
                 class_word = gr.Dropdown(
                     choices=list(CLASS_WORDS), value=DEFAULT_CLASS_WORD, label="The person is a", scale=1
@@ -641,20 +758,39 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     who.input(
         handlers.load_person, [who, shown], [crops, captions, prepare_note, dataset, name, photos], queue=False
     ).success(lambda person: person or "", who, shown, queue=False)
+    who.input(handlers.resume_offer, who, [resume, start_over], queue=False)
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
     rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
     rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", **gpu_queue(engine))
+    # Trainings have a queue slot of their own (swaps keep theirs): as many watchers as trainings may run, and
+    # a few more, so that a visitor who finds every training slot taken is told "busy until" at once.
+    training_slot: dict[str, Any] = {"concurrency_id": "train", "concurrency_limit": handlers.jobs.slots + 2}
+    train_io: dict[str, Any] = {"outputs": [status, loss, samples, lora_picker], "show_progress_on": [status]}
     train.click(
         on_gpu(said_in_status(handlers.train, outputs=4), duration=TRAIN_GPU_SECONDS),
         [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
-        [status, loss, samples, lora_picker],
+        **train_io,  # a refused start (no photos yet) is told in the status, not as a badge on the chart
         api_name="train",
-        show_progress_on=[status],  # a refused start (no photos yet) is told there, not as a badge on the chart
-        **gpu_queue(engine),
+        **training_slot,
     ).success(  # after training: the recommended checkpoint
         on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
         **rank_io,
         **gpu_queue(engine),
+    )
+    resume.click(
+        on_gpu(said_in_status(handlers.resume, outputs=4), duration=TRAIN_GPU_SECONDS),
+        [who, lora_picker],
+        **train_io,
+        api_name="resume_training",
+        **training_slot,
+    ).success(lambda: (gr.Button(visible=False), gr.Button(visible=False)), None, [resume, start_over], queue=False)
+    start_over.click(
+        handlers.start_over,
+        [who, confirmed],
+        [status, resume, start_over],
+        js="(person) => [person, confirm('Delete the stopped training of ' + person + '? Its photos stay.')]",
+        api_name="start_over",
+        queue=False,
     )
     cancel.click(handlers.cancel, None, status, queue=False)

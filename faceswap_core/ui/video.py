@@ -22,9 +22,16 @@ from faceswap_core.engine import Engine
 from faceswap_core.errors import SettingsError
 from faceswap_core.media import probe
 from faceswap_core.people import People
-from faceswap_core.settings import MAX_SEED, STRENGTH, SwapSettings, VideoLimits
+from faceswap_core.settings import (
+    KEEP_EXPRESSION,
+    MAX_SEED,
+    RECOMMENDED_STRENGTH_KEEP_EXPRESSION,
+    STRENGTH,
+    SwapSettings,
+    VideoLimits,
+)
 from faceswap_core.ui import guards
-from faceswap_core.ui.common import ResultFiles, cancellable, current_cancel, user_errors
+from faceswap_core.ui.common import ResultFiles, cancellable, current_cancel, range_slider, user_errors
 from faceswap_core.ui.swap import NO_LORA, numbered, person_choices
 from faceswap_core.video import VideoSettings, faces_at, preview, swap_clip
 
@@ -57,9 +64,21 @@ class VideoHandlers:
         return numbered(Image.fromarray(frame.pixels), faces), picker, summary
 
     def _settings(
-        self, faces: Any, at_s: Any, person: Any, reference: Any, strength: Any, seed: Any, fast: Any
+        self,
+        faces: Any,
+        at_s: Any,
+        person: Any,
+        reference: Any,
+        strength: Any,
+        seed: Any,
+        fast: Any,
+        keep_on: Any = False,
+        keep_weight: Any = KEEP_EXPRESSION.default,
     ) -> VideoSettings:
-        """The run's settings from the widgets' (or an API caller's) values, each checked."""
+        """The run's settings from the widgets' (or an API caller's) values, each checked.
+
+        ``keep_on`` and ``keep_weight``: Keep expression, the ControlNet on every frame's landmarks (off: 0).
+        """
         numbers = faces if isinstance(faces, list) else [] if faces in (None, "") else [faces]
         face_indexes = tuple(int(guards.number(n, "face", None, integer=True)) - 1 for n in numbers)
         if any(index < 0 for index in face_indexes):
@@ -68,6 +87,7 @@ class VideoHandlers:
             strength=guards.number(strength, "strength", STRENGTH),
             seed=int(guards.number(seed if seed not in (None, "") else 0, "seed", None, integer=True)),
             fast=bool(fast),
+            keep_expression=guards.number(keep_weight, "keep expression weight", KEEP_EXPRESSION) if keep_on else 0.0,
         )
         if not 0 <= (base.seed or 0) <= MAX_SEED:
             raise SettingsError(f"seed must be between 0 and {MAX_SEED}")
@@ -85,10 +105,20 @@ class VideoHandlers:
         )
 
     def preview(
-        self, clip: Any, faces: Any, at_s: Any, person: Any, reference: Any, strength: Any, seed: Any, fast: Any
+        self,
+        clip: Any,
+        faces: Any,
+        at_s: Any,
+        person: Any,
+        reference: Any,
+        strength: Any,
+        seed: Any,
+        fast: Any,
+        keep_on: Any = False,
+        keep_weight: Any = KEEP_EXPRESSION.default,
     ) -> Image.Image:
         """The frame at ``at_s`` swapped, with the seeds the whole clip will use."""
-        settings = self._settings(faces, at_s, person, reference, strength, seed, fast)
+        settings = self._settings(faces, at_s, person, reference, strength, seed, fast, keep_on, keep_weight)
         _, after = preview(self.engine, self._clip(clip), settings, self.limits)
         return after
 
@@ -102,11 +132,13 @@ class VideoHandlers:
         strength: Any,
         seed: Any,
         fast: Any,
+        keep_on: Any = False,
+        keep_weight: Any = KEEP_EXPRESSION.default,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[str, str, str]:
         """Swap the whole clip (resuming a stopped run of the same clip and settings); the MP4 to play and download."""
         path = self._clip(clip)
-        settings = self._settings(faces, at_s, person, reference, strength, seed, fast)
+        settings = self._settings(faces, at_s, person, reference, strength, seed, fast, keep_on, keep_weight)
         self.files.prune()
         self._prune_jobs()
         key = hashlib.sha256(json.dumps([path, repr(settings)]).encode()).hexdigest()[:16]
@@ -138,6 +170,11 @@ class VideoHandlers:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def video_strength(keep_on: bool) -> float:
+    """Keep expression switched: with the ControlNet holding each frame, a clip takes a photo's high strength."""
+    return RECOMMENDED_STRENGTH_KEEP_EXPRESSION if keep_on else VIDEO_STRENGTH
+
+
 def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> None:
     """The tab's widgets and events (inside a ``gr.Tab`` of the page)."""
     handlers = handlers or VideoHandlers(engine)
@@ -163,6 +200,14 @@ def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> N
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
             fast = gr.Checkbox(True, label="Fast mode (few steps)", elem_id="video-fast")
             with gr.Row():
+                keep_on = gr.Checkbox(
+                    False,
+                    label="Keep expression",
+                    info="A ControlNet holds each frame's pose and expression, so strength can go high",
+                    elem_id="video-keep-expression",
+                )
+                keep_weight = range_slider(KEEP_EXPRESSION, label="Weight", elem_id="video-keep-expression-weight")
+            with gr.Row():
                 preview_button = gr.Button("Preview one frame", elem_id="video-preview-button")
                 run_button = gr.Button("Swap the whole clip", variant="primary", elem_id="video-run")
                 stop_button = gr.Button("Stop", elem_id="video-stop")
@@ -170,7 +215,8 @@ def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> N
             result = gr.Video(label="Result", interactive=False, elem_id="video-result", height=260)
             download = gr.File(label="Download", elem_id="video-download")
             message = gr.Markdown(elem_id="video-message")
-    inputs = [clip, faces, at_s, person, reference, strength, seed, fast]
+    inputs = [clip, faces, at_s, person, reference, strength, seed, fast, keep_on, keep_weight]
+    keep_on.input(video_strength, keep_on, strength, queue=False, api_name=False)
     clip.upload(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name="video_faces")
     at_s.submit(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name=False)
     preview_button.click(user_errors(handlers.preview), inputs, preview_image, api_name="video_preview")
