@@ -29,7 +29,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
-from faceswap_core.engine import SwapResult
+from faceswap_core.engine import Engine, SwapResult
 from faceswap_core.errors import FaceswapError
 from faceswap_core.images import to_rgb
 from faceswap_core.owners import owner_key
@@ -194,6 +194,12 @@ def cancellable(fn: Callable[..., Any], outputs: int) -> Callable[..., Any]:
 def _ignore_outcome(future: Any) -> None:
     with contextlib.suppress(BaseException):
         future.result()  # a cancelled swap ends with CancelledError; nobody is waiting for it any more
+
+
+def gpu_queue(engine: Engine) -> dict[str, Any]:
+    """Event options for GPU work (swaps, ranking, training): one queue, as many at once as ``engine`` has
+    slots (its devices or replicas). Gradio keeps the lowest limit given for an id, so every event sets this."""
+    return {"concurrency_id": "gpu", "concurrency_limit": engine.slots}
 
 
 def on_gpu(fn: Fn, *, duration: int | None = None) -> Fn:

@@ -66,6 +66,7 @@ from faceswap_core.ui.common import (
     editor_image,
     editor_mask,
     editor_value,
+    gpu_queue,
     on_gpu,
     range_slider,
     user_errors,
@@ -1234,7 +1235,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "strengths": strengths,
     }
     outputs = [result, download, record, candidates, candidate_state, views]
-    gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
+    gpu = gpu_queue(engine)
     long = {"views": views, "buttons": [generate, search], "stop": stop, "line": progress_line, **gpu}
     requests = [
         wire_long_request(

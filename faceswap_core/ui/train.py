@@ -49,7 +49,15 @@ from faceswap_core.settings import (
 from faceswap_core.training.checkpoints import DATASET_DIR, resume_settings, stopped_at
 from faceswap_core.training.jobs import DONE, TrainingJobs
 from faceswap_core.ui import guards, words
-from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, said_in_status, user_errors
+from faceswap_core.ui.common import (
+    HEARTBEAT_S,
+    ResultFiles,
+    gpu_queue,
+    on_gpu,
+    range_slider,
+    said_in_status,
+    user_errors,
+)
 from faceswap_core.ui.swap import refresh_lora_picker
 
 CAPTION_HEADERS = ["photo", "caption", "use"]
@@ -767,7 +775,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
     rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
-    rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", concurrency_id="gpu", concurrency_limit=1)
+    rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", **gpu_queue(engine))
     # Trainings have a queue slot of their own (swaps keep theirs): as many watchers as trainings may run, and
     # a few more, so that a visitor who finds every training slot taken is told "busy until" at once.
     training_slot: dict[str, Any] = {"concurrency_id": "train", "concurrency_limit": handlers.jobs.slots + 2}
@@ -781,8 +789,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     ).success(  # after training: the recommended checkpoint
         on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
         **rank_io,
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **gpu_queue(engine),
     )
     resume.click(
         on_gpu(said_in_status(handlers.resume, outputs=4), duration=TRAIN_GPU_SECONDS),
