@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     from faceswap_core.settings import MAX_UPLOAD_BYTES
     from faceswap_core.ui.demo import CSS, HEAD, THEME, create_demo
 
-    local = config.ray is None
-    engine = (
-        Engine(config.model, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
-        if local
-        else remote_engine(config)
-    )
+    if config.ray is not None:
+        engine = remote_engine(config)
+    elif config.gpus > 1:
+        engine = engine_pool(config)
+    else:
+        engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
     demo = create_demo(
         engine,
         vqa_model=config.vqa_model,
@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         limits=config.limits,
         exclusive_training=config.exclusive_training,
     )
-    # one swap at a time per engine: locally the one pipeline, on Ray as many as the replicas can take;
+    # one swap at a time per pipeline: one here, one per GPU with --gpus, one per replica on Ray;
     # trainings have a slot of their own (the Train tab's "train" concurrency group, --max-trainings)
-    demo.queue(default_concurrency_limit=1 if local else config.ray_max_replicas).launch(
+    demo.queue(default_concurrency_limit=engine.slots).launch(
         server_name=config.host,
         server_port=config.port,
         share=config.share,
@@ -68,7 +68,21 @@ def remote_engine(config: AppConfig) -> Engine:
         )
     except FaceswapError as err:
         raise SystemExit(f"error: {err}") from None
-    return RemoteEngine(config.model, handle, lora_dir=config.lora_dir, landmarks=config.landmarks)
+    return RemoteEngine(
+        config.model, handle, lora_dir=config.lora_dir, landmarks=config.landmarks, replicas=config.ray_max_replicas
+    )
+
+
+def engine_pool(config: AppConfig) -> Engine:
+    """The engine of ``--gpus N``: one engine per GPU of this machine, behind one."""
+    from faceswap_core.engine_pool import EnginePool, gpu_devices
+    from faceswap_core.errors import FaceswapError
+
+    try:
+        devices = gpu_devices(config.gpus)
+    except FaceswapError as err:
+        raise SystemExit(f"error: {err}") from None
+    return EnginePool(config.model, devices, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,11 @@ class Engine:
 
     # --- loading --------------------------------------------------------------------------------
     @property
+    def slots(self) -> int:
+        """How many swaps this engine runs at once (one pipeline: one); the app's queue sends as many."""
+        return 1
+
+    @property
     def loaded(self) -> bool:
         return self._pipeline is not None
 

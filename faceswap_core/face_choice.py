@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 KEEP = "__keep__"  # the person picker's value for "leave this face as it is"
 NO_LORA = ""  # the person picker's value for "repaint with the base model only"
+NO_PERSON = "A new face (no one in particular)"  # its label: the base model, said in the user's words
+NEW_FACE = "a new face"  # the same in a sentence
 BASE_MODEL = Person(NO_LORA)  # "no person": no LoRA, no photos of its own (the uploaded ones may still steer it)
 
 
@@ -50,7 +52,7 @@ def person_entries(loras: LoraRegistry, *, with_keep: bool = True) -> list[tuple
         (f"{person.label} ★ recommended" if person.name in recommended else person.label, person.name)
         for person in People(loras).list()
     ]
-    return [*keep, ("No person (base model only)", NO_LORA), *people]
+    return [*keep, (NO_PERSON, NO_LORA), *people]
 
 
 def person_of(people: People, name: str) -> Person:

@@ -150,11 +150,3 @@ def face_crop(result: SwapResult, size: int = CANDIDATE_SIZE) -> Image.Image:
     crop = result.image.crop((max(0, x0), max(0, y0), min(result.image.width, x1), min(result.image.height, y1)))
     crop.thumbnail((size, size))
     return crop
-
-
-def candidate_caption(result: SwapResult) -> str:
-    """A candidate's strength and, when ranked, its distance to the person's photos."""
-    strength = result.record["faces"][0]["strength"]
-    if result.identity_distance is None:
-        return f"strength {strength:.2f}" + (" · no face found" if "identity_distance" in result.record else "")
-    return f"strength {strength:.2f} · distance {result.identity_distance:.3f}"

@@ -5,8 +5,10 @@ A clip goes through three passes over the decoded frames, each streaming one fra
 1. **track**: detect faces (every ``detect_every``-th frame), follow the chosen people, fill short
    gaps and smooth the landmarks (:mod:`faceswap_core.faces.track`); kept in ``tracks.npz``;
 2. **repaint**: every frame with a tracked face goes through :func:`swap_frame`, the one per-frame
-   call into the engine; the repainted box is saved as a PNG patch, and ``job.json`` records the
-   last finished frame, so a cancel keeps the work and a later run resumes after it;
+   call into the engine, run by a :class:`FrameSwapper` (here, or on Ray's actors: results come back
+   in frame order); the optical-flow blend with the previous output stays here, in order; the
+   repainted box is saved as a PNG patch, and ``job.json`` records the last finished frame, so a
+   cancel keeps the work and a later run resumes after it;
 3. **export**: the input decoded once more, the patches pasted back, encoded with the input's audio.
 
 Why repaints stay steady: each track keeps one seed, so the starting noise is the same tensor in
@@ -23,10 +25,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -117,6 +119,40 @@ def swap_frame(
     result = engine.repaint(prepared, cancel=cancel)
     assert result.mask is not None
     return np.asarray(result.image), result.mask
+
+
+# One frame's work: the frame and its tracked faces' plans (none: the frame passes through untouched).
+FrameWork = tuple[Frame, list[TrackPlan]]
+# What comes back for it: the repainted frame and the union of its masks, or None for a frame without plans.
+Swapped = tuple[np.ndarray, np.ndarray] | None
+
+
+class FrameSwapper(Protocol):
+    """Runs :func:`swap_frame` on a stream of frames and yields each with its result, in frame order.
+
+    It pulls frames from ``work`` as it goes (a bounded number ahead), so a clip is never held whole.
+    """
+
+    def map(
+        self, work: Iterable[FrameWork], mask_settings: MaskSettings, cancel: threading.Event | None
+    ) -> Generator[tuple[Frame, list[TrackPlan], Swapped], None, None]: ...
+
+
+class LocalFrames:
+    """The engine in this process, one frame at a time (nothing runs ahead, so a cancel stops mid-frame)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def map(
+        self, work: Iterable[FrameWork], mask_settings: MaskSettings, cancel: threading.Event | None
+    ) -> Generator[tuple[Frame, list[TrackPlan], Swapped], None, None]:
+        for frame, plans in work:
+            if not plans:
+                yield frame, plans, None
+                continue
+            output, mask = swap_frame(self.engine, frame.pixels, plans, mask_settings=mask_settings, cancel=cancel)
+            yield frame, plans, (output, np.asarray(mask))
 
 
 def track_seed(base: int | None, track: int) -> int:
@@ -299,55 +335,83 @@ class VideoJob:
 
     # --- pass 2: repaint -----------------------------------------------------------------------
     def repaint(
-        self, engine: Engine, progress: JobProgress | None = None, cancel: threading.Event | None = None
+        self,
+        engine: Engine,
+        progress: JobProgress | None = None,
+        cancel: threading.Event | None = None,
+        frames: FrameSwapper | None = None,
     ) -> None:
-        """Repaint frames from the last finished one; on cancel the finished ones stay and are resumed from."""
-        from faceswap_core.faces.track import face_from_landmarks
+        """Repaint frames from the last finished one; on cancel the finished ones stay and are resumed from.
 
+        ``frames`` runs the per-frame repaints (default: ``engine`` here, one frame at a time); whatever
+        runs them, the blend with the previous output and the saving happen here, in frame order.
+        """
         if not self.tracks:
             self.track(progress, cancel)
         state, settings = self.state, self.settings
+        swapper = frames or LocalFrames(engine)
         track_settings = [replace(settings.swap, seed=seed) for seed in state.seeds]
         previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, output) of the frame before
         started, done_here = time.perf_counter(), 0
         start = max(0, state.done - 1) if settings.temporal_blend > 0 else state.done
-        decode_started = time.perf_counter()
-        for frame in read_frames(self.info, start=start, stop=state.frames):
-            self.timings["decode_s"] += time.perf_counter() - decode_started
-            plans = [
-                TrackPlan(t, face_from_landmarks(landmarks[frame.index]), track_settings[t])
-                for t, landmarks in enumerate(self.tracks)
-                if landmarks[frame.index] is not None
-            ]
-            if frame.index < state.done:  # the frame before the resume point: only its output is needed
-                previous = (frame.pixels, self._patched(frame)) if plans else None
-                decode_started = time.perf_counter()
-                continue
+
+        def stop_if_cancelled() -> None:
             if cancel is not None and cancel.is_set():
                 raise CancelledError(f"cancelled after {state.done} of {state.frames} frames; run again to resume")
-            if plans:
-                repaint_started = time.perf_counter()
-                output, mask = swap_frame(engine, frame.pixels, plans, mask_settings=settings.mask, cancel=cancel)
-                mask_array = np.asarray(mask)
-                if previous is not None:
-                    blend_started = time.perf_counter()
-                    output = flow_blend(
-                        previous[0], frame.pixels, previous[1], output, mask_array, settings.temporal_blend
-                    )
-                    self.timings["flow_s"] += time.perf_counter() - blend_started
-                self._save_patch(frame.index, frame.pixels, output)
-                self.timings["repaint_s"] += time.perf_counter() - repaint_started
-                previous = (frame.pixels, output)
-            else:
-                previous = None
-            state.done = frame.index + 1
-            self._save_state()
-            done_here += 1
-            if progress is not None:
-                elapsed = time.perf_counter() - started
-                left = elapsed / done_here * (state.frames - state.done)
-                progress("swapping", state.done, state.frames, left)
+
+        def work() -> Iterator[FrameWork]:
             decode_started = time.perf_counter()
+            for frame in read_frames(self.info, start=start, stop=state.frames):
+                self.timings["decode_s"] += time.perf_counter() - decode_started
+                stop_if_cancelled()  # checked before a frame is handed over, so no work starts after a cancel
+                # the frame before the resume point is not repainted again: only its saved output is needed
+                yield frame, self._plans(frame.index, track_settings) if frame.index >= state.done else []
+                decode_started = time.perf_counter()
+
+        results = swapper.map(work(), settings.mask, cancel)
+        try:
+            waited = (time.perf_counter(), self.timings["decode_s"])
+            for frame, _, swapped in results:
+                if frame.index < state.done:
+                    resumed = bool(self._plans(frame.index, track_settings))
+                    previous = (frame.pixels, self._patched(frame)) if resumed else None
+                    waited = (time.perf_counter(), self.timings["decode_s"])
+                    continue
+                stop_if_cancelled()  # results that arrive after a cancel are dropped, not saved
+                if swapped is not None:
+                    output, mask_array = swapped
+                    if previous is not None:
+                        blend_started = time.perf_counter()
+                        output = flow_blend(
+                            previous[0], frame.pixels, previous[1], output, mask_array, settings.temporal_blend
+                        )
+                        self.timings["flow_s"] += time.perf_counter() - blend_started
+                    self._save_patch(frame.index, frame.pixels, output)
+                    previous = (frame.pixels, output)
+                else:
+                    previous = None
+                # the repaint (or the wait for it), the blend and the save; not the decoding in between
+                self.timings["repaint_s"] += time.perf_counter() - waited[0] - (self.timings["decode_s"] - waited[1])
+                state.done = frame.index + 1
+                self._save_state()
+                done_here += 1
+                if progress is not None:
+                    elapsed = time.perf_counter() - started
+                    left = elapsed / done_here * (state.frames - state.done)
+                    progress("swapping", state.done, state.frames, left)
+                waited = (time.perf_counter(), self.timings["decode_s"])
+        finally:
+            results.close()  # stop the swapper's work ahead (a cancel, an error)
+
+    def _plans(self, index: int, track_settings: Sequence[SwapSettings]) -> list[TrackPlan]:
+        """Frame ``index``'s tracked faces, each with its track's settings (and so its fixed seed)."""
+        from faceswap_core.faces.track import face_from_landmarks
+
+        return [
+            TrackPlan(t, face_from_landmarks(landmarks[index]), track_settings[t])
+            for t, landmarks in enumerate(self.tracks)
+            if landmarks[index] is not None
+        ]
 
     # --- pass 3: export ------------------------------------------------------------------------
     def export(self, output: str | os.PathLike, *, audio: bool = True) -> Path:
@@ -460,15 +524,19 @@ def swap_clip(
     limits: VideoLimits | None = None,
     progress: JobProgress | None = None,
     cancel: threading.Event | None = None,
+    frames: FrameSwapper | None = None,
 ) -> VideoJob:
     """Track, repaint (resuming a job folder's finished frames) and export; a cancel still writes what is done.
+
+    ``frames`` runs the repaints elsewhere (:class:`faceswap_core.cluster.data.RayFrames`); tracking,
+    the blend and the encoding stay here, and the output is the same bytes.
 
     Raises :class:`CancelledError` after writing the finished part when cancelled, and
     :class:`CorruptVideoError` after writing the good part of a clip that breaks part-way.
     """
     job = VideoJob(job_folder, clip, settings, limits, landmarks=engine.landmarks, controlnet=engine.model.controlnet)
     try:
-        job.repaint(engine, progress, cancel)
+        job.repaint(engine, progress, cancel, frames)
     except CancelledError:
         if not job.state.done:
             raise

@@ -109,3 +109,26 @@ def test_a_batch_stopped_by_its_cluster_keeps_its_results_and_resumes(
 
 def report_request(out: Path) -> SwapRequest:
     return SwapRequest.from_dict(json.loads((out / "batch.json").read_text())["request"])
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_ray_address_fails_fast_with_one_line(
+    tiny_model_dir: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    assert main(batch_args(photos, tmp_path / "out", tiny_model_dir, "--ray", address)) == 2
+    assert time.monotonic() - started < 30  # Ray alone retries such an address for minutes
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"cannot reach the Ray cluster at {address}" in error

@@ -36,6 +36,8 @@ from browser_driver import (
 )
 from PIL import Image
 
+from faceswap_core.face_choice import NO_PERSON
+
 ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = [
@@ -196,8 +198,8 @@ def test_group_photo_second_face_gets_its_own_person(page: Any, tmp_path: Path) 
         upload(page, group, note="2 faces found")
         pick(page, "#face-index", "Face 2")
         wait_for_text(page, "#lora", "Person for face 2")
-        pick(page, "#lora", "No person (base model only)")
-        wait_for_text(page, "#face-summary", "2: **base model**".replace("**", ""))
+        pick(page, "#lora", NO_PERSON)
+        wait_for_text(page, "#face-summary", "2: a new face")
         pick(page, "#face-index", "Face 1 (largest)")
         pick(page, "#lora", "Keep this face (no change)")
         wait_for_text(page, "#face-summary", "1: kept")
@@ -423,7 +425,7 @@ def test_try_strengths_shows_candidates_with_strength_and_likeness(
         page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
         page.locator("#candidates img").nth(1).wait_for(state="visible")
         captions = page.locator("#candidates .caption-label").all_inner_texts()
-        assert len(captions) == 2 and all("strength" in c and "distance" in c for c in captions), captions
+        assert len(captions) == 2 and all("strength" in c and "likeness" in c for c in captions), captions
         assert {c.split("·")[0].strip() for c in captions} == {"strength 0.30", "strength 0.60"}
         # the caption under the face, not over its chin (once the thumbnails' images have loaded and laid out)
         page.wait_for_function(
@@ -434,3 +436,10 @@ def test_try_strengths_shows_candidates_with_strength_and_likeness(
         )
         wait_for_text(page, "#candidates", "most alike first")
         shot(page, "try-strengths")
+        page.set_viewport_size(PHONE)  # the heading wraps on a phone: above the first thumbnail, not over it
+        time.sleep(0.5)
+        heading = page.locator('#candidates > label[data-testid="block-label"]').bounding_box()
+        first = page.locator("#candidates img").first.bounding_box()
+        assert heading["y"] + heading["height"] <= first["y"] + 1, (heading, first)
+        shot(page, "try-strengths")
+        page.set_viewport_size(DESKTOP)

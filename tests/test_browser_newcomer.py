@@ -21,6 +21,7 @@ from browser_driver import (
     RESULT_SHOWN,
     TIMEOUT_MS,
     chromium,
+    generate,
     open_app,
     upload,
     wait_for_text,
@@ -241,3 +242,75 @@ def test_messages_name_their_field_and_leave_no_error_badge(
     time.sleep(1)
     assert "Error" not in page.locator("#train-status").inner_text()
     shots(page, "message-train")
+
+
+def test_a_reload_brings_back_the_photo_choices_and_result(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
+    """Photo, strength and result come back after a reload, from the server (the browser keeps a ticket only)."""
+    upload(page, portrait(tmp_path, astronaut))
+    time.sleep(1)  # the kept value is written: it must not bring anything "back" on this page
+    assert "Back as you left it" not in page.locator("#mask-note").inner_text()
+    strength = page.locator("#strength input[type=number]")
+    strength.fill("0.66")
+    strength.press("Enter")
+    time.sleep(1)
+    generate(page)
+    page.locator("#generate").wait_for(state="visible")
+    time.sleep(1)  # the kept value is written once the result is shown
+    stored = page.evaluate("() => window.localStorage.getItem('faceswap-swap-tab')")
+    assert stored and len(stored) < 1000  # a ticket and the controls (encrypted), no image
+    page.reload()
+    page.wait_for_selector("#target")
+    wait_for_text(page, "#mask-note", "Back as you left it")
+    page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
+    assert page.locator("#strength input[type=number]").input_value() == "0.66"
+    assert page.locator("#download").is_visible()
+    shots(page, "reloaded")
+    page.get_by_role("tab", name="Photo and mask").click()
+    page.wait_for_function("() => document.querySelector('#target canvas') !== null")
+    assert "%" in page.locator("#target").inner_text()  # the photo is in the editor, at its zoom
+    shots(page, "reloaded-photo")
+
+
+def test_symbol_buttons_say_what_they_do_and_the_table_takes_no_files(page: Any) -> None:
+    """The "↻" beside the person picker has words (tooltip and screen readers); the captions table shows no
+    "Drop CSV or TSV files here to import data into dataframe"."""
+    page.locator("#lora-refresh[aria-label]").wait_for(state="attached", timeout=10_000)
+    refresh = page.locator("#lora-refresh")
+    assert "Refresh the list of people" in refresh.get_attribute("aria-label")
+    assert refresh.get_attribute("title") == refresh.get_attribute("aria-label")
+    page.get_by_role("tab", name="Train a person").click()
+    page.locator("#captions").wait_for(state="visible")
+    assert "Drop CSV" not in page.locator("#captions").inner_text()
+    assert "python -m" not in page.locator("body").inner_text()
+    shots(page, "train-words")
+
+
+def test_seven_crops_are_whole_with_their_names_under_them(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
+    """The Train tab's crops: the 7th (second row) is not cut off, and no file name covers a chin."""
+    photos = []
+    for index, angle in enumerate((0, 3, -3, 6, -6, 9, -9)):
+        path = tmp_path / f"crop{index}.jpg"
+        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    page.get_by_role("tab", name="Train a person").click()
+    page.locator("#train-photos input[type=file]").first.set_input_files(photos)
+    wait_for_text(page, "#prepare-note", "7 photo(s) ready")
+    page.wait_for_function("() => [...document.querySelectorAll('#crops img')].filter(i => i.complete).length == 7")
+    time.sleep(0.5)
+    boxes = "sel => [...document.querySelectorAll(sel)].map(e => e.getBoundingClientRect().toJSON())"
+    gallery = page.evaluate(boxes, "#crops .grid-wrap")[0]  # what the gallery shows (it scrolls what is taller)
+    crops = page.evaluate(boxes, "#crops .thumbnail-item img")
+    captions = page.evaluate(boxes, "#crops .caption-label")
+    assert len(crops) == len(captions) == 7
+    heading = page.evaluate(boxes, '#crops > label[data-testid="block-label"]')[0]
+    assert heading["bottom"] <= min(crop["top"] for crop in crops) + 1  # the heading over no crop
+    for crop, caption in zip(crops, captions, strict=True):
+        assert crop["bottom"] <= gallery["bottom"] + 1, (crop, gallery)  # whole, not cut at the bottom
+        assert caption["top"] >= crop["bottom"] - 1, (caption, crop)  # under the crop, not over the chin
+    page.set_viewport_size(PHONE)  # three to a row: all seven still there, each whole
+    time.sleep(0.5)
+    crops = page.evaluate(boxes, "#crops .thumbnail-item img")
+    assert len({(round(crop["x"]), round(crop["y"])) for crop in crops}) == 7, crops  # none on top of another
+    page.set_viewport_size(DESKTOP)
+    page.locator("#crops").scroll_into_view_if_needed()
+    shots(page, "train-crops")

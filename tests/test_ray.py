@@ -1,8 +1,9 @@
-"""Batches and the app's swaps on a local Ray cluster (2 CPUs, no GPU, the tiny model).
+"""Batches, clips and the app's swaps on a local Ray cluster (2 CPUs, no GPU, the tiny model).
 
-One cluster for the whole module (starting Ray takes seconds); Ray Data's engine actors and Serve's
-replicas each take one CPU. What is checked: Ray's results are the local loop's bytes, a worker killed
-mid-batch costs nothing, and two clients of the Serve deployment each get their own result.
+One cluster for the whole module (starting Ray takes seconds); Ray Data's engine actors, the clip's
+frame actors and Serve's replicas each take one CPU. What is checked: Ray's results are the local
+loop's bytes, a worker killed mid-batch or mid-clip costs nothing, and two clients of the Serve
+deployment each get their own result.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import psutil
 import pytest
 from PIL import Image
 from test_batch import make_photos
+from video_factory import around_face, camera_move, write_clip
 
 from faceswap_core.cli import main
 from faceswap_core.cluster import LOCAL, connect
 from faceswap_core.engine import Engine
 from faceswap_core.errors import CancelledError
 from faceswap_core.jobs.batch import LocalExecutor, run_batch
+from faceswap_core.media import probe, read_frames
 from faceswap_core.requests import SwapRequest
 from faceswap_core.settings import ModelSpec, SwapSettings
+from faceswap_core.video import VideoSettings, swap_clip
 
 ray = pytest.importorskip("ray")
 STEPS = 2
@@ -78,11 +82,11 @@ def test_batch_on_ray_writes_the_local_bytes(
     assert statuses == local == ["done", "done", "done", "skipped", "skipped"]
 
 
-def engine_worker_pids() -> list[int]:
-    """The processes of Ray Data's engine actors (their title names the class)."""
+def engine_worker_pids(name: str = "EngineWorker") -> list[int]:
+    """The processes of the engine actors of class ``name`` (their title names the class)."""
     found = []
     for process in psutil.process_iter(["pid", "cmdline"]):
-        if "EngineWorker" in " ".join(process.info["cmdline"] or ()):
+        if name in " ".join(process.info["cmdline"] or ()):
             found.append(process.info["pid"])
     return found
 
@@ -126,6 +130,80 @@ def test_a_worker_killed_mid_batch_costs_no_result(
     same_results(local_results, out)
 
 
+# --- clips ---------------------------------------------------------------------------------------
+CLIP_SETTINGS = VideoSettings(swap=SwapSettings(steps=STEPS, strength=0.5, seed=3))  # with the flow blend
+
+
+@pytest.fixture(scope="module")
+def clip(astronaut: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 frames of a pan over the astronaut's face, with audio."""
+    frames = camera_move(around_face(astronaut, 1.3), 6, size=128)
+    return write_clip(tmp_path_factory.mktemp("ray-clip") / "pan.mp4", frames)
+
+
+@pytest.fixture(scope="module")
+def local_clip(tiny_model_dir: Path, clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The clip swapped by the local loop (lossless): what every Ray run must reproduce byte for byte."""
+    out = tmp_path_factory.mktemp("ray-clip") / "local.mkv"
+    engine = Engine(str(tiny_model_dir), lora_dir=out.parent / "loras")
+    swap_clip(engine, clip, out, CLIP_SETTINGS, job_folder=out.parent / "local.job")
+    return out
+
+
+def same_frames(one: Path, other: Path, other_job: Path) -> None:
+    """The same decoded frames, and the same repainted patches in the job folders, byte for byte (the
+    files themselves differ only in the random segment id FFmpeg's Matroska muxer writes)."""
+    pairs = list(zip(read_frames(probe(one)), read_frames(probe(other)), strict=True))
+    assert len(pairs) == 6
+    for a, b in pairs:
+        assert a.pixels.tobytes() == b.pixels.tobytes(), a.index
+    patches = sorted((one.parent / "local.job" / "patches").glob("*.png"))
+    assert [p.name for p in patches] == sorted(p.name for p in (other_job / "patches").glob("*.png"))
+    assert len(patches) == 6
+    for patch in patches:
+        assert patch.read_bytes() == (other_job / "patches" / patch.name).read_bytes(), patch.name
+
+
+def test_video_on_ray_writes_the_local_bytes(
+    cluster: None, tiny_model_dir: Path, clip: Path, local_clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ray.mkv"
+    args = ["video", str(clip), "-o", str(out), "--base", str(tiny_model_dir), "--device", "cpu"]
+    settings = ["--steps", str(STEPS), "--strength", "0.5", "--seed", "3", "--lora-dir", str(tmp_path / "loras")]
+    assert main([*args, *settings, "--ray", "local", "--workers", "2"]) == 0
+    same_frames(local_clip, out, tmp_path / "ray.mkv.job")
+
+
+def test_a_worker_killed_mid_clip_costs_no_frame(
+    cluster: None, tiny_model_dir: Path, clip: Path, local_clip: Path, tmp_path: Path
+) -> None:
+    from faceswap_core.cluster.data import RayFrames
+
+    killed: list[int] = []
+    finished: list[int] = []
+
+    def kill_a_worker(stage: str, done: int, total: int, left: float | None) -> None:
+        if stage != "swapping":
+            return
+        finished.append(done)
+        if not killed:  # after the first frame: the window holds frames queued or running on both actors
+            pids = engine_worker_pids("FrameWorker")
+            assert pids, "no frame actor process found"
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    frames = RayFrames(ModelSpec(base=str(tiny_model_dir), device="cpu"), str(tmp_path / "loras"), workers=2)
+    engine = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras")  # tracks here; loads no model
+    out = tmp_path / "ray.mkv"
+    swap_clip(engine, clip, out, CLIP_SETTINGS, job_folder=tmp_path / "job", progress=kill_a_worker, frames=frames)
+    assert killed and _gone(killed[0])
+    assert finished == [1, 2, 3, 4, 5, 6]  # each frame finished once, in order
+    assert sorted(int(p.name[:6]) for p in (tmp_path / "job" / "patches").glob("*.png")) == list(range(6))
+    assert not engine.loaded
+    same_frames(local_clip, out, tmp_path / "job")
+
+
+# --- the app on Serve (its replicas keep the cluster's CPUs from here on) ------------------------
 @pytest.fixture(scope="module")
 def remote_engine(cluster: None, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     from faceswap_core.cluster.serve import RemoteEngine, deploy
@@ -175,3 +253,27 @@ def test_cancelling_a_remote_swap_stops_it_and_the_replica_serves_on(
     with pytest.raises(CancelledError):
         remote_engine.run(request, progress=lambda step, total: cancel.set(), cancel=cancel)
     assert remote_engine.run(request).image.size == (128, 128)
+
+
+def test_a_swap_whose_replica_dies_is_sent_again_and_gets_the_local_result(
+    remote_engine: Engine, tiny_model_dir: Path, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    request = SwapRequest(astronaut.crop((100, 0, 403, 301)).resize((128, 128)), settings=SwapSettings(steps=8, seed=4))
+    killed: list[int] = []
+    steps: list[int] = []
+
+    def kill_the_replicas(step: int, total: int) -> None:
+        steps.append(step)
+        if not killed:  # the swap is running on a replica: every replica dies, so its own does
+            pids = engine_worker_pids("ServeReplica:faceswap:engine")
+            assert pids, "no replica process found"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed.extend(pids)
+
+    result = remote_engine.run(request, progress=kill_the_replicas)
+    assert killed and all(_gone(pid) for pid in killed)
+    assert steps.count(1) == 2  # progress started again on the replica that took the retry
+    expected = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras").run(request)
+    assert result.image.tobytes() == expected.image.tobytes()
+    assert result.record["faces"] == expected.record["faces"]

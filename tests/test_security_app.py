@@ -364,7 +364,7 @@ def test_sixty_strengths_and_nan_numbers_are_refused_at_once(
     assert time.monotonic() - started < 15
     mask_layer(Image.open(mask)).save(tmp_path / "layer.png")
     editor["layers"] = raw.upload(tmp_path / "layer.png")  # painted: Generate reads its settings
-    for label, name in (("Steps", "steps"), ("Seed", "seed"), ("Trained person's weight", "LoRA strength")):
+    for label, name in (("Steps", "steps"), ("Seed", "seed"), ("Trained person's weight", "trained person's weight")):
         nan = page_args(raw.config, "generate", {EDITOR: editor, label: float("nan")})
         output = raw.call("generate", nan)["output"]
         assert f"{name} must be a finite number" in output["error"]  # a private event still checks its inputs

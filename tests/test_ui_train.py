@@ -96,7 +96,7 @@ def test_group_photo_and_somebody_else_are_told_apart(engine: Engine, tmp_path: 
         pytest.skip("shared photos of people not present")
     gallery, rows, note, _ = TrainHandlers(engine, tmp_path).prepare([str(PEOPLE / name) for name in names], "man")
     assert "- two_people.jpg: 2 faces found; crop the photo to the person or use a photo of them alone" in note
-    assert re.search(r"- biden\.png: does not look like the others \(distance 0\.[78]\d\)", note)
+    assert re.search(r"- biden\.png: does not look like the others \(likeness [2-4]\d %, not alike\)", note)
     assert "untick **use**" in note and str(PEOPLE) not in note
     assert [caption for _, caption in gallery] == ["obama.png", "obama2.png", "⚠ biden.png: unlike the others"]
     assert [row[0] for row in rows] == ["obama.png", "obama2.png", "biden.png"]  # flagged, not dropped
@@ -150,6 +150,19 @@ def test_train_tab_upgrades_a_person_added_from_photos(tiny_model_dir: Path, tmp
     assert handlers.untrained_choices() == [handlers.untrained_choices()[0]]  # only "a new person" is left
     with pytest.raises(gr.Error, match="Upload photos"):  # trained now: no second upgrade from the tab
         list(handlers.train(None, rows, "barack", "man", 2, 2, 1e-4, 1, 64, "", session))
+
+
+def test_a_name_with_spaces_is_saved_one_word_and_says_so(engine: Engine, uploads: list[str], tmp_path: Path) -> None:
+    """ "Maria long" becomes "Maria_long": the status says so when training starts and when it ends."""
+    from types import SimpleNamespace
+
+    handlers = TrainHandlers(engine, tmp_path / "work")
+    _, rows, _, dataset = handlers.prepare(uploads[:2], "woman")
+    session = SimpleNamespace(session_hash="renamed")
+    updates = list(handlers.train(dataset, rows, "Maria long", "woman", 2, 2, 1e-4, 1, 64, "", session))
+    said = "The name “Maria long” is saved as **Maria_long**"
+    assert said in updates[0][0] and said in updates[-1][0] and "ready" in updates[-1][0]
+    assert "Maria_long" in engine.loras.names()
 
 
 def test_prepared_photos_are_deleted_once_the_trained_person_keeps_them(

@@ -286,3 +286,44 @@ def test_command_swaps_a_clip_and_prints_its_record(tmp_path: Path, capsys, tiny
     record = json.loads(capsys.readouterr().out)
     assert record["frames"] == 8 and len(record["seeds"]) == 1 and Path(record["job"]).is_dir()
     assert len(decoded(out)) == 8 and probe(out).has_audio
+
+
+class LostAfter:
+    """A frame swapper whose cluster goes away after ``count`` frames, as Ray's does when the head dies."""
+
+    def __init__(self, engine, count: int) -> None:
+        from faceswap_core.video import LocalFrames
+
+        self.local = LocalFrames(engine)
+        self.count = count
+
+    def map(self, work, mask_settings, cancel):
+        from faceswap_core.errors import ClusterError
+
+        for done, item in enumerate(self.local.map(work, mask_settings, cancel)):
+            if done == self.count:
+                raise ClusterError("the Ray cluster failed during the clip (test); run it again to resume")
+            yield item
+
+
+def test_a_clip_whose_cluster_goes_away_resumes_to_one_runs_frames(tmp_path: Path, engine, pan_clip) -> None:
+    from faceswap_core.errors import ClusterError
+
+    settings = VideoSettings(swap=FAST)
+    whole = tmp_path / "whole.mkv"
+    swap_clip(engine, pan_clip, whole, settings, job_folder=tmp_path / "job-whole")
+    out = tmp_path / "out.mkv"
+    with pytest.raises(ClusterError, match="run it again to resume"):
+        swap_clip(engine, pan_clip, out, settings, job_folder=tmp_path / "job", frames=LostAfter(engine, 5))
+    assert VideoJob(tmp_path / "job", pan_clip, settings, None).state.done == 5  # what came back was kept
+    swapped: list[int] = []
+    swap_clip(
+        engine,
+        pan_clip,
+        out,
+        settings,
+        job_folder=tmp_path / "job",
+        progress=lambda stage, done, total, left: swapped.append(done),
+    )
+    assert swapped == [6, 7, 8]
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(out), decoded(whole), strict=True))

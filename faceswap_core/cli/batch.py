@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from faceswap_core.cli.model_args import model_parent, model_spec
+from faceswap_core.cli.ray_args import add_ray_flags, checked_workers
 from faceswap_core.cli.swap import add_request_options, build_request
-from faceswap_core.cluster import LOCAL, RAY_ADDRESS_ENV
-from faceswap_core.errors import SettingsError
 
 
 def register(subparsers: Any) -> None:
@@ -35,17 +33,7 @@ def register(subparsers: Any) -> None:
         "--request", type=Path, metavar="FILE.json", help="a swap written down as JSON (its photo is each of IN_DIR)"
     )
     add_request_options(parser)
-    cluster = parser.add_argument_group("Ray")
-    cluster.add_argument(
-        "--ray",
-        default=os.environ.get(RAY_ADDRESS_ENV) or None,
-        metavar="ADDRESS",
-        help=f"run on the Ray cluster at ADDRESS (e.g. ray://head:10001, auto), or {LOCAL!r} to start one here "
-        f"[{RAY_ADDRESS_ENV}]",
-    )
-    cluster.add_argument(
-        "--workers", type=int, metavar="N", help="engine actors on the cluster (default: one per GPU, else one)"
-    )
+    add_ray_flags(parser)
     parser.set_defaults(func=run)
 
 
@@ -56,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from faceswap_core.jobs.batch import LocalExecutor, run_batch
 
     quiet_libraries()
-    if args.workers is not None and args.workers < 1:
-        raise SettingsError(f"--workers must be 1 or more, got {args.workers}")
+    workers = checked_workers(args)
     args.target = args.in_dir  # the request's photo: each photo of the folder in turn
     request = build_request(args)
     engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
@@ -67,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         from faceswap_core.cluster.data import RayExecutor
 
         connect(args.ray)
-        executor: Any = RayExecutor(engine.model, str(args.lora_dir), workers=args.workers, landmarks=args.backend)
+        executor: Any = RayExecutor(engine.model, str(args.lora_dir), workers=workers, landmarks=args.backend)
     else:
         executor = LocalExecutor(engine)
     report = run_batch(args.in_dir, args.output, request, executor, on_item=_print_item)

@@ -11,6 +11,7 @@ from typing import Any
 
 from faceswap_core.cli.faces import landmarks_option
 from faceswap_core.cli.model_args import model_parent, model_spec
+from faceswap_core.cli.ray_args import add_ray_flags, checked_workers
 from faceswap_core.cli.swap import keep_expression_option
 from faceswap_core.settings import (
     GUIDANCE,
@@ -77,6 +78,7 @@ def register(subparsers: Any) -> None:
     limits.add_argument("--max-seconds", type=float, default=VideoLimits.max_seconds, metavar="S")
     limits.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, metavar="N")
     limits.add_argument("--max-pixels", type=int, default=VideoLimits.max_pixels, metavar="N", help="per frame")
+    add_ray_flags(parser)  # the repaints on Ray's actors; tracking, the blend and the encoding stay here
     parser.set_defaults(func=run)
 
 
@@ -140,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         max_gap_s=args.max_gap,
     )
     job_folder = args.job or args.output.with_name(args.output.name + ".job")
+    frames = ray_frames(args, engine)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop after the step, keep the work
     started = time.perf_counter()
@@ -153,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             limits=limits,
             progress=_print_progress if sys.stderr.isatty() else None,
             cancel=cancel,
+            frames=frames,
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -168,6 +172,18 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def ray_frames(args: argparse.Namespace, engine: Any) -> Any:
+    """With ``--ray``: the cluster joined and its engine actors for the repaints; None runs them here."""
+    workers = checked_workers(args)
+    if not args.ray:
+        return None
+    from faceswap_core.cluster import connect
+    from faceswap_core.cluster.data import RayFrames
+
+    connect(args.ray)
+    return RayFrames(engine.model, str(args.lora_dir), workers=workers, landmarks=args.backend)
 
 
 def _print_progress(stage: str, done: int, total: int, left_s: float | None) -> None:

@@ -99,9 +99,16 @@ class RemoteEngine(Engine):
         *,
         lora_dir: str | os.PathLike,
         landmarks: str = DEFAULT_FACE_BACKEND,
+        replicas: int = 1,
     ) -> None:
+        """``replicas``: the most the deployment scales to, so how many swaps the app sends at once."""
         super().__init__(model, lora_dir=lora_dir, allow_paths=False, landmarks=landmarks)  # plans are made here
         self.handle = handle
+        self.replicas = replicas
+
+    @property
+    def slots(self) -> int:
+        return self.replicas
 
     @property
     def loaded(self) -> bool:

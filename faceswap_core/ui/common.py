@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
-from faceswap_core.engine import SwapResult
+from faceswap_core.engine import Engine, SwapResult
 from faceswap_core.errors import FaceswapError
 from faceswap_core.images import to_rgb
 from faceswap_core.owners import owner_key
@@ -44,6 +45,10 @@ Fn = TypeVar("Fn", bound=Callable[..., Any])
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DISK_FULL_MESSAGE = "the server has no disk space left to save this; try again later"
 log = logging.getLogger("faceswap.app")
+RESULT_PNG_LEVEL = 1  # zlib level of the full-size result PNG: fast, the download a little larger
+MAX_CONTINUED_SESSIONS = 10_000
+_continued: OrderedDict[str, str] = OrderedDict()  # browser session -> the owner it continues (after a reload)
+_continued_lock = threading.Lock()
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("faceswap_cancel", default=None)
 
 
@@ -104,8 +109,33 @@ def current_owner() -> str | None:
         return None
     user = getattr(request, "username", None)
     session = getattr(request, "session_hash", None)
+    if not user and session:
+        with _continued_lock:
+            continued = _continued.get(session)
+        if continued is not None:
+            return continued
     identity = f"user:{user}" if user else f"session:{session or uuid.uuid4().hex}"
     return owner_key(identity)
+
+
+def continue_owner(owner: str) -> None:
+    """The browser session asking now continues the one that was ``owner``: a reload brought back its kept
+    work (see ``session_keep``), and the people that session added must come back with it.
+
+    Only the server's own record of the kept work names ``owner``, never the browser. Bounded: the oldest
+    continuations are forgotten first (their pages have long been closed or reloaded again).
+    """
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    session = getattr(request, "session_hash", None)
+    if request is None or getattr(request, "username", None) or not session:
+        return  # a logged-in user is the same owner on every page already
+    with _continued_lock:
+        _continued[session] = owner
+        _continued.move_to_end(session)
+        while len(_continued) > MAX_CONTINUED_SESSIONS:
+            _continued.popitem(last=False)
 
 
 def said_in_status(fn: Fn, outputs: int) -> Fn:
@@ -164,6 +194,12 @@ def cancellable(fn: Callable[..., Any], outputs: int) -> Callable[..., Any]:
 def _ignore_outcome(future: Any) -> None:
     with contextlib.suppress(BaseException):
         future.result()  # a cancelled swap ends with CancelledError; nobody is waiting for it any more
+
+
+def gpu_queue(engine: Engine) -> dict[str, Any]:
+    """Event options for GPU work (swaps, ranking, training): one queue, as many at once as ``engine`` has
+    slots (its devices or replicas). Gradio keeps the lowest limit given for an id, so every event sets this."""
+    return {"concurrency_id": "gpu", "concurrency_limit": engine.slots}
 
 
 def on_gpu(fn: Fn, *, duration: int | None = None) -> Fn:
@@ -274,7 +310,7 @@ class ResultFiles:
         seed = record["faces"][0]["seed"] if len(record.get("faces", [])) == 1 else None
         name = f"{stem}-{next(self._numbers):04d}" + (f"-seed{seed}" if seed is not None else "") + ".png"
         # the page waits for this file: fast compression (the download is a little larger)
-        return save_result(result, self.folder / name, record, compress_level=1)
+        return save_result(result, self.folder / name, record, compress_level=RESULT_PNG_LEVEL)
 
     def servable(self, path: str | Path) -> str:
         """``path`` as Gradio may send it to the page: as is inside the working or temporary folder, else a copy.

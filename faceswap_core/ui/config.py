@@ -42,6 +42,7 @@ class AppConfig:
     limits: PublicLimits = PublicLimits()  # what one request may ask for
     exclusive_training: bool = False  # a training parks the swap pipeline on the CPU (a GPU too small for both)
     landmarks: str = DEFAULT_FACE_BACKEND  # landmark backend of every face found (--landmarks)
+    gpus: int = 1  # engines on this machine, one per GPU (cuda:0 ..): as many swaps run at once
     ray: str | None = None  # a Ray cluster address: swaps run on a Serve deployment there, not in this process
     ray_min_replicas: int = 1
     ray_max_replicas: int = 1
@@ -137,6 +138,14 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="landmark backend for masks, alignment and identity crops [FACESWAP_LANDMARKS] (default: %(default)s, "
         "free for commercial use; dlib's 68-point model is non-commercial)",
     )
+    parser.add_argument(
+        "--gpus",
+        type=int,
+        default=_env_count(environ, "FACESWAP_GPUS"),
+        metavar="N",
+        help="one engine (a resident pipeline) on each of the first N CUDA GPUs, and N swaps at once; without "
+        "Ray [FACESWAP_GPUS] (default: %(default)s)",
+    )
     cluster = parser.add_argument_group("Ray (optional: pip install 'ray[data,serve]')")
     cluster.add_argument(
         "--ray",
@@ -193,6 +202,10 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         raise SystemExit(f"error: --port {args.port} is not a port number (1-65535)")
     if not 1 <= args.ray_min_replicas <= args.ray_max_replicas:
         raise SystemExit("error: --ray-min-replicas and --ray-max-replicas need 1 <= min <= max")
+    if args.gpus < 1:
+        raise SystemExit(f"error: --gpus {args.gpus} must be 1 or more")
+    if args.gpus > 1 and args.ray:
+        raise SystemExit("error: --gpus is for one machine without Ray; on a cluster use --ray-max-replicas")
     return AppConfig(
         model=model_spec(args),
         lora_dir=str(args.lora_dir),
@@ -211,6 +224,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         ),
         exclusive_training=args.exclusive_training,
         landmarks=args.landmarks,
+        gpus=args.gpus,
         ray=args.ray,
         ray_min_replicas=args.ray_min_replicas,
         ray_max_replicas=args.ray_max_replicas,

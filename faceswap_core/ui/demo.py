@@ -19,7 +19,6 @@ from faceswap_core.settings import DEFAULT_VQA_MODEL, PHOTO_TTL_S, RESULT_MAX_AG
 from faceswap_core.ui import page
 from faceswap_core.ui.common import current_owner
 from faceswap_core.ui.guards import public_message, safe_inputs
-from faceswap_core.ui.person_picker import refresh_lora_picker
 from faceswap_core.ui.swap import SwapHandlers, create_swap_tab
 from faceswap_core.ui.train import TrainHandlers, create_train_tab
 from faceswap_core.ui.video import VideoHandlers, create_video_tab
@@ -159,7 +158,6 @@ def create_demo(
                 create_video_tab(engine, VideoHandlers(engine, swap_handlers.files))
         timer.tick(loader.poll, None, [status, timer], queue=False)
         demo.load(loader.poll, None, [status, timer], queue=False)
-        demo.load(lambda current: refresh_lora_picker(engine, current), lora_picker, lora_picker, queue=False)
     safe_inputs(demo)
     if load_model:
         loader.start()

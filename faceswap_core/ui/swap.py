@@ -35,10 +35,11 @@ from faceswap_core.settings import (
     SwapSettings,
 )
 from faceswap_core.ui import guards, newcomer
-from faceswap_core.ui.common import MASK_BRUSH, by_name, cancellable, on_gpu, range_slider
+from faceswap_core.ui.common import MASK_BRUSH, by_name, cancellable, gpu_queue, on_gpu, range_slider
 from faceswap_core.ui.newcomer import FIRST_STEPS
 from faceswap_core.ui.person_picker import NO_PHOTOS_INFO, person_choices, refresh_lora_picker
 from faceswap_core.ui.progress import stopped, wire_long_request, with_progress_line
+from faceswap_core.ui.session_keep import keep_across_reloads
 from faceswap_core.ui.swap_faces import RANDOM_SEED
 from faceswap_core.ui.swap_handlers import SwapHandlers
 from faceswap_core.ui.swap_people import person_section
@@ -226,7 +227,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
                         scale=3,
                     )
                     guards.safe_number(seed, "seed")
-                    dice = gr.Button("🎲", size="sm", scale=0, min_width=40)
+                    dice = gr.Button("🎲", size="sm", scale=0, min_width=40, elem_id="dice")
                 color_match = gr.Checkbox(value=defaults.color_match, label="Match the colours of the surroundings")
             with gr.Accordion("Parameters of this result", open=False):
                 record = gr.JSON(label="Saved in the PNG as text", elem_id="record")
@@ -280,17 +281,20 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     }
     form = set(mask_fields.values())
     auto.click(by_name(handlers.auto_mask, mask_fields), form, [editor, mask_note], **on_faces, **PAGE_ONLY)
-    face.input(
-        handlers.choose_face, [photo, face, people.references], [person, strength, prompt, likeness], queue=False
+    kept_after = [*loads]  # the events whose outcome a reload brings back (see session_keep)
+    kept_after.append(
+        face.input(
+            handlers.choose_face, [photo, face, people.references], [person, strength, prompt, likeness], queue=False
+        )
     )
     assigned = [photo, editor, summary, mask_note, likeness]
-    person.input(by_name(handlers.assign, mask_fields), form, assigned, **on_faces, **PAGE_ONLY)
+    kept_after.append(person.input(by_name(handlers.assign, mask_fields), form, assigned, **on_faces, **PAGE_ONLY))
     for event in (people.references.upload, people.references.clear, people.references.delete):  # not .change:
         # Add empties the upload itself, and then sets the slider for the new person
         event(by_name(handlers.photos_changed, mask_fields), form, [photo, likeness], **quiet, **PAGE_ONLY)
     add_fields = {**mask_fields, "new_name": people.new_name, "new_class_word": people.new_class_word}
     add_outputs = [person, *assigned, people.note, people.references, people.new_name]
-    people.add.click(
+    added = people.add.click(
         by_name(handlers.add_person, add_fields),
         set(add_fields.values()),
         add_outputs,
@@ -298,10 +302,15 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         show_progress_on=[people.note],
         concurrency_id="faces",
         concurrency_limit=4,
-    ).success(newcomer.person_added, None, people.accordion, queue=False)
+    )
+    added.success(newcomer.person_added, None, people.accordion, queue=False)
+    kept_after.append(added)
     for control in (strength, prompt, likeness):
-        control.input(by_name(handlers.update_choice, mask_fields), form, [photo, summary], **quiet, **PAGE_ONLY)
-    everyone.click(
+        updated = control.input(
+            by_name(handlers.update_choice, mask_fields), form, [photo, summary], **quiet, **PAGE_ONLY
+        )
+        kept_after.append(updated)
+    everyone_event = everyone.click(
         by_name(handlers.same_for_everyone, mask_fields),
         form,
         [photo, editor, summary, mask_note],
@@ -332,7 +341,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         "strengths": strengths,
     }
     outputs = [view.comparison, download, record, view.candidates, candidate_state, views]
-    gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
+    gpu = gpu_queue(engine)
     long = {"views": views, "buttons": [generate, search], "stop": stop, "line": view.progress_line, **gpu}
     requests = [
         wire_long_request(
@@ -354,9 +363,14 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         request.success(None, js=SHOW_RESULT)
         request.success(lambda: RESULT_NOTE, None, mask_note, queue=False)  # not "touch it up" under a result
     stop.click(lambda: stopped(2), None, [generate, search, stop, view.progress_line], cancels=requests, queue=False)
-    view.candidates.select(
+    chosen = view.candidates.select(
         handlers.show_candidate, [photo, candidate_state], [view.comparison, download, record], **quiet
     )
+    kept_after += [everyone_event, *requests, chosen]
+    kept = {"person": person, "photo": photo, "editor": editor, "face": face, "summary": summary}
+    kept.update(mask_note=mask_note, strength=strength, prompt=prompt, likeness=likeness, result=view.comparison)
+    kept.update(download=download, record=record, views=views, example=example)
+    keep_across_reloads(handlers, kept, kept_after)
 
     # The API for scripts (gradio_client): a request as JSON, its files uploaded beside it; no canvas involved.
     with gr.Row(visible=False):

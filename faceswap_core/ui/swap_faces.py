@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 
 from faceswap_core.engine import Engine
-from faceswap_core.face_choice import KEEP, NO_LORA, FaceChoice, choices_request, default_likeness, person_of
+from faceswap_core.face_choice import KEEP, NEW_FACE, NO_LORA, FaceChoice, choices_request, default_likeness, person_of
 from faceswap_core.faces.badges import numbered
 from faceswap_core.faces.detect import detect_faces
-from faceswap_core.images import load_image
+from faceswap_core.images import load_image, png_bytes
 from faceswap_core.people import People, Person
 from faceswap_core.photo_store import PhotoStore
 from faceswap_core.requests import SwapRequest
@@ -226,7 +226,7 @@ class FaceHandlers:
             likeness = default_likeness(self._who(person), uploaded)
             photo.choices[face] = replace(self._choice(fields, person), likeness=likeness)
             np.maximum(layer, own, out=layer)
-            note = f"Face {face + 1} → {person or 'base model'}. {EDIT_NOTE}"
+            note = f"Face {face + 1} → {person or NEW_FACE}. {EDIT_NOTE}"
         mask = Image.fromarray(layer, mode="L")
         return photo, editor(photo, mask), summary(photo), note, slider
 
@@ -273,7 +273,7 @@ class FaceHandlers:
         if painted is not None:
             layer = np.maximum(layer, np.asarray(painted))
         mask = Image.fromarray(layer, mode="L")
-        note = f"All {len(photo.faces)} faces → {person or 'base model'}. {EDIT_NOTE}"
+        note = f"All {len(photo.faces)} faces → {person or NEW_FACE}. {EDIT_NOTE}"
         return photo, editor(photo, mask), summary(photo), note
 
     # --- the request ----------------------------------------------------------------------------
@@ -286,7 +286,7 @@ class FaceHandlers:
             steps=int(guards.number(fields.get("steps", STEPS.default), "steps")),
             guidance=guards.number(fields.get("guidance", GUIDANCE.default), "guidance"),
             seed=seed_value(fields.get("seed")),
-            lora_scale=guards.number(fields.get("lora_scale", LORA_SCALE.default), "LoRA strength"),
+            lora_scale=guards.number(fields.get("lora_scale", LORA_SCALE.default), "trained person's weight"),
             color_match=bool(fields.get("color_match", True)),
             identity_photos=uploaded,
             fast=bool(fields.get("fast", False)),
@@ -301,6 +301,7 @@ class FaceHandlers:
             raise gr.Error("Nothing is painted: press Auto mask, or paint over the face to replace.")
         if painted.size != photo.display_size:
             raise gr.Error("The mask does not match the photo; upload the photo again.")
+        photo.painted = png_bytes(painted, compress_level=1)
         mask = painted if photo.scale == 1.0 else painted.resize(photo.size, Image.BILINEAR)
         settings = self._settings(fields, guards.uploaded_photos(fields.get("references")))
         if not photo.faces:

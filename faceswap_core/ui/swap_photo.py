@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from faceswap_core.errors import SettingsError
-from faceswap_core.face_choice import FaceChoice
+from faceswap_core.face_choice import NEW_FACE, FaceChoice
 from faceswap_core.faces.detect import Face
 from faceswap_core.faces.masks import face_mask, mask_scale
 from faceswap_core.photo_store import PhotoStore
@@ -55,6 +55,8 @@ class TargetPhoto:
     faces: list[Face]  # found on the original, largest first
     choices: dict[int, FaceChoice] = field(default_factory=dict)  # face index -> choice; absent = keep
     before: Path | None = None  # the comparison's "before": a display-size copy without numbers, made once
+    last: tuple[str, str, str, dict[str, Any]] | None = None  # the last result: before, after, download, record
+    painted: bytes | None = None  # the mask (PNG) of the last request, for a reload to bring back
 
     @property
     def original(self) -> Image.Image:
@@ -104,7 +106,7 @@ def summary(photo: TargetPhoto) -> str:
             parts.append(f"{index + 1}: kept")
         else:
             likeness = "" if not choice.likeness else f", likeness {choice.likeness:g}"
-            parts.append(f"{index + 1}: **{choice.person or 'base model'}** ({choice.strength:g}{likeness})")
+            parts.append(f"{index + 1}: **{choice.person or NEW_FACE}** ({choice.strength:g}{likeness})")
     return "Faces → " + " · ".join(parts)
 
 

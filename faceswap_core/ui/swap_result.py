@@ -25,6 +25,7 @@ def show_result(files: ResultFiles, photo: TargetPhoto, result: SwapResult) -> t
     if photo.before is None or not photo.before.is_file():  # the same for every result of this photo
         photo.before = files.save_display(display_copy(photo.original, photo.display_size))
     after = files.save_display(display_copy(result.image, photo.display_size))
+    photo.last = (str(photo.before), str(after), str(path), record)
     width, height = result.image.size
     button = gr.DownloadButton(f"Download full-size PNG ({width}×{height})", value=str(path), visible=True)
     return (str(photo.before), str(after)), button, record

@@ -14,13 +14,21 @@ import gradio as gr
 from faceswap_core.engine import SwapResult
 from faceswap_core.images import load_image
 from faceswap_core.settings import MAX_REFERENCE_PHOTOS, SEARCH_STRENGTHS
-from faceswap_core.sweep import candidate_caption, face_crop, parse_strengths, sweep
-from faceswap_core.ui import guards
+from faceswap_core.sweep import face_crop, parse_strengths, sweep
+from faceswap_core.ui import guards, words
 from faceswap_core.ui.common import current_cancel, user_errors
 from faceswap_core.ui.progress import step_progress
 from faceswap_core.ui.swap_faces import FaceHandlers, keep_expression_weight
 from faceswap_core.ui.swap_photo import TargetPhoto, face_index
 from faceswap_core.ui.swap_result import show_result
+
+
+def candidate_caption(result: SwapResult) -> str:
+    """A candidate's strength and, when ranked, its likeness to the person's photos in the user's words."""
+    strength = result.record["faces"][0]["strength"]
+    if result.identity_distance is None:
+        return f"strength {strength:.2f}" + (" · no face found" if "identity_distance" in result.record else "")
+    return f"strength {strength:.2f} · {words.likeness(result.identity_distance)}"
 
 
 def expression_strengths(on: bool) -> tuple[float, str]:
@@ -60,7 +68,7 @@ class StrengthHandlers(FaceHandlers):
             candidates.append({"path": str(path), "record": record})
             gallery.append((face_crop(result), candidate_caption(result)))
         if photos:  # one line: a longer label covers the top of the thumbnails
-            label = f"{len(results)} candidates, most alike first (lower distance = more like the {source})"
+            label = f"{len(results)} candidates, most alike first (to the {source})"
         else:
             label = f"{len(results)} candidates, not ranked: add photos of the person to rank them"
         slider, button, record = show_result(self.files, photo, results[0])

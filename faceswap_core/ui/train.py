@@ -48,12 +48,20 @@ from faceswap_core.settings import (
 )
 from faceswap_core.training.checkpoints import DATASET_DIR, resume_settings, stopped_at
 from faceswap_core.training.jobs import DONE, TrainingJobs
-from faceswap_core.ui import guards
-from faceswap_core.ui.common import HEARTBEAT_S, ResultFiles, on_gpu, range_slider, said_in_status, user_errors
+from faceswap_core.ui import guards, words
+from faceswap_core.ui.common import (
+    HEARTBEAT_S,
+    ResultFiles,
+    gpu_queue,
+    on_gpu,
+    range_slider,
+    said_in_status,
+    user_errors,
+)
 from faceswap_core.ui.person_picker import refresh_lora_picker
 
 CAPTION_HEADERS = ["photo", "caption", "use"]
-UNLIKE_NOTE = "does not look like the others (distance {distance:.2f})"
+UNLIKE_NOTE = "does not look like the others ({likeness})"
 STOPPING = "Stopping… (saving the last step)"
 CAPTION_ADVICE = (
     "A good caption describes what changes from photo to photo: **pose, light, expression, background, hair, "
@@ -111,6 +119,14 @@ def _ui_name(name: str) -> str:
     return sanitize_name(cleaned)
 
 
+def _renamed(typed: str, saved: str) -> str:
+    """A sentence when the name typed is not the name saved ("Maria long" is "Maria_long"): never silently."""
+    typed = typed.strip()
+    if typed == saved:
+        return ""
+    return f" The name “{guards.public_message(typed)}” is saved as **{saved}** (a name is one word: no spaces)."
+
+
 def _folder_of(person: Person) -> Path:
     """The folder of a person added from photos (its photos are in ``FOLDER/dataset/``)."""
     return person.photos[0].parent.parent
@@ -162,7 +178,7 @@ class TrainHandlers:
         else:
             note = (
                 f"Automatic descriptions need the captioning model {self.vqa_model}, which is not on this server "
-                "(`python -m faceswap_core train --vqa` downloads it once). Write the captions in the table yourself."
+                "yet. Write the captions in the table yourself."
             )
         return guards.public_message(note)
 
@@ -225,7 +241,7 @@ class TrainHandlers:
             message += f" {len(report.skipped)} skipped:\n{skipped}"
         if report.unlike:
             unlike = "\n".join(
-                f"- {name}: {UNLIKE_NOTE.format(distance=distance)}" for name, distance in report.unlike.items()
+                f"- {name}: {UNLIKE_NOTE.format(likeness=words.likeness(far))}" for name, far in report.unlike.items()
             )
             message += (
                 f"\n\n⚠ Check {'this photo' if len(report.unlike) == 1 else 'these photos'}:\n{unlike}\n\n"
@@ -297,8 +313,10 @@ class TrainHandlers:
         self.jobs.check_free(self._session(request))  # "busy until", before a name is claimed or a file written
         if person is not None and _stopped(person):
             raise SettingsError(self._stopped_note(person))
+        renamed = ""
         if person is None:
             lora_name = _ui_name(name)
+            renamed = _renamed(name, lora_name)
             self.engine.loras.check_new_name(lora_name)  # never beside (and hiding) an existing LoRA
             self.engine.loras.owners.claim(lora_name, self.engine.loras.current_viewer())  # this visitor's
         else:  # upgraded in place, on its own photos (the table may untick or re-caption them)
@@ -323,16 +341,17 @@ class TrainHandlers:
                     shutil.rmtree(folder, ignore_errors=True)  # the person keeps its own copy of the photos
 
         job = self.jobs.start(self._session(request), lora_name, run)
-        yield from self._follow(job, lora_name, current_lora, progress)
+        yield from self._follow(job, lora_name, current_lora, progress, renamed)
 
     def _follow(
-        self, job: Any, lora_name: str, current_lora: str | None, progress: gr.Progress
+        self, job: Any, lora_name: str, current_lora: str | None, progress: gr.Progress, renamed: str = ""
     ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
-        """Stream a training job's reports to the page until it ends; stop it if the page goes away."""
+        """Stream a training job's reports to the page until it ends; stop it if the page goes away.
+        ``renamed`` says, at the start and the end, that the name typed was saved in another form."""
         losses: list[dict[str, float]] = []
         samples: list[tuple[str, str]] = []
         shown_samples: set[Any] = set()  # the sample files already shown (as copies, maybe)
-        status = f"Starting training of **{lora_name}**…"
+        status = f"Starting training of **{lora_name}**…{renamed}"
         try:
             yield status, _loss_table(losses), samples, gr.skip()
             while True:
@@ -380,7 +399,7 @@ class TrainHandlers:
                 "It is selected in the Swap tab; its checkpoints are in the picker too."
             )
             select = lora_name
-        yield final, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
+        yield final + renamed, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
 
     @user_errors
     def resume(
@@ -635,7 +654,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 choices=handlers.untrained_choices(),
                 value="",
                 label="Person",
-                info="Train a new person from photos, or give a person added from photos a LoRA",
+                info="Train a new person from photos, or train one added from photos for a closer likeness",
                 elem_id="train-person",
             )
             with gr.Row():  # a person whose training stopped (a killed server, a closed page, Cancel)
@@ -655,7 +674,9 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                     scale=3,
                 )
             prepare_note = gr.Markdown(elem_id="prepare-note")
-            crops = gr.Gallery(label="Aligned crops", columns=6, height=220, allow_preview=True, elem_id="crops")
+            crops = gr.Gallery(  # the height follows the crops: a fixed one cut off the second row
+                label="Aligned crops", columns=6, height="auto", allow_preview=True, elem_id="crops"
+            )
             gr.Markdown(CAPTION_ADVICE, elem_id="caption-advice")
             available = handlers.can_describe()
             describe = gr.Checkbox(
@@ -754,7 +775,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
     rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
-    rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", concurrency_id="gpu", concurrency_limit=1)
+    rank_button.click(ranked, **rank_io, api_name="rank_checkpoints", **gpu_queue(engine))
     # Trainings have a queue slot of their own (swaps keep theirs): as many watchers as trainings may run, and
     # a few more, so that a visitor who finds every training slot taken is told "busy until" at once.
     training_slot: dict[str, Any] = {"concurrency_id": "train", "concurrency_limit": handlers.jobs.slots + 2}
@@ -768,8 +789,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     ).success(  # after training: the recommended checkpoint
         on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
         **rank_io,
-        concurrency_id="gpu",
-        concurrency_limit=1,
+        **gpu_queue(engine),
     )
     resume.click(
         on_gpu(said_in_status(handlers.resume, outputs=4), duration=TRAIN_GPU_SECONDS),
