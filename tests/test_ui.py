@@ -131,8 +131,7 @@ def test_train_streams_progress_and_refreshes_the_picker(engine: Engine, photos:
     assert "new_person" in status and "ready" in status
     assert list(losses[losses["series"] == "raw"]["step"]) == [1, 2] and len(samples) == 2
     assert picker.value == "new_person" and "new_person/checkpoint-1" in [value for _, value in picker.choices]
-    # the edited caption reached the person's own copy of the photos (the prepared folder is gone after use)
-    assert "smiling" in (engine.loras.folder / "new_person" / "dataset" / "metadata.csv").read_text()
+    assert "smiling" in (Path(dataset) / "metadata.csv").read_text()
     assert handlers.cancel(SimpleNamespace(session_hash="s1")) == "No training is running."
 
 

@@ -244,7 +244,7 @@ def test_try_strengths_shows_ranked_face_crops_where_the_result_is(swap: SwapHan
     crops = [Image.open(item["image"]["path"]) for item in gallery.value]
     assert all(max(crop.size) <= 256 for crop in crops) and crops[0].size != (300, 300)
     captions = [item["caption"] for item in gallery.value]
-    assert all("strength" in c and "distance" in c for c in captions) and "most alike first" in gallery.label
+    assert all("strength" in c and "likeness" in c for c in captions) and "most alike first" in gallery.label
     distances = [c["record"]["identity_distance"] for c in candidates]
     assert distances == sorted(distances) and record["rank"] == 0
     picked = swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=1))

@@ -165,15 +165,23 @@ def test_a_name_with_spaces_is_saved_one_word_and_says_so(engine: Engine, upload
     assert "Maria_long" in engine.loras.names()
 
 
-def test_prepared_photos_are_deleted_once_the_trained_person_keeps_them(
+def test_prepared_photos_train_a_second_person_and_leave_once_unused(
     engine: Engine, uploads: list[str], tmp_path: Path
 ) -> None:
+    """The uploads stay on screen after a training, so a second person can be trained from them; prepared
+    photos unused for an hour (64 MB per 50 photos) are removed by the next prepare."""
+    import os
+    import time
     from types import SimpleNamespace
 
     handlers = TrainHandlers(engine, tmp_path / "work")
     _, rows, _, dataset = handlers.prepare(uploads, "woman")
     session = SimpleNamespace(session_hash="kept")
-    updates = list(handlers.train(dataset, rows, "kept-photos", "woman", 2, 2, 1e-4, 2, 64, "", session))
-    assert "ready" in updates[-1][0]
-    assert (engine.loras.folder / "kept-photos" / "dataset" / "me.png").is_file()
-    assert not Path(dataset).exists()  # 64 MB per 50 photos in the temporary folder, otherwise kept an hour
+    for name in ("kept-photos", "kept-again"):
+        updates = list(handlers.train(dataset, rows, name, "woman", 2, 2, 1e-4, 2, 64, "", session))
+        assert "ready" in updates[-1][0]
+        assert (engine.loras.folder / name / "dataset" / "me.png").is_file()
+    hour_ago = time.time() - 3700
+    os.utime(dataset, (hour_ago, hour_ago))
+    handlers.prepare(uploads, "woman")
+    assert not Path(dataset).exists()

@@ -324,21 +324,19 @@ class TrainHandlers:
         self.write_captions(folder, _rows(captions))
 
         def run(report: Any, cancel: Any) -> Any:
-            try:
-                return train_lora(
-                    None if person is not None else folder,
-                    lora_name,
-                    base_model=self.engine.base_model,
-                    settings=settings,
-                    lora_dir=self.engine.loras.folder,
-                    progress=report,
-                    cancel=cancel,
-                    device=self.engine.model.device,
-                    base_config=self.engine.model.base_config,
-                )
-            finally:
-                if uploaded and (self.engine.loras.folder / lora_name / DATASET_DIR).is_dir():
-                    shutil.rmtree(folder, ignore_errors=True)  # the person keeps its own copy of the photos
+            # the prepared photos stay while the tab shows them (another person may be trained on them);
+            # the next prepare and the next start remove those unused for an hour
+            return train_lora(
+                None if person is not None else folder,
+                lora_name,
+                base_model=self.engine.base_model,
+                settings=settings,
+                lora_dir=self.engine.loras.folder,
+                progress=report,
+                cancel=cancel,
+                device=self.engine.model.device,
+                base_config=self.engine.model.base_config,
+            )
 
         job = self.jobs.start(self._session(request), lora_name, run)
         yield from self._follow(job, lora_name, current_lora, progress, renamed)
