@@ -494,3 +494,19 @@ def test_the_editor_shows_the_hand_cut_out_of_the_mask(swap: SwapHandlers, tmp_p
     assert np.array_equal(np.asarray(editor_mask(again)), with_hand_out)
     with pytest.raises(gr.Error, match="occlusion must be true or false"):
         swap.auto_mask({**fields, "occlusion": "no"})
+
+
+def test_a_person_is_added_even_when_the_photo_expired_meanwhile(
+    engine: Engine, photos_of: dict[str, list[str]], tmp_path: Path
+) -> None:
+    """Aligning the photos took longer than the photo is kept: the person is added all the same, and the note
+    says why the person is not on the photo (before, the whole call failed after adding)."""
+    handlers = SwapHandlers(engine)
+    fields = loaded(handlers, _astronaut(tmp_path), person=NO_LORA)
+    handlers.photos.ttl_s = 0.0
+    handlers.photos.sweep()  # the photo is gone from the server
+    picker, photo, *_, added, files, name = handlers.add_person(
+        {**fields, "new_name": "late_barack", "references": photos_of["obama"]}
+    )
+    assert picker.value == "late_barack" and "Added **late_barack" in added and files.value is None
+    assert "no longer on the server" in added and photo == gr.skip()

@@ -93,8 +93,12 @@ class PeopleHandlers(FaceHandlers):
         if photo is None or not photo.faces:
             slider = likeness_slider(person, False)
             return picker, gr.skip(), gr.skip(), gr.skip(), gr.skip(), slider, note, *emptied
-        photo, editor, summary, mask_note, slider = self.assign({**fields, "person": person.name, "references": None})
-        return picker, photo, editor, summary, mask_note, slider, note, *emptied
+        try:
+            shown = self.assign({**fields, "person": person.name, "references": None})
+        except gr.Error as exc:  # e.g. the photo expired meanwhile: the person is added all the same
+            note += f" Not put on the photo: {exc.message}"
+            return picker, gr.skip(), gr.skip(), gr.skip(), gr.skip(), likeness_slider(person, False), note, *emptied
+        return picker, *shown, note, *emptied
 
 
 @dataclass
