@@ -298,8 +298,18 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         by_name(handlers.add_person, add_fields),
         set(add_fields.values()),
         add_outputs,
-        api_name="add_person",
+        api_name="add_person_to_photo",  # private; the name keeps "add_person" for the public one below
         show_progress_on=[people.note],
+        concurrency_id="faces",
+        concurrency_limit=4,
+        **PAGE_ONLY,
+    )
+    short = {"new_name": people.new_name, "references": people.references, "new_class_word": people.new_class_word}
+    gr.Button(visible=False).click(  # the public /add_person: three inputs, not the page's whole form
+        by_name(handlers.api_add_person, short),
+        set(short.values()),
+        [person, people.note],
+        api_name="add_person",
         concurrency_id="faces",
         concurrency_limit=4,
     )

@@ -56,6 +56,12 @@ class PeopleHandlers(FaceHandlers):
         text = f"**{person.name}**" + (f": {', '.join(facts)}" if facts else "") + warning
         return text, gr.Textbox(placeholder=default_prompt(self.people, person.name))
 
+    def api_add_person(self, fields: Mapping[str, Any]) -> tuple[Any, str]:
+        """``/add_person`` for scripts: a name, photos and a class word -> the picker and what was added (the
+        page's own Add also puts the person on the chosen face, a private event)."""
+        picker, *_, note, _, _ = self.add_person({**fields, "photo": None})
+        return picker, note
+
     @user_errors
     def add_person(self, fields: Mapping[str, Any]) -> tuple[Any, ...]:
         """The uploaded photos of the person saved as a new person (aligned in seconds, no training), who then
