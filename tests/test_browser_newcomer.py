@@ -144,6 +144,8 @@ def test_generate_shows_progress_where_the_result_appears_and_stops(
     page.click("#stop")
     page.locator("#generate").wait_for(state="visible", timeout=10_000)
     assert not page.locator("#stop").is_visible()
+    time.sleep(1)  # whatever the cancelled request still sends
+    wait_for_text(page, "#progress-line", "Stopped", timeout_ms=3_000)  # said where the result would be
     page.locator("#steps input[type=number]").fill("4")
     page.locator("#steps input[type=number]").press("Enter")
     time.sleep(0.5)

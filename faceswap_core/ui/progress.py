@@ -105,6 +105,11 @@ def stopped(count: int) -> tuple[Any, ...]:
     return (*idle(count), STOPPED)
 
 
+def ended(count: int, by_stop: bool) -> tuple[Any, ...]:
+    """A request that did not succeed: stopped by the user (the line says so, over the result) or refused."""
+    return (gr.Tabs(selected="result"), *stopped(count)) if by_stop else refused(count)
+
+
 def wire_long_request(
     button: gr.Button,
     run: Callable[..., Any],
@@ -113,6 +118,7 @@ def wire_long_request(
     buttons: list[gr.Button],
     stop: gr.Button,
     line: gr.Markdown,
+    by_stop: gr.Checkbox,
     **event: Any,
 ) -> Any:
     """``button.click(run, **event)`` with the page's answer at once and the buttons restored afterwards;
@@ -123,9 +129,20 @@ def wire_long_request(
     Returns the request's event, for Stop to cancel.
     """
     count = len(buttons)
-    button.click(lambda: running(count), None, [views, *buttons, stop, line], queue=False)
+    button.click(lambda: (*running(count), False), None, [views, *buttons, stop, line, by_stop], queue=False)
     request = button.click(run, trigger_mode="once", **event)
     # not .then(): Gradio 6 runs it after a success only, and a refusal must bring the buttons back too
     request.success(lambda: idle(count), None, [*buttons, stop], queue=False)
-    request.failure(lambda: refused(count), None, [views, *buttons, stop, line], queue=False)
+    request.failure(
+        lambda stop_pressed: ended(count, bool(stop_pressed)), by_stop, [views, *buttons, stop, line], queue=False
+    )
     return request
+
+
+def wire_stop(
+    stop: gr.Button, requests: list[Any], *, buttons: list[gr.Button], line: gr.Markdown, by_stop: gr.Checkbox
+) -> None:
+    """Stop cancels ``requests``; ``by_stop`` is ticked in the page at once (before the cancelled request
+    ends), so its failure is told apart from a refusal and "Stopped." stays over the result."""
+    stop.click(None, None, by_stop, js="() => true", queue=False)
+    stop.click(lambda: stopped(len(buttons)), None, [*buttons, stop, line], cancels=requests, queue=False)

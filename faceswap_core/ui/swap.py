@@ -38,7 +38,7 @@ from faceswap_core.ui import guards, newcomer
 from faceswap_core.ui.common import MASK_BRUSH, by_name, cancellable, gpu_queue, on_gpu, range_slider
 from faceswap_core.ui.newcomer import FIRST_STEPS
 from faceswap_core.ui.person_picker import NO_PHOTOS_INFO, person_choices, refresh_lora_picker
-from faceswap_core.ui.progress import stopped, wire_long_request, with_progress_line
+from faceswap_core.ui.progress import wire_long_request, wire_stop, with_progress_line
 from faceswap_core.ui.session_keep import keep_across_reloads
 from faceswap_core.ui.swap_faces import RANDOM_SEED
 from faceswap_core.ui.swap_handlers import SwapHandlers
@@ -352,7 +352,9 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     }
     outputs = [view.comparison, download, record, view.candidates, candidate_state, views]
     gpu = gpu_queue(engine)
-    long = {"views": views, "buttons": [generate, search], "stop": stop, "line": view.progress_line, **gpu}
+    by_stop = gr.Checkbox(False, visible=False)  # ticked by Stop in the page: a stop is not a refusal
+    line = view.progress_line
+    long = {"views": views, "buttons": [generate, search], "stop": stop, "line": line, "by_stop": by_stop, **gpu}
     requests = [
         wire_long_request(
             button,
@@ -372,7 +374,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     for request in requests:
         request.success(None, js=SHOW_RESULT)
         request.success(lambda: RESULT_NOTE, None, mask_note, queue=False)  # not "touch it up" under a result
-    stop.click(lambda: stopped(2), None, [generate, search, stop, view.progress_line], cancels=requests, queue=False)
+    wire_stop(stop, requests, buttons=[generate, search], line=line, by_stop=by_stop)
     chosen = view.candidates.select(
         handlers.show_candidate, [photo, candidate_state], [view.comparison, download, record], **quiet
     )

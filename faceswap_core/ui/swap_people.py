@@ -124,7 +124,7 @@ def person_section() -> PersonSection:
     with gr.Accordion(PERSON_SECTION, open=False, elem_id="person-photos") as accordion:
         with gr.Row(equal_height=True):  # one row: open on a fresh install, Generate stays on screen
             references = gr.File(
-                label=f"1-{MAX_IDENTITY_PHOTOS} photos of their face",
+                label=f"1-5 photos of their face (up to {MAX_IDENTITY_PHOTOS} are used)",
                 file_count="multiple",
                 file_types=["image"],
                 type="filepath",

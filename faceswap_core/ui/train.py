@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -698,7 +699,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
         with gr.Column(scale=2):
             name = gr.Textbox(value=default_lora_name, label="Name of the person", elem_id="lora-name")
             steps = range_slider(
-                TRAIN_STEPS,
+                replace(TRAIN_STEPS, maximum=min(TRAIN_STEPS.maximum, handlers.limits.max_train_steps)),
                 label="Steps",
                 info="About 800 for 10 photos; more photos, more steps",
                 elem_id="train-steps",
