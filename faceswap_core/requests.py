@@ -148,7 +148,7 @@ class SwapRequest:
         are refused with one message naming the field. ``files`` supplies ``image``, ``mask``,
         ``reference_face`` and ``identity_photos`` from elsewhere (an upload), overriding the JSON."""
         data = json_object(data, "request")
-        _known(data, _REQUEST_KEYS, "request")
+        json_known(data, _REQUEST_KEYS, "request")
         given = dict(files or {})
         version = data.get("version", SCHEMA_VERSION)
         if not _is_int(version):
@@ -156,7 +156,7 @@ class SwapRequest:
         faces = _list(data.get("faces", []), "faces", MAX_FACES)
         settings = _settings(data.get("settings", {}), given.get("identity_photos"))
         mask_settings = json_object(data.get("mask_settings", {}), "mask_settings")
-        _known(mask_settings, {"grow", "feather", "occlusion"}, "mask_settings")
+        json_known(mask_settings, {"grow", "feather", "occlusion"}, "mask_settings")
         image = given.get("image", data.get("image"))
         if image is None:
             raise SettingsError("request: no image was given")
@@ -317,7 +317,7 @@ _FACE_KEYS = {"face", "person", "strength", "prompt", "likeness", "seed"}
 def _face(item: Any, position: int) -> FaceRequest:
     where = f"faces[{position}]"
     data = json_object(item, where)
-    _known(data, _FACE_KEYS, where)
+    json_known(data, _FACE_KEYS, where)
     face = data.get("face", 0)
     if not (face is None or face in (FACE_ALL, FACE_REFERENCE) or _is_int(face)):
         raise SettingsError(f"{where}.face must be an index (0, 1, ...), 'all' or 'reference', got {_short(face)}")
@@ -334,7 +334,7 @@ def _face(item: Any, position: int) -> FaceRequest:
 def _settings(value: Any, identity_photos: Any) -> SwapSettings:
     data = json_object(value, "settings")
     names = {f.name for f in fields(SwapSettings)}
-    _known(data, names, "settings")
+    json_known(data, names, "settings")
     default = SwapSettings()
     checks: dict[str, Callable[[Any, str], Any]] = {
         "prompt": _text,
@@ -390,7 +390,7 @@ def _list(value: Any, where: str, most: int) -> list[Any]:
     return value
 
 
-def _known(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def json_known(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(str(key) for key in data if key not in allowed)
     if unknown:
         shown = ", ".join(key[:40] for key in unknown[:5])

@@ -83,11 +83,11 @@ def test_a_swap_is_one_request_and_no_long_positional_endpoint(server: str) -> N
     endpoints = Client(server, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     labels = [parameter["label"] for parameter in endpoints["/swap_request"]["parameters"]]
     assert len(labels) == 5 and labels[0].startswith("the swap as JSON")
+    assert [p["label"] for p in endpoints["/train"]["parameters"]][-1].startswith("the training's settings as JSON")
     hidden = {"/swap", "/generate", "/try_strengths", "/auto_mask", "/assign", "/update_choice", "/same_for_everyone"}
     assert not hidden & set(endpoints)
     counts = {name: len(endpoint["parameters"]) for name, endpoint in endpoints.items()}
-    not_yet = {"/train"}  # the Train tab's form: still positional
-    long = {name: count for name, count in counts.items() if count > 6 and name not in not_yet}
+    long = {name: count for name, count in counts.items() if count > 6}
     assert not long, f"endpoints with a long positional list: {long}"
 
 
