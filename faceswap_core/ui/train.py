@@ -455,14 +455,22 @@ class TrainHandlers:
         note = f"**{person.name}**'s stopped training was deleted; the photos stay. Press **Train** to start over."
         return note, gr.Button(visible=False), gr.Button(visible=False)
 
-    def resume_offer(self, name: Any) -> tuple[Any, Any]:
-        """The "Resume from step N" and "Start over" buttons, shown for a person whose training stopped."""
+    def resume_offer(self, name: Any) -> tuple[Any, ...]:
+        """The "Resume from step N" and "Start over" buttons, shown for a person whose training stopped, and
+        the settings it ran with (steps, checkpoint interval, rank, learning rate, resolution): the ones Resume
+        continues with, shown instead of whatever the sliders held."""
+        hidden = (gr.Button(visible=False), gr.Button(visible=False), *(gr.skip() for _ in range(5)))
         person = self._untrained(name) if name else None
         if person is None or not _stopped(person):
-            return gr.Button(visible=False), gr.Button(visible=False)
+            return hidden
         step = stopped_at(_folder_of(person))
         resume = gr.Button(f"Resume from step {step}", visible=True) if step else gr.Button(visible=False)
-        return resume, gr.Button(visible=True)
+        try:
+            ran = resume_settings(_folder_of(person))
+        except SettingsError:  # no usable record: Start over only, the sliders as they are
+            return resume, gr.Button(visible=True), *hidden[2:]
+        settings = (ran.steps, ran.checkpoint_every, ran.rank, ran.learning_rate, ran.resolution)
+        return resume, gr.Button(visible=True), *settings
 
     def _stopped_person(self, name: Any) -> Person:
         """The caller's own person whose training stopped, by name; nobody else's, and not while it trains."""
@@ -550,6 +558,15 @@ class TrainHandlers:
 
         captions = {item.image.name: item.caption for item in read_metadata(person.photos[0].parent)}
         rows = [[photo.name, captions.get(photo.name, ""), True] for photo in person.photos]
+        gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
+        return gallery, rows, self._person_note(person), None, person.name, gr.File(value=None, interactive=False)
+
+    def person_note(self, name: Any) -> Any:
+        """The note over a picked person's photos, read afresh (after Start over it no longer offers Resume)."""
+        person = self._untrained(name) if name else None
+        return self._person_note(person) if person is not None else gr.skip()
+
+    def _person_note(self, person: Person) -> str:
         note = (
             f"**{person.name}**: {len(person.photos)} photo(s) added earlier. Training gives this person a LoRA; "
             "the photos stay and are used beside it."
@@ -558,8 +575,7 @@ class TrainHandlers:
             note = f"**{person.name}**: {len(person.photos)} photo(s). {self._stopped_note(person)}."
         elif len(person.photos) < 5:
             note += " 5 to 20 photos work best: add a new person with more photos for a better LoRA."
-        gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
-        return gallery, rows, note, None, person.name, gr.File(value=None, interactive=False)
+        return note
 
     def _status(self, name: str, report: Any) -> str:
         stage = STAGE_WORDS.get(report.stage, report.stage)
@@ -649,8 +665,8 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            who = gr.Dropdown(
-                choices=handlers.untrained_choices(),
+            who = gr.Dropdown(  # the visitor's own people are listed when it is opened (none are known here)
+                choices=[(NEW_PERSON, "")],
                 value="",
                 label="Person",
                 info="Train a new person from photos, or train one added from photos for a closer likeness",
@@ -709,7 +725,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 label="Save a checkpoint (and a sample) every N steps",
                 elem_id="checkpoint-every",
             )
-            with gr.Accordion("Advanced", open=False):
+            with gr.Accordion("Advanced", open=False, elem_id="train-advanced"):
                 rank = range_slider(
                     TRAIN_RANK,
                     value=defaults.rank,
@@ -770,7 +786,8 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     who.input(
         handlers.load_person, [who, shown], [crops, captions, prepare_note, dataset, name, photos], queue=False
     ).success(lambda person: person or "", who, shown, queue=False)
-    who.input(handlers.resume_offer, who, [resume, start_over], queue=False)
+    ran_with = [steps, checkpoint_every, rank, learning_rate, resolution]
+    who.input(handlers.resume_offer, who, [resume, start_over, *ran_with], queue=False)
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
     rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
@@ -796,7 +813,16 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
         **train_io,
         api_name="resume_training",
         **training_slot,
-    ).success(lambda: (gr.Button(visible=False), gr.Button(visible=False)), None, [resume, start_over], queue=False)
+    ).success(  # the note that offered Resume is out of date now
+        lambda: (gr.Button(visible=False), gr.Button(visible=False), ""),
+        None,
+        [resume, start_over, prepare_note],
+        queue=False,
+    ).success(  # the recommended checkpoint, as after Train
+        on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
+        **rank_io,
+        **gpu_queue(engine),
+    )
     start_over.click(
         handlers.start_over,
         [who, confirmed],
@@ -804,5 +830,5 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
         js="(person) => [person, confirm('Delete the stopped training of ' + person + '? Its photos stay.')]",
         api_name="start_over",
         queue=False,
-    )
+    ).success(handlers.person_note, who, prepare_note, queue=False)
     cancel.click(handlers.cancel, None, status, queue=False)
