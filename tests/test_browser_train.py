@@ -1,9 +1,10 @@
-"""The Train tab's Resume and Start over (issue 23, item 6) in Debian's Chromium on the tiny model.
+"""The Train tab's Resume and Start over (issue 23, item 6) and its words (issue 21, item 8) in Debian's
+Chromium on the tiny model.
 
 A training stopped in the browser comes back after a reload: the person is picked, the offer is shown,
 Resume finishes it and the new person is offered in the Swap tab. Start over asks first, removes what the
 stopped training saved and trains again from the first step. Screenshots at 1366x768 go to test-artifacts/
-(named ``train-resume-*``).
+(named ``train-resume-*`` and ``train-words-*``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def start_and_stop(page: Any, photos: list[str], name: str, steps: int) -> None:
     for selector, value in (("#train-steps", str(steps)), ("#checkpoint-every", "20"), ("#train-resolution", "64")):
         set_number(page, selector, value)
     page.click("#train")
-    wait_for_text(page, "#train-status", " of ")  # "Training name: step 3 of 80": running
+    page.wait_for_function(  # "Training name: step 3 of 80": a step has run, so stopping keeps it
+        "() => /step [1-9]\\d* of/.test(document.querySelector('#train-status')?.innerText || '')"
+    )
     page.click("#cancel-train")
     wait_for_text(page, "#train-status", "Cancelled after")
 
@@ -118,16 +121,17 @@ def test_a_stopped_training_is_resumed_after_a_reload(page: Any, app: tuple[str,
     assert resume.inner_text().startswith("Resume from step ")
     assert page.locator("#start-over").is_visible()
     assert page.locator("#train-steps input[type=number]").input_value() == "80"  # what Resume runs, on screen
+    page.locator("#train-advanced .label-wrap").click()
     assert page.locator("#checkpoint-every input[type=number]").input_value() == "20"
     wait_for_text(page, "#prepare-note", "stopped before its end")
     shot(page, "offer", "#train-person")
     resume.click()
     wait_for_text(page, "#train-status", "is ready")
-    assert "(80 steps" in page.locator("#train-status").inner_text()
+    assert "after 80 training steps" in page.locator("#train-status").inner_text()
     assert (folder / "pytorch_lora_weights.safetensors").is_file()
     resume.wait_for(state="hidden", timeout=10_000)  # the offer goes once the training has ended
     assert not page.locator("#start-over").is_visible() and "stopped" not in page.locator("#prepare-note").inner_text()
-    wait_for_text(page, "#rank-note", "no checkpoint is recommended")  # ranked after resuming too: noise, no face
+    wait_for_text(page, "#rank-note", "so no save is picked for you")  # ranked after resuming too: noise, no face
     shot(page, "resumed", "#train-status")
     page.get_by_role("tab", name="Swap a face").click()
     assert page.locator("#lora input").input_value().startswith("resumed (LoRA")
@@ -156,5 +160,28 @@ def test_start_over_asks_then_trains_from_the_first_step(page: Any, app: tuple[s
     set_number(page, "#train-steps", "3")
     page.click("#train")
     wait_for_text(page, "#train-status", "is ready")
-    assert "(3 steps" in page.locator("#train-status").inner_text()
+    assert "after 3 training steps" in page.locator("#train-status").inner_text()
     shot(page, "trained-again", "#train-status")
+
+
+EXPERT_WORDS = ("LoRA", "rank", "learning rate", "checkpoint", "dataframe", "CSV")
+
+
+def expert_words_on_screen(page: Any) -> list[str]:
+    """The expert words in what the page shows (hidden tabs and the closed Advanced section show nothing)."""
+    shown = page.locator("body").inner_text().lower()
+    return [word for word in EXPERT_WORDS if word.lower() in shown]
+
+
+def test_the_train_tab_speaks_the_users_words(page: Any, photos: list[str]) -> None:
+    """Issue 21, item 8: a newcomer meets no jargon in the Train tab until they open Advanced."""
+    page.locator("#train-advanced").wait_for(state="visible")
+    assert expert_words_on_screen(page) == []
+    page.locator("#train-photos input[type=file]").first.set_input_files(photos)
+    wait_for_text(page, "#prepare-note", "2 photo(s) ready")
+    page.locator("#crops img").first.wait_for(state="visible")
+    assert expert_words_on_screen(page) == []
+    page.screenshot(path=str(ARTIFACTS / "train-words-1366x768.png"), full_page=True)
+    page.locator("#train-advanced .label-wrap").click()  # the expert words are kept, in here
+    wait_for_text(page, "#train-advanced", "Learning rate")
+    assert {"rank", "learning rate", "checkpoint"} <= set(expert_words_on_screen(page))

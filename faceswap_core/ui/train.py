@@ -66,7 +66,7 @@ UNLIKE_NOTE = "does not look like the others ({likeness})"
 STOPPING = "Stopping… (saving the last step)"
 CAPTION_ADVICE = (
     "A good caption describes what changes from photo to photo: **pose, light, expression, background, hair, "
-    "clothes**. Leave out the face's own features (eyes, nose, skin, age): those are what the LoRA learns, "
+    "clothes**. Leave out the face's own features (eyes, nose, skin, age): those are what training learns, "
     "and words that name them would take them away from it."
 )
 STAGE_WORDS = {
@@ -114,10 +114,13 @@ def _ui_name(name: str) -> str:
     """Names typed in the UI: spaces become '_'; then it must be one plain folder name (no path)."""
     from faceswap_core.training.checkpoints import sanitize_name
 
-    cleaned = re.sub(r"\s+", "_", guards.text(name, "LoRA name", max_chars=200).strip())
+    cleaned = re.sub(r"\s+", "_", guards.text(name, "name of the person", max_chars=200).strip())
     if not cleaned:
-        raise SettingsError("give the LoRA a name, for example 'anna'")
-    return sanitize_name(cleaned)
+        raise SettingsError("give the person a name, for example 'anna'")
+    try:
+        return sanitize_name(cleaned)
+    except SettingsError as err:  # the library speaks of LoRA names; here it is the name of a person
+        raise SettingsError(str(err).replace("LoRA name", "the name", 1)) from None
 
 
 def _renamed(typed: str, saved: str) -> str:
@@ -389,13 +392,17 @@ class TrainHandlers:
         if result.cancelled:
             kept = result.checkpoints[-1].name if result.checkpoints else None
             final = f"Cancelled after {result.steps_done} steps." + (
-                f" Checkpoint **{lora_name}/{kept}** was kept and is in the Swap tab's picker." if kept else ""
+                f" What **{lora_name}** learned so far is saved and selected in the Swap tab. "
+                f"To go on, pick **{lora_name}** under Person and press **Resume**."
+                if kept
+                else ""
             )
             select = f"{lora_name}/{kept}" if kept else current_lora
         else:
+            saved = len(result.checkpoints)
             final = (
-                f"✅ **{lora_name}** is ready ({result.steps_done} steps, {len(result.checkpoints)} checkpoints). "
-                "It is selected in the Swap tab; its checkpoints are in the picker too."
+                f"✅ **{lora_name}** is ready after {result.steps_done} training steps and selected in the Swap tab. "
+                f"The Swap tab's list also has {lora_name} as saved at {saved} earlier step{'s' * (saved != 1)}."
             )
             select = lora_name
         yield final + renamed, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
@@ -499,22 +506,22 @@ class TrainHandlers:
         person = _ui_name(name)
         info = self.engine.loras.resolve(person)
         if info.metadata.get("checkpoint_step") is not None or not list_checkpoints(info.path.parent):
-            return f"**{person}** has no training checkpoints to rank.", None, gr.skip()
+            return f"**{person}** has no saved training steps to compare.", None, gr.skip()
 
         def report(done: int, total: int) -> None:
-            progress((done, total), desc="Scoring checkpoints", unit="samples")
+            progress((done, total), desc="Comparing saved steps with the photos", unit="samples")
 
         ranking = rank_checkpoints(self.engine, person, progress=report)
         table = _scores_table(ranking.checkpoints)
         picker = (
             refresh_lora_picker(self.engine, current_lora, ranking.recommended) if ranking.recommended else gr.skip()
         )
-        return f"{ranking.note}. Lower is more alike; you can still pick any checkpoint.", table, picker
+        return _ranking_note(person, ranking.recommended), table, picker
 
     def rank_after_training(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> Any:
         """The ranking that follows a training run; a run cancelled before its first checkpoint has nothing to rank."""
         if _ui_name(name) not in self.engine.loras.names():
-            return "Nothing to rank: this training kept no checkpoint.", None, gr.skip()
+            return "Nothing to compare: this training saved no step.", None, gr.skip()
         return self.rank(name, current_lora, progress)
 
     def _untrained(self, name: Any) -> Person | None:
@@ -568,13 +575,13 @@ class TrainHandlers:
 
     def _person_note(self, person: Person) -> str:
         note = (
-            f"**{person.name}**: {len(person.photos)} photo(s) added earlier. Training gives this person a LoRA; "
-            "the photos stay and are used beside it."
+            f"**{person.name}**: {len(person.photos)} photo(s) added earlier. Training teaches the app this "
+            "person's face; the photos stay and are used beside it."
         )
         if _stopped(person):
             note = f"**{person.name}**: {len(person.photos)} photo(s). {self._stopped_note(person)}."
         elif len(person.photos) < 5:
-            note += " 5 to 20 photos work best: add a new person with more photos for a better LoRA."
+            note += " 5 to 20 photos work best: add a new person with more photos for a closer likeness."
         return note
 
     def _status(self, name: str, report: Any) -> str:
@@ -582,8 +589,6 @@ class TrainHandlers:
         if report.stage != "training":
             return f"{stage}…"
         text = f"{stage} **{name}**: step {report.step} of {report.total}"
-        if report.loss is not None:
-            text += f", loss {report.loss:.4f}"
         if report.eta is not None:
             text += f", about {_duration(report.eta)} left"
         return text
@@ -607,6 +612,20 @@ def smoothed(values: list[float], weight: float = LOSS_SMOOTHING) -> list[float]
         average = weight * average + (1 - weight) * value
         out.append(average / (1 - weight**count))
     return out
+
+
+def _ranking_note(person: str, recommended: str | None) -> str:
+    """What the comparison found, in the user's words (the library's note speaks of checkpoints and scores)."""
+    if recommended is None:
+        return (
+            f"None of **{person}**'s sample pictures showed a face to compare with the photos, so no save is "
+            "picked for you (a real training whose samples show no face did not learn one yet)."
+        )
+    step = recommended.rpartition("-")[2]
+    return (
+        f"**{person}** as saved at step {step} looks most like the photos and is selected in the Swap tab "
+        "(lower is more alike on the chart; you can still pick any save there)."
+    )
 
 
 def _scores_table(scores: list[Any]) -> Any:
@@ -661,7 +680,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     gr.Markdown(
         "**1.** Upload 5–20 photos of the person (one face each, varied angles and light). "
         "**2.** Check the crops and the captions (a photo of somebody else is flagged: untick it). "
-        "**3.** Name the person and press **Train**. The samples show how the person is learnt at each checkpoint."
+        "**3.** Name the person and press **Train**. Along the way a sample picture shows what it has learned so far."
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -716,16 +735,18 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
             name = gr.Textbox(value=default_lora_name, label="Name of the person", elem_id="lora-name")
             steps = range_slider(
                 replace(TRAIN_STEPS, maximum=min(TRAIN_STEPS.maximum, handlers.limits.max_train_steps)),
-                label="Steps",
+                label="Training steps",
                 info="About 800 for 10 photos; more photos, more steps",
                 elem_id="train-steps",
             )
-            checkpoint_every = range_slider(
-                TRAIN_CHECKPOINT_EVERY,
-                label="Save a checkpoint (and a sample) every N steps",
-                elem_id="checkpoint-every",
-            )
+            # expert words (LoRA rank, learning rate, checkpoint) only in here, closed until asked for
             with gr.Accordion("Advanced", open=False, elem_id="train-advanced"):
+                checkpoint_every = range_slider(
+                    TRAIN_CHECKPOINT_EVERY,
+                    label="Save what it learned (and a sample picture) every N steps",
+                    info="Each save is a checkpoint, listed under the person in the Swap tab to pick if more alike",
+                    elem_id="checkpoint-every",
+                )
                 rank = range_slider(
                     TRAIN_RANK,
                     value=defaults.rank,
@@ -756,21 +777,21 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 y="loss",
                 color="series",
                 color_map={"raw": "#9ca3af", "smoothed": "#2563eb"},
-                title="Training loss",
-                y_title="loss (lower is better)",
+                title="How well it has learned",
+                y_title="error (lower is better)",
                 color_title="follow the smoothed line",
                 y_axis_format=".3~f",
                 height=240,
                 elem_id="loss",
             )
-            samples = gr.Gallery(label="Samples per checkpoint", columns=4, height=220, elem_id="samples")
-            rank_button = gr.Button("Rank checkpoints by likeness", size="sm", elem_id="rank-checkpoints")
+            samples = gr.Gallery(label="A sample picture at each save", columns=4, height=220, elem_id="samples")
+            rank_button = gr.Button("Find the save most like the photos", size="sm", elem_id="rank-checkpoints")
             rank_note = gr.Markdown(elem_id="rank-note")
             rank_plot = gr.LinePlot(
                 x="step",
                 y="score",
-                title="Likeness per checkpoint",
-                y_title="identity score (lower is more alike)",
+                title="Likeness at each save",
+                y_title="unlikeness to the photos (lower is more alike)",
                 height=200,
                 elem_id="checkpoint-scores",
             )
