@@ -185,7 +185,7 @@ def build_request(args: argparse.Namespace) -> SwapRequest:
     """The request the flags describe (``--request FILE`` gives one as JSON; TARGET then replaces its photo)."""
     if args.request is not None:
         files = {} if args.target is None else {"image": str(args.target)}
-        return SwapRequest.from_json(_read_text(args.request), files=files)
+        return SwapRequest.from_json(read_request(args.request), files=files)
     if args.target is None:
         raise SettingsError("give the photo to change (TARGET), or a request with --request")
     if args.person and args.lora:
@@ -286,7 +286,7 @@ def _photos_of_request(engine: Any, request: SwapRequest) -> tuple[str, ...]:
     return request.settings.identity_photos
 
 
-def _read_text(path: Path) -> str:
+def read_request(path: Path) -> str:
     try:
         with path.open("rb") as handle:
             return handle.read(MAX_REQUEST_CHARS + 1).decode("utf-8", errors="replace")

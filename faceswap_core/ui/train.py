@@ -32,6 +32,7 @@ from faceswap_core.engine import Engine
 from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
 from faceswap_core.files import remove_stale
 from faceswap_core.people import People, Person
+from faceswap_core.requests import checked_text, json_int, json_known, json_number, json_object, parse_json
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_CLASS_WORD,
@@ -77,6 +78,14 @@ STAGE_WORDS = {
     "done": "Finished",
 }
 NEW_PERSON = "A new person, from the photos here"
+TRAIN_API_FIELDS: dict[str, Any] = {  # what ``/train``'s JSON may set, and how each is read
+    "steps": json_int,
+    "rank": json_int,
+    "learning_rate": json_number,
+    "checkpoint_every": json_int,
+    "resolution": json_int,
+    "class_word": lambda value, where: checked_text(value, where, max_chars=40),
+}
 TRAIN_GPU_SECONDS = 3600  # ZeroGPU time asked for one training run
 RANK_GPU_SECONDS = 600  # 4 samples of 20 steps per checkpoint: ~8 checkpoints on one GPU
 
@@ -99,6 +108,16 @@ def _ticked(cell: Any) -> bool:
     if isinstance(cell, str):
         return cell.strip().lower() not in ("false", "0", "no", "")
     return bool(cell)
+
+
+def train_settings(text: str | None) -> TrainSettings:
+    """A training's settings from a script's JSON: only what the page offers, each checked by name."""
+    data = json_object(parse_json(text or "{}", "settings"), "settings")
+    json_known(data, set(TRAIN_API_FIELDS), "settings")
+    values = {key: TRAIN_API_FIELDS[key](data[key], key) for key in data}
+    if "class_word" in values:
+        values["class_word"] = values["class_word"].strip() or DEFAULT_CLASS_WORD
+    return TrainSettings(**values)
 
 
 def _reason(name: str, reason: str) -> str:
@@ -294,14 +313,7 @@ class TrainHandlers:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
-        """Stream (status, loss table, samples, LoRA picker) while the trainer runs as a background job."""
-        from faceswap_core.training import train_lora
-
-        folder = Path(dataset) if isinstance(dataset, str) and dataset else None
-        uploaded = folder is not None and folder.is_dir() and self.work_dir.resolve() in folder.resolve().parents
-        person = None if uploaded else self._untrained(name)
-        if not uploaded and person is None:
-            raise gr.Error("Upload photos of the person first, or pick a person added from photos.")
+        """The page's Train: its form's values, each checked and named; streams as :meth:`start` does."""
         settings = TrainSettings(
             steps=int(guards.number(steps, "steps", TRAIN_STEPS, integer=True)),
             rank=int(guards.number(rank, "rank", TRAIN_RANK, integer=True)),
@@ -312,6 +324,40 @@ class TrainHandlers:
             resolution=int(guards.number(resolution, "resolution", TRAIN_RESOLUTION, integer=True)),
             class_word=guards.text(class_word, "class word", max_chars=40).strip() or DEFAULT_CLASS_WORD,
         )
+        yield from self.start(dataset, captions, name, settings, current_lora, request, progress)
+
+    @user_errors
+    def api_train(
+        self,
+        dataset: str | None,
+        captions: Any,
+        name: str,
+        settings: str | None,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
+        """``/train`` for scripts: the photos prepared by ``/prepare``, their captions, a name, and the settings
+        as JSON (``steps``, ``rank``, ``learning_rate``, ``checkpoint_every``, ``resolution``, ``class_word``)."""
+        yield from self.start(dataset, captions, name, train_settings(settings), None, request, progress)
+
+    def start(
+        self,
+        dataset: str | None,
+        captions: Any,
+        name: str,
+        settings: TrainSettings,
+        current_lora: str | None,
+        request: gr.Request | None,
+        progress: gr.Progress,
+    ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
+        """Stream (status, loss table, samples, LoRA picker) while the trainer runs as a background job."""
+        from faceswap_core.training import train_lora
+
+        folder = Path(dataset) if isinstance(dataset, str) and dataset else None
+        uploaded = folder is not None and folder.is_dir() and self.work_dir.resolve() in folder.resolve().parents
+        person = None if uploaded else self._untrained(name)
+        if not uploaded and person is None:
+            raise gr.Error("Upload photos of the person first, or pick a person added from photos.")
         settings.validate()
         self.limits.check_training(settings.steps, settings.resolution)
         self.jobs.check_free(self._session(request))  # "busy until", before a name is claimed or a file written
@@ -817,16 +863,28 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     # a few more, so that a visitor who finds every training slot taken is told "busy until" at once.
     training_slot: dict[str, Any] = {"concurrency_id": "train", "concurrency_limit": handlers.jobs.slots + 2}
     train_io: dict[str, Any] = {"outputs": [status, loss, samples, lora_picker], "show_progress_on": [status]}
+    form = [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker]
     train.click(
         on_gpu(said_in_status(handlers.train, outputs=4), duration=TRAIN_GPU_SECONDS),
-        [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
+        form,
         **train_io,  # a refused start (no photos yet) is told in the status, not as a badge on the chart
-        api_name="train",
+        api_name="train_form",
+        api_visibility="private",  # the page's form; scripts send the settings as JSON (below)
         **training_slot,
     ).success(  # after training: the recommended checkpoint
         on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
         **rank_io,
         **gpu_queue(engine),
+    )
+    with gr.Row(visible=False):  # /train for scripts: after /prepare, the captions, a name and the settings as JSON
+        api_settings = gr.Textbox(label="the training's settings as JSON (steps, rank, learning_rate, ...)")
+        api_train = gr.Button()
+    api_train.click(
+        on_gpu(said_in_status(handlers.api_train, outputs=4), duration=TRAIN_GPU_SECONDS),
+        [dataset, captions, name, api_settings],
+        **train_io,
+        api_name="train",
+        **training_slot,
     )
     resume.click(
         on_gpu(said_in_status(handlers.resume, outputs=4), duration=TRAIN_GPU_SECONDS),
