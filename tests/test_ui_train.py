@@ -144,7 +144,7 @@ def test_train_tab_upgrades_a_person_added_from_photos(tiny_model_dir: Path, tmp
     updates = list(handlers.train(None, rows, "barack", "man", 2, 2, 1e-4, 1, 64, "", session))
     assert "ready" in updates[-1][0]
     after = people.get("barack")
-    assert after.lora is not None and after.photos == before.photos and after.label == "barack (LoRA + 2 photos)"
+    assert after.lora is not None and after.photos == before.photos and after.label == "barack (trained + 2 photos)"
     with open(before.photos[0].parent / "metadata.csv", newline="", encoding="utf-8") as handle:
         assert list(csv.reader(handle))[2] == ["obama2.png", "a photo of a man face, outdoors"]
     assert handlers.untrained_choices() == [handlers.untrained_choices()[0]]  # only "a new person" is left
