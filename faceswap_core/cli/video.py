@@ -12,7 +12,7 @@ from typing import Any
 from faceswap_core.cli.faces import landmarks_option
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.cli.ray_args import add_ray_flags, checked_workers
-from faceswap_core.cli.swap import face_spec, keep_expression_option, read_request
+from faceswap_core.cli.swap import face_spec, flag_settings, keep_expression_option, read_request
 from faceswap_core.clip_request import ClipRequest
 from faceswap_core.requests import FACE_REFERENCE, FaceRequest, SwapRequest
 from faceswap_core.settings import (
@@ -116,19 +116,7 @@ def build_request(args: argparse.Namespace) -> ClipRequest:
         return ClipRequest.from_json(read_request(args.request), files=files)
     if args.clip is None:
         raise SettingsError("give the clip to change (IN), or a request with --request")
-    if args.person and args.lora:
-        raise SettingsError("--person brings its own LoRA; leave out --lora")
-    settings = SwapSettings(
-        prompt=args.prompt,
-        strength=args.strength,
-        padding=args.padding,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        lora=args.lora,
-        fast=args.fast,
-        keep_expression=args.keep_expression,
-    )
+    settings = flag_settings(args)
     faces = (FaceRequest(FACE_REFERENCE),) if args.reference else face_list(args.face)
     swap = SwapRequest(
         str(args.clip),
