@@ -316,3 +316,27 @@ def test_seven_crops_are_whole_with_their_names_under_them(page: Any, astronaut:
     page.set_viewport_size(DESKTOP)
     page.locator("#crops").scroll_into_view_if_needed()
     shots(page, "train-crops")
+
+
+def test_people_stay_after_a_reload_and_reach_the_video_tab(page: Any, astronaut: Image.Image, tmp_path: Path) -> None:
+    """A person added here is still this browser's after a reload (the section does not say "Nobody to pick"),
+    and the Video tab's Person list, built before they existed, offers them when opened."""
+    upload(page, portrait(tmp_path, astronaut))
+    photos = []
+    for index, angle in enumerate((0, -6)):
+        path = tmp_path / f"gwen{index}.jpg"
+        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    assert "Nobody to pick" in page.locator("#person-photos").inner_text()  # a new browser: nobody of its own
+    page.locator("#person-photo-files input[type=file]").first.set_input_files(photos)
+    page.fill("#new-person-name textarea, #new-person-name input", "gwen")
+    page.click("#add-person")
+    page.wait_for_function("() => document.querySelector('#lora input')?.value === 'gwen (2 photos)'")
+    page.reload()
+    wait_for_text(page, "#model-status", "Model ready")
+    wait_for_text(page, "#person-photos", "Photos of the person")
+    assert "Nobody to pick" not in page.locator("#person-photos").inner_text()
+    page.get_by_role("tab", name="Swap in a video").click()
+    page.locator("#video-person input").click()
+    page.get_by_role("option", name="gwen (2 photos)", exact=True).wait_for(timeout=10_000)
+    shots(page, "video-people")

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -271,9 +271,15 @@ def _mask(png: bytes | None, size: tuple[int, int]) -> Image.Image | None:
     return image.convert("L") if image.size == size else None
 
 
-def keep_across_reloads(handlers: SwapHandlers, components: dict[str, Any], after: Sequence[Any]) -> SessionKeeper:
+def keep_across_reloads(
+    handlers: SwapHandlers,
+    components: dict[str, Any],
+    after: Sequence[Any],
+    on_load: Sequence[tuple[Callable[[], Any], Any]] = (),
+) -> SessionKeeper:
     """Wire it: each event in ``after`` (a new photo, a person picked, a strength moved, a result) updates
-    the browser's value once it succeeded; loading the page restores it."""
+    the browser's value once it succeeded; loading the page restores it. ``on_load``: (function, output)
+    pairs that read the visitor's people on every page load, run once the browser's owner is known."""
     keeper = SessionKeeper(handlers)
     kept = gr.BrowserState(None, storage_key=STORAGE_KEY)
     remembered = [kept, *(components[name] for name in REMEMBERED)]
@@ -285,4 +291,6 @@ def keep_across_reloads(handlers: SwapHandlers, components: dict[str, Any], afte
     page = Context.root_block  # the Blocks being built (the tab has no handle on it)
     owner = keep_owner_across_reloads(page)
     owner.then(keeper.restore, kept, outputs, queue=False, show_progress="hidden")
+    for function, output in on_load:
+        owner.then(function, None, output, queue=False, show_progress="hidden")
     return keeper

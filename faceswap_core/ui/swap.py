@@ -263,7 +263,6 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     for loaded in loads:
         loaded.success(after_load, photo, [grow, feather, views], queue=False)
         loaded.success(lambda: gr.Button(visible=False), None, example, queue=False)  # room for the face picker
-    gr.on(None, lambda: newcomer.person_section(handlers.people), None, people.accordion, queue=False)  # on page load
 
     mask_fields = {
         "photo": photo,
@@ -382,7 +381,8 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     kept = {"person": person, "photo": photo, "editor": editor, "face": face, "summary": summary}
     kept.update(mask_note=mask_note, strength=strength, prompt=prompt, likeness=likeness, result=view.comparison)
     kept.update(download=download, record=record, views=views, example=example)
-    keep_across_reloads(handlers, kept, kept_after)
+    section = (lambda: newcomer.person_section(handlers.people), people.accordion)  # nobody to pick yet: open
+    keep_across_reloads(handlers, kept, kept_after, on_load=[section])
 
     # The API for scripts (gradio_client): a request as JSON, its files uploaded beside it; no canvas involved.
     with gr.Row(visible=False):

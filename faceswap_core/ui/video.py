@@ -174,6 +174,12 @@ class VideoHandlers:
         message = f"{job.state.frames} frames, seeds {job.state.seeds}, {seconds:.0f} s of work."
         return str(output), str(output), message
 
+    def people(self, current: Any) -> Any:
+        """The Person list read again when opened: this visitor's people (added or trained in the other tabs
+        since the page loaded) and the library's; the choice kept while it still exists."""
+        choices = person_choices(self.engine, with_keep=False)
+        return gr.Dropdown(choices=choices, value=current if current in {v for _, v in choices} else NO_LORA)
+
     def _prune_jobs(self) -> None:
         """Job folders untouched for the results' lifetime go (a public app must not fill its disk)."""
         oldest = time.time() - self.files.max_age_s
@@ -203,7 +209,11 @@ def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> N
                 person_choices(engine, with_keep=False), value=NO_LORA, label="Person", elem_id="video-person"
             )
             reference = gr.Image(
-                label="Or follow the person in this photo", type="filepath", sources=["upload"], height=140
+                label="Or, instead of ticking faces: the face in the clip most like this photo",
+                type="filepath",
+                sources=["upload"],
+                height=140,
+                elem_id="video-reference",
             )
             with gr.Row():
                 strength = gr.Slider(
@@ -230,6 +240,7 @@ def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> N
     inputs = [clip, faces, at_s, person, reference, strength, seed, fast, keep_on, keep_weight]
     page_only: dict[str, Any] = {"api_visibility": "private"}  # the page's form; scripts send a request (below)
     keep_on.input(video_strength, keep_on, strength, queue=False, api_name=False)
+    person.focus(handlers.people, person, person, queue=False, api_name=False)
     clip.upload(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name="video_faces")
     at_s.submit(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name=False)
     preview_button.click(user_errors(handlers.preview), inputs, preview_image, **page_only)
