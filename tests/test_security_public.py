@@ -461,7 +461,7 @@ def test_a_killed_training_is_resumed_or_started_over_from_the_app(
     assert record["finished"] and record["steps_done"] == 40 and len(record["losses"]) == 40
     assert (app.lora_dir / "killed" / "pytorch_lora_weights.safetensors").is_file()
 
-    assert owner.predict("killed-again", False, api_name="/start_over") == "Nothing was deleted."
+    assert owner.predict("killed-again", False, api_name="/start_over")[0] == "Nothing was deleted."
     assert (app.lora_dir / "killed-again" / "checkpoint-2").is_dir()
     owner.predict("killed-again", True, api_name="/start_over")
     assert [entry.name for entry in (app.lora_dir / "killed-again").iterdir()] == ["dataset"]
