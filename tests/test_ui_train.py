@@ -227,3 +227,19 @@ def test_train_settings_from_a_script_are_checked_by_name(text: str, message: st
         train_settings(text)
     settings = train_settings('{"steps": 12, "class_word": " man ", "resolution": 64}')
     assert (settings.steps, settings.class_word, settings.resolution, settings.rank) == (12, "man", 64, 16)
+
+
+def test_a_stopped_training_says_resume_compares_its_steps(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Not "saved no step" under the samples of the steps it saved: a stopped run is compared after Resume."""
+    from lora_factory import make_test_lora
+
+    from faceswap_core.loras import LORA_FILE
+
+    engine = Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=str(tmp_path / "people"))
+    handlers = TrainHandlers(engine, tmp_path / "work")
+    saved = make_test_lora(tiny_model_dir, tmp_path / "lora")
+    (engine.loras.folder / "anna" / "checkpoint-4").mkdir(parents=True)
+    (engine.loras.folder / "anna" / "checkpoint-4" / LORA_FILE).write_bytes(saved.read_bytes())
+    note, table, _ = handlers.rank_after_training("anna", None)
+    assert "Resume" in note and "saved no step" not in note and table is None
+    assert "saved no step" in handlers.rank_after_training("nobody", None)[0]

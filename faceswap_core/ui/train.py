@@ -566,10 +566,16 @@ class TrainHandlers:
         return _ranking_note(person, ranking.recommended), table, picker
 
     def rank_after_training(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> Any:
-        """The ranking that follows a training run; a run cancelled before its first checkpoint has nothing to rank."""
-        if _ui_name(name) not in self.engine.loras.names():
-            return "Nothing to compare: this training saved no step.", None, gr.skip()
-        return self.rank(name, current_lora, progress)
+        """The ranking that follows a training run; a stopped run is compared once it is resumed to its end."""
+        from faceswap_core.training.checkpoints import list_checkpoints
+
+        person = _ui_name(name)
+        if person in self.engine.loras.names():
+            return self.rank(name, current_lora, progress)
+        if list_checkpoints(self.engine.loras.folder / person):
+            note = f"Stopped before its end: **{person}**'s saved steps are compared once **Resume** finishes it."
+            return note, None, gr.skip()
+        return "Nothing to compare: this training saved no step.", None, gr.skip()
 
     def _untrained(self, name: Any) -> Person | None:
         """The person added from photos (no LoRA yet) of that name, if there is one."""
