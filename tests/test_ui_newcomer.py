@@ -118,3 +118,32 @@ def test_with_fast_on_advanced_says_what_really_runs() -> None:
     assert not guidance.interactive and "guidance 1 runs" in guidance.info
     steps, guidance = newcomer.fast_truth(False)
     assert steps.interactive and guidance.interactive and "Fast" not in steps.info + guidance.info
+
+
+def test_no_event_shows_progress_on_the_photo_editor(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Gradio 6 reads back every component that ever showed a loading status on each later status message of
+    any event, and reading the ImageEditor uploads its layers again: an event whose progress lands on the
+    editor, or on a block around it, made one Generate upload the photo hundreds of times (issue 21)."""
+    from faceswap_core.ui.demo import create_demo
+
+    app_engine = Engine(ModelSpec(str(tiny_model_dir), device="cpu"), lora_dir=tmp_path, allow_paths=False)
+    config = create_demo(app_engine, load_model=False).get_config_file()
+    parents: dict[int, int] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        for child in node.get("children") or []:
+            parents[child["id"]] = node["id"]
+            walk(child)
+
+    walk(config["layout"])
+    [editor] = [c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "target"]
+    around = {editor}
+    while editor in parents:
+        editor = parents[editor]
+        around.add(editor)
+    showing = [
+        dependency.get("api_name") or dependency["id"]
+        for dependency in config["dependencies"]
+        if around & set(dependency.get("show_progress_on") or dependency["outputs"])
+    ]
+    assert not showing, f"events whose progress lands on the photo editor: {showing}"

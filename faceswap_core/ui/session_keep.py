@@ -281,5 +281,8 @@ def keep_across_reloads(handlers: SwapHandlers, components: dict[str, Any], afte
     outputs = [components[name] for name in RESTORED]
     # On page load only: gr.on(None, ...) with an input would also run on every change of the kept value
     page = Context.root_block  # the Blocks being built (the tab has no handle on it)
-    page.load(keeper.restore, kept, outputs, queue=False, show_progress="hidden")
+    # progress on the note, not on the editor: see ``progress``'s module doc (each later status re-uploads it)
+    page.load(
+        keeper.restore, kept, outputs, queue=False, show_progress="hidden", show_progress_on=[components["mask_note"]]
+    )
     return keeper

@@ -112,14 +112,6 @@ class FaceHandlers:
             raise gr.Error("Choose a photo to upload.")
         return self._show_photo(load_image(path, name="target photo"), person, strength, prompt, likeness)
 
-    @user_errors
-    def load_from_editor(self, value: dict[str, Any] | None, person: str | None, strength: float, prompt: str) -> tuple:
-        """The example photo (set into the editor by gr.Examples): the same as an upload."""
-        image = editor_image(value)
-        if image is None:
-            raise gr.Error("That file could not be opened as a photo; upload a JPEG, PNG or WebP image.")
-        return self._show_photo(image, person, strength, prompt)
-
     def _show_photo(
         self, image: Image.Image, person: str | None, strength: float, prompt: str, likeness: float | None = None
     ) -> tuple[Any, ...]:
