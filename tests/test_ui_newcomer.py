@@ -147,3 +147,40 @@ def test_no_event_shows_progress_on_the_photo_editor(tiny_model_dir: Path, tmp_p
         if around & set(dependency.get("show_progress_on") or dependency["outputs"])
     ]
     assert not showing, f"events whose progress lands on the photo editor: {showing}"
+
+
+@pytest.fixture(scope="module")
+def two_faces(obama: list[str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """obama.jpg and biden.jpg side by side (a photo with two faces), and the other photo of Biden."""
+    from PIL import Image
+
+    left, right = (Image.open(PEOPLE / name).convert("RGB") for name in ("obama.jpg", "biden.jpg"))
+    both = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
+    both.paste(left, (0, 0))
+    both.paste(right, (left.width, 0))
+    path = tmp_path_factory.mktemp("two-faces") / "both.jpg"
+    both.save(path)
+    return path, [str(PEOPLE / "biden2.jpg")]
+
+
+def test_adding_a_second_person_leaves_face_1_or_says_so(engine: Engine, two_faces: tuple[Path, list[str]]) -> None:
+    """Photos uploaded for face 2 steer face 1 too while they are there (the summary says so); once they are
+    added as a person on face 2, face 1 is as before. Adding on face 1 again says whom it replaced."""
+    swap = SwapHandlers(engine)
+    path, biden = two_faces
+    photo, value, *_ = swap.load_photo(str(path), NO_LORA, 0.5, "")
+    assert photo.choices[0].person == NO_LORA and len(photo.faces) == 2
+    fields = {"photo": photo, "editor": value, "face": 1, "person": "__keep__", "strength": 0.6, "prompt": ""}
+    fields.update(size_from_face=True, grow=0, feather=0, occlusion=False)
+    _, _, said = swap.photos_changed({**fields, "references": biden})
+    assert "1: **a new face** (0.5, likeness" in said  # face 1 takes them too, and the summary says it
+    added = swap.add_person({**fields, "references": biden, "new_name": "biden-two", "new_class_word": "man"})
+    summary, note = added[3], added[4]
+    assert (photo.choices[0].person, photo.choices[0].strength, photo.choices[0].likeness or 0.0) == ("", 0.5, 0.0)
+    assert photo.choices[1].person == "biden-two" and "1: **a new face** (0.5) · 2: **biden-two**" in summary
+    assert "Face 2 → biden-two." in note
+    fields.update(face=0, editor=added[2])  # the face list still on face 1: the next person replaces face 1's
+    added = swap.add_person({**fields, "references": biden, "new_name": "biden-three", "new_class_word": "man"})
+    summary, note = added[3], added[4]
+    assert "1: **biden-three** (" in summary and "was a new face)" in summary
+    assert "Face 1 → biden-three instead of a new face" in note and "pick another face" in note

@@ -304,9 +304,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     )
     assigned = [photo, editor, summary, mask_note, likeness]
     kept_after.append(person.input(by_name(handlers.assign, mask_fields), form, assigned, **on_faces, **PAGE_ONLY))
+    # the photos' own fields only: an event that takes the editor makes the page upload the photo again
+    photos_fields = {"photo": photo, "face": face, "person": person, "references": people.references}
     for event in (people.references.upload, people.references.clear, people.references.delete):  # not .change:
         # Add empties the upload itself, and then sets the slider for the new person
-        event(by_name(handlers.photos_changed, mask_fields), form, [photo, likeness], **quiet, **PAGE_ONLY)
+        event(
+            by_name(handlers.photos_changed, photos_fields),
+            set(photos_fields.values()),
+            [photo, likeness, summary],
+            **quiet,
+            **PAGE_ONLY,
+        )
     add_fields = {**mask_fields, "new_name": people.new_name, "new_class_word": people.new_class_word}
     add_outputs = [person, *assigned, people.note, people.references, people.new_name]
     added = people.add.click(

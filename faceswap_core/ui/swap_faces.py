@@ -210,6 +210,8 @@ class FaceHandlers:
         painted = editor_mask(fields.get("editor"))
         layer = np.zeros(photo.display_size[::-1], np.uint8) if painted is None else np.asarray(painted).copy()
         own = np.asarray(auto_mask(photo, mask_settings(fields), only=face))
+        before = photo.choices.get(face)
+        replaced = {}  # on a group photo, a person taken off a face is said, not dropped without a word
         if person == KEEP:
             photo.choices.pop(face, None)
             layer[own > 0] = 0
@@ -218,9 +220,13 @@ class FaceHandlers:
             likeness = default_likeness(self._who(person), uploaded)
             photo.choices[face] = replace(self._choice(fields, person), likeness=likeness)
             np.maximum(layer, own, out=layer)
-            note = f"Face {face + 1} → {person or NEW_FACE}. {EDIT_NOTE}"
+            note = f"Face {face + 1} → {person or NEW_FACE}"
+            if before is not None and before.person != person and len(photo.faces) > 1:
+                replaced[face] = before.person or NEW_FACE
+                note += f" instead of {replaced[face]} (pick another face in the list above to keep both)"
+            note += f". {EDIT_NOTE}"
         mask = Image.fromarray(layer, mode="L")
-        return photo, editor(photo, mask), summary(photo), note, slider
+        return photo, editor(photo, mask), summary(photo, replaced), note, slider
 
     @user_errors
     def update_choice(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, str]:
@@ -232,22 +238,27 @@ class FaceHandlers:
         return photo, summary(photo)
 
     @user_errors
-    def photos_changed(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto | None, Any]:
+    def photos_changed(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto | None, Any, Any]:
         """Photos of the person were uploaded or cleared: faces whose person has no photos of its own start
-        from the new default likeness, and the slider shows the chosen face's."""
+        from the new default likeness (the faces summary says so), and the slider shows the chosen face's."""
         uploaded = bool(guards.uploaded_photos(fields.get("references")))
         photo = fields.get("photo")
         if photo is None or not photo.faces:
             person = self._person(fields.get("person"))
-            return photo, likeness_slider(None if person == KEEP else self._who(person), uploaded)
+            return photo, likeness_slider(None if person == KEEP else self._who(person), uploaded), gr.skip()
+        self.likeness_from_uploads(photo, uploaded)
+        choice = photo.choices.get(face_index(photo, fields.get("face")))
+        if choice is None:
+            return photo, likeness_slider(None, uploaded), summary(photo)
+        return photo, likeness_slider(self._who(choice.person), uploaded, choice.likeness), summary(photo)
+
+    def likeness_from_uploads(self, photo: TargetPhoto, uploaded: bool) -> None:
+        """The uploaded photos steer every face whose person has none of its own: those faces' likeness
+        starts again from the default with (or, once the upload is emptied, without) them."""
         for index, choice in photo.choices.items():
             who = self._who(choice.person)
             if not who.photos:
                 photo.choices[index] = replace(choice, likeness=default_likeness(who, uploaded))
-        choice = photo.choices.get(face_index(photo, fields.get("face")))
-        if choice is None:
-            return photo, likeness_slider(None, uploaded)
-        return photo, likeness_slider(self._who(choice.person), uploaded, choice.likeness)
 
     @user_errors
     def same_for_everyone(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str]:
