@@ -184,3 +184,23 @@ def test_adding_a_second_person_leaves_face_1_or_says_so(engine: Engine, two_fac
     summary, note = added[3], added[4]
     assert "1: **biden-three** (" in summary and "was a new face)" in summary
     assert "Face 1 → biden-three instead of a new face" in note and "pick another face" in note
+
+
+def test_the_faces_summary_never_shows_a_strength_that_will_not_run(
+    engine: Engine, two_faces: tuple[Path, list[str]]
+) -> None:
+    """A strength outside what runs (the slider's number box, or raw HTTP) is refused when it is set, naming
+    the field; the summary and the request keep the strength that runs (it said 1.5, and Generate refused)."""
+    swap = SwapHandlers(engine)
+    photo, value, *_ = swap.load_photo(str(two_faces[0]), NO_LORA, 0.5, "")
+    fields = {"photo": photo, "editor": value, "face": 0, "person": NO_LORA, "prompt": "", **QUICK}
+    for strength in (1.5, 0.0, -1):
+        with pytest.raises(gr.Error, match="strength must be between 0.05 and 1"):
+            swap.update_choice({**fields, "strength": strength})
+        assert photo.choices[0].strength == 0.5
+    _, summary = swap.update_choice({**fields, "strength": 0.8})
+    assert "1: **a new face** (0.8)" in summary
+    _, _, record, *_ = swap.generate({**fields, "strength": 0.8})
+    assert record["faces"][0]["strength"] == 0.8
+    with pytest.raises(gr.Error, match="strength must be between 0.05 and 1"):
+        swap.load_photo(str(two_faces[0]), NO_LORA, 2.0, "")

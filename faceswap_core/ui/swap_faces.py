@@ -34,6 +34,7 @@ from faceswap_core.settings import (
     MAX_SEED,
     PADDING,
     STEPS,
+    STRENGTH,
     MaskSettings,
     PublicLimits,
     Range,
@@ -123,7 +124,7 @@ class FaceHandlers:
         display_file = self.files.save_display(shown)
         photo = TargetPhoto(self.photos, self.photos.put(image), image.size, display_file, scale, faces)
         if faces:
-            strength = guards.number(strength, "strength")
+            strength = guards.number(strength, "strength", STRENGTH)  # as the request checks it: said now
             choice = FaceChoice(self._person(person), strength, clean_text(prompt, "prompt"), likeness_value(likeness))
             photo.choices[0] = choice
             count = "1 face found" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo"
@@ -161,7 +162,8 @@ class FaceHandlers:
 
     def _choice(self, fields: Mapping[str, Any], person: str) -> FaceChoice:
         """The face's choice from the controls: ``person`` (checked) with the strength, prompt and likeness."""
-        strength = guards.number(fields.get("strength"), "strength")
+        # checked as the request will be: the summary never shows a strength that cannot run
+        strength = guards.number(fields.get("strength"), "strength", STRENGTH)
         prompt = clean_text(fields.get("prompt"), "prompt")
         return FaceChoice(person, strength, prompt, likeness_value(fields.get("likeness")))
 
