@@ -204,3 +204,28 @@ def test_the_faces_summary_never_shows_a_strength_that_will_not_run(
     assert record["faces"][0]["strength"] == 0.8
     with pytest.raises(gr.Error, match="strength must be between 0.05 and 1"):
         swap.load_photo(str(two_faces[0]), NO_LORA, 2.0, "")
+
+
+def test_photos_of_a_person_without_the_adapter_say_what_is_missing_and_how_to_get_it(
+    tiny_model_dir: Path, obama: list[str], astronaut: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, with no IP-Adapter given or cached: one message naming the adapter, the download and the flag."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network here either way
+    spec = ModelSpec(str(tiny_model_dir), device="cpu", ip_adapter="faceswap-tests/no-such-ip-adapter")
+    swap = SwapHandlers(Engine(spec, lora_dir=tmp_path))
+    photo, value, *_ = swap.load_photo(_saved(astronaut, tmp_path), NO_LORA, 0.5, "")
+    fields = {"photo": photo, "editor": value, "face": 0, "person": NO_LORA, "strength": 0.5, "prompt": "", **QUICK}
+    swap.photos_changed({**fields, "references": obama})
+    with pytest.raises(gr.Error) as refused:
+        swap.generate({**fields, "references": obama})
+    message = refused.value.message
+    assert message.startswith("photos of a person need the IP-Adapter faceswap-tests/no-such-ip-adapter")
+    assert "hf download faceswap-tests/no-such-ip-adapter" in message and "--ip-adapter" in message
+
+
+def _saved(image: Any, folder: Path) -> str:
+    path = folder / "photo.png"
+    image.save(path)
+    return str(path)
