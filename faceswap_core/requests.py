@@ -129,13 +129,13 @@ class SwapRequest:
         """The request as JSON values; its files must be paths (an image in memory has no JSON form)."""
         return {
             "version": self.version,
-            "image": _path_text(self.image, "image"),
+            "image": path_text(self.image, "image"),
             "faces": [_drop_none(_fields_of(face)) for face in self.faces],
             "person": self.person,
             "settings": _settings_dict(self.settings),
-            "mask": None if self.mask is None else _path_text(self.mask, "mask"),
+            "mask": None if self.mask is None else path_text(self.mask, "mask"),
             "mask_settings": _fields_of(self.mask_settings),
-            "reference_face": None if self.reference_face is None else _path_text(self.reference_face, "reference"),
+            "reference_face": None if self.reference_face is None else path_text(self.reference_face, "reference"),
             "landmarks": self.landmarks,
         }
 
@@ -147,16 +147,16 @@ class SwapRequest:
         """A request from JSON values, checked field by field: unknown keys, wrong types and overlong lists
         are refused with one message naming the field. ``files`` supplies ``image``, ``mask``,
         ``reference_face`` and ``identity_photos`` from elsewhere (an upload), overriding the JSON."""
-        data = _object(data, "request")
-        _known(data, _REQUEST_KEYS, "request")
+        data = json_object(data, "request")
+        json_known(data, _REQUEST_KEYS, "request")
         given = dict(files or {})
         version = data.get("version", SCHEMA_VERSION)
         if not _is_int(version):
             raise SettingsError(f"request version must be a whole number, got {_short(version)}")
         faces = _list(data.get("faces", []), "faces", MAX_FACES)
         settings = _settings(data.get("settings", {}), given.get("identity_photos"))
-        mask_settings = _object(data.get("mask_settings", {}), "mask_settings")
-        _known(mask_settings, {"grow", "feather", "occlusion"}, "mask_settings")
+        mask_settings = json_object(data.get("mask_settings", {}), "mask_settings")
+        json_known(mask_settings, {"grow", "feather", "occlusion"}, "mask_settings")
         image = given.get("image", data.get("image"))
         if image is None:
             raise SettingsError("request: no image was given")
@@ -241,7 +241,7 @@ def resolve(
     named = {face.face for face in chosen if _is_int(face.face)}
     targets: list[FaceTarget] = []
     for face in chosen:
-        settings = _face_settings(request, face, people)
+        settings = face_settings(request, face, people)
         if face.face == FACE_ALL:
             if not faces:
                 raise NoFaceError("target image: no face found for 'all'; paint over the faces to replace instead")
@@ -277,7 +277,7 @@ def _person(request: SwapRequest, face: FaceRequest) -> str | None:
     return face.person if face.person is not None else request.person
 
 
-def _face_settings(request: SwapRequest, face: FaceRequest, people: People | None) -> SwapSettings:
+def face_settings(request: SwapRequest, face: FaceRequest, people: People | None) -> SwapSettings:
     """The request's settings with the face's overrides and its person's LoRA and photos."""
     base = request.settings
     overrides = {"strength": face.strength, "prompt": face.prompt, "seed": face.seed}
@@ -316,8 +316,8 @@ _FACE_KEYS = {"face", "person", "strength", "prompt", "likeness", "seed"}
 
 def _face(item: Any, position: int) -> FaceRequest:
     where = f"faces[{position}]"
-    data = _object(item, where)
-    _known(data, _FACE_KEYS, where)
+    data = json_object(item, where)
+    json_known(data, _FACE_KEYS, where)
     face = data.get("face", 0)
     if not (face is None or face in (FACE_ALL, FACE_REFERENCE) or _is_int(face)):
         raise SettingsError(f"{where}.face must be an index (0, 1, ...), 'all' or 'reference', got {_short(face)}")
@@ -332,25 +332,25 @@ def _face(item: Any, position: int) -> FaceRequest:
 
 
 def _settings(value: Any, identity_photos: Any) -> SwapSettings:
-    data = _object(value, "settings")
+    data = json_object(value, "settings")
     names = {f.name for f in fields(SwapSettings)}
-    _known(data, names, "settings")
+    json_known(data, names, "settings")
     default = SwapSettings()
     checks: dict[str, Callable[[Any, str], Any]] = {
         "prompt": _text,
         "negative_prompt": _text,
-        "strength": _number,
-        "padding": _number,
-        "steps": _int,
-        "guidance": _number,
+        "strength": json_number,
+        "padding": json_number,
+        "steps": json_int,
+        "guidance": json_number,
         "seed": _optional_int,
         "lora": _optional_name,
-        "lora_scale": _number,
+        "lora_scale": json_number,
         "color_match": _bool,
         "identity_photos": _photos,
         "identity_scale": _optional_number,
         "fast": _bool,
-        "keep_expression": _number,
+        "keep_expression": json_number,
         "dynamic_strength": _bool,
         "extras": _extras,
     }
@@ -376,7 +376,7 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None or key == "face"}
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
+def json_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SettingsError(f"{where} must be a JSON object, got {_short(value)}")
     return value
@@ -390,7 +390,7 @@ def _list(value: Any, where: str, most: int) -> list[Any]:
     return value
 
 
-def _known(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def json_known(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(str(key) for key in data if key not in allowed)
     if unknown:
         shown = ", ".join(key[:40] for key in unknown[:5])
@@ -401,17 +401,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(value: Any, where: str) -> float:
+def json_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SettingsError(f"{where} must be a number, got {_short(value)}")
     return float(value)
 
 
 def _optional_number(value: Any, where: str) -> float | None:
-    return None if value is None else _number(value, where)
+    return None if value is None else json_number(value, where)
 
 
-def _int(value: Any, where: str) -> int:
+def json_int(value: Any, where: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not _is_int(value):
@@ -420,7 +420,7 @@ def _int(value: Any, where: str) -> int:
 
 
 def _optional_int(value: Any, where: str) -> int | None:
-    return None if value is None else _int(value, where)
+    return None if value is None else json_int(value, where)
 
 
 def _check_seed(seed: Any) -> None:
@@ -467,7 +467,7 @@ def _photos(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _extras(value: Any, where: str) -> dict[str, Any]:
-    data = _object(value, where)
+    data = json_object(value, where)
     if len(json.dumps(data)) > MAX_EXTRAS_CHARS:
         raise SettingsError(f"{where}: at most {MAX_EXTRAS_CHARS} characters of options are allowed")
     return data
@@ -477,7 +477,7 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, str | Path)
 
 
-def _path_text(value: Any, what: str) -> str:
+def path_text(value: Any, what: str) -> str:
     if not _is_path(value):
         raise SettingsError(f"the {what} is an image in memory; save it to a file to write the request as JSON")
     return str(value)

@@ -71,9 +71,14 @@ class VideoSettings:
     max_gap_s: float = VIDEO_TRACK_MAX_GAP_S
     smooth: bool = True
     mask: MaskSettings = MaskSettings()
+    face_swaps: tuple[SwapSettings, ...] = ()  # one per followed face (each its own person); (): ``swap`` for all
 
     def validate(self) -> None:
         self.swap.validate()
+        for each in self.face_swaps:
+            each.validate()
+        if self.face_swaps and len(self.face_swaps) != max(1, len(self.faces) if self.reference is None else 1):
+            raise SettingsError(f"{len(self.face_swaps)} face settings for {len(self.faces) or 1} followed face(s)")
         self.mask.validate()
         VIDEO_TEMPORAL_BLEND.check("temporal blend", self.temporal_blend)
         if not 1 <= self.detect_every <= 30:
@@ -86,6 +91,10 @@ class VideoSettings:
             raise SettingsError("choose at least one face number, or give a photo of the person to follow")
         if len(self.faces) > MAX_FACES or any(index < 0 for index in self.faces):
             raise SettingsError(f"face numbers must be 0 or more, at most {MAX_FACES} of them")
+
+    def track_swap(self, track: int) -> SwapSettings:
+        """The settings of the ``track``-th followed face (before its own seed is drawn from their seed)."""
+        return self.face_swaps[track] if self.face_swaps else self.swap
 
 
 @dataclass(frozen=True)
@@ -225,7 +234,8 @@ class VideoJob:
         self.patches = self.folder / "patches"
         stat = self.info.path.stat()
         record = _settings_record(settings)
-        if settings.swap.keep_expression > 0:  # the ControlNet that held the expression: another one is another job
+        if any(each.keep_expression > 0 for each in (settings.swap, *settings.face_swaps)):
+            # the ControlNet that held the expression: another one is another job
             record["controlnet"] = controlnet
         fresh = JobState(str(self.info.path.resolve()), stat.st_size, stat.st_mtime_ns, record)
         self.state = fresh
@@ -312,7 +322,7 @@ class VideoJob:
                     array[t, i] = points
         np.savez_compressed(saved, landmarks=array)
         self.state.frames = count
-        self.state.seeds = [track_seed(settings.swap.seed, t) for t in range(len(tracks))]
+        self.state.seeds = [track_seed(settings.track_swap(t).seed, t) for t in range(len(tracks))]
         self._save_state()
         self.timings["track_total_s"] = time.perf_counter() - started
 
@@ -350,7 +360,7 @@ class VideoJob:
             self.track(progress, cancel)
         state, settings = self.state, self.settings
         swapper = frames or LocalFrames(engine)
-        track_settings = [replace(settings.swap, seed=seed) for seed in state.seeds]
+        track_settings = [replace(settings.track_swap(t), seed=seed) for t, seed in enumerate(state.seeds)]
         previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, output) of the frame before
         started, done_here = time.perf_counter(), 0
         start = max(0, state.done - 1) if settings.temporal_blend > 0 else state.done
@@ -507,7 +517,7 @@ def preview(
     if not chosen:
         raise NoFaceError(f"{info.path.name}: the chosen face is not on the frame at {frame.time_s:.2f} s")
     plans = [
-        TrackPlan(t, faces[index], replace(settings.swap, seed=track_seed(settings.swap.seed, t)))
+        TrackPlan(t, faces[index], replace(settings.track_swap(t), seed=track_seed(settings.track_swap(t).seed, t)))
         for t, index in enumerate(chosen)
     ]
     output, _ = swap_frame(engine, frame.pixels, plans, mask_settings=settings.mask)
@@ -559,6 +569,7 @@ def swap_clip(
 def _settings_record(settings: VideoSettings) -> dict[str, Any]:
     record = asdict(settings)
     record["swap"] = as_dict(settings.swap)
+    record["face_swaps"] = [as_dict(each) for each in settings.face_swaps]
     return json.loads(json.dumps(record, default=str))
 
 

@@ -63,11 +63,21 @@ def open_app(browser: Any, url: str, viewport: dict[str, int], **context: Any) -
 
 
 def wait_for_text(page: Any, selector: str, text: str, timeout_ms: int = TIMEOUT_MS) -> None:
-    page.wait_for_function(
-        "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
-        arg=[selector, text],
-        timeout=timeout_ms,
-    )
+    """Until ``selector``'s text includes ``text``; on a timeout the error says what it showed instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
+            arg=[selector, text],
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeout:
+        shown = page.evaluate("sel => document.querySelector(sel)?.innerText ?? '(no such element)'", selector)
+        toasts = page.evaluate("() => Array.from(document.querySelectorAll('.toast-body')).map(t => t.innerText)")
+        raise AssertionError(
+            f"{selector} never said {text!r} in {timeout_ms / 1000:g} s; it says {shown[-300:]!r}; pop-ups: {toasts}"
+        ) from None
 
 
 def wait_idle(page: Any, selector: str) -> None:

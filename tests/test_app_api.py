@@ -83,12 +83,30 @@ def test_a_swap_is_one_request_and_no_long_positional_endpoint(server: str) -> N
     endpoints = Client(server, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     labels = [parameter["label"] for parameter in endpoints["/swap_request"]["parameters"]]
     assert len(labels) == 5 and labels[0].startswith("the swap as JSON")
+    assert [p["label"] for p in endpoints["/train"]["parameters"]][-1].startswith("the training's settings as JSON")
     hidden = {"/swap", "/generate", "/try_strengths", "/auto_mask", "/assign", "/update_choice", "/same_for_everyone"}
     assert not hidden & set(endpoints)
     counts = {name: len(endpoint["parameters"]) for name, endpoint in endpoints.items()}
-    not_yet = {"/train", "/video_preview", "/swap_video"}  # the Train and Video tabs' forms: still positional
-    long = {name: count for name, count in counts.items() if count > 6 and name not in not_yet}
+    long = {name: count for name, count in counts.items() if count > 6}
     assert not long, f"endpoints with a long positional list: {long}"
+
+
+def test_a_clip_is_one_request_too(server: str, astronaut: Image.Image, tmp_path: Path) -> None:
+    """``/swap_video`` takes the clip, a ClipRequest as JSON and a reference photo: faces by person, per face."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    from video_factory import around_face, camera_move, write_clip
+
+    from faceswap_core.media import probe, read_frames
+
+    clip = write_clip(tmp_path / "zoom.mp4", camera_move(around_face(astronaut, 1.3), 3, size=96, kind="zoom"))
+    client = Client(server, verbose=False)
+    request = {"faces": [{"face": 0, "person": "alice"}], "settings": {"steps": 3, "seed": 4, "fast": False}}
+    video, _, message = client.predict(handle_file(str(clip)), json.dumps(request), None, api_name="/swap_video")
+    played = video["video"] if isinstance(video, dict) else video
+    assert "3 frames" in message and len(list(read_frames(probe(played)))) == 3
+    with pytest.raises(AppError, match="a clip's request names its 'clip' and takes no 'mask'"):
+        client.predict(handle_file(str(clip)), json.dumps({"mask": "/etc/passwd"}), None, api_name="/swap_video")
 
 
 def test_swap_endpoint_takes_an_image_and_a_mask_file(server: str, inputs: tuple[Path, Path]) -> None:

@@ -252,7 +252,7 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.click("#train")
         wait_for_text(page, "#train-status", "is ready")
         wait_for_text(page, "#loss", "smoothed")  # the chart's legend: raw and smoothed lines
-        wait_for_text(page, "#rank-note", "no checkpoint is recommended")  # ranked after training: noise, no face
+        wait_for_text(page, "#rank-note", "so no save is picked for you")  # ranked after training: noise, no face
         page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")
@@ -297,7 +297,7 @@ def test_ranked_checkpoints_the_recommended_one_is_selected_in_the_swap_tab(
         page.get_by_role("tab", name="Train a person").click()
         page.fill("#lora-name textarea, #lora-name input", "ranked")
         page.click("#rank-checkpoints")
-        wait_for_text(page, "#rank-note", "ranked/checkpoint-2 recommended")
+        wait_for_text(page, "#rank-note", "as saved at step 2 looks most like the photos")
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")
         assert picker.input_value().startswith("ranked/checkpoint-2") and "recommended" in picker.input_value()

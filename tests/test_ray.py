@@ -203,6 +203,69 @@ def test_a_worker_killed_mid_clip_costs_no_frame(
     same_frames(local_clip, out, tmp_path / "job")
 
 
+def test_more_workers_than_the_cluster_holds_are_refused_at_once(
+    cluster: None, tiny_model_dir: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["video", str(clip), "-o", str(tmp_path / "o.mkv"), "--base", str(tiny_model_dir), "--device", "cpu"]
+    assert main([*args, "--lora-dir", str(tmp_path / "loras"), "--ray", "local", "--workers", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "has 2 CPU(s)" in err and "at most 2 with --workers" in err
+
+
+def test_a_cluster_without_room_now_fails_within_the_start_bound(
+    cluster: None, tiny_model_dir: Path, clip: Path, tmp_path: Path
+) -> None:
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from faceswap_core.cluster.data import RayFrames
+    from faceswap_core.errors import ClusterError
+
+    hold = placement_group([{"CPU": 2}])  # another job holds both CPUs
+    ray.get(hold.ready())
+    try:
+        frames = RayFrames(ModelSpec(base=str(tiny_model_dir), device="cpu"), str(tmp_path), start_timeout_s=2)
+        engine = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras")
+        with pytest.raises(ClusterError, match=r"1 of 1 engine workers did not start within 2 s.*0 CPU\(s\) free"):
+            swap_clip(engine, clip, tmp_path / "o.mkv", CLIP_SETTINGS, job_folder=tmp_path / "job", frames=frames)
+    finally:
+        remove_placement_group(hold)
+
+
+def test_cancel_on_ray_does_not_wait_for_the_frame_in_flight(
+    cluster: None, tiny_model_dir: Path, clip: Path, tmp_path: Path
+) -> None:
+    """One actor, frames queued on it: a cancel after frame 2 returns without waiting for frame 3's repaint
+    (a frame's time is measured between frames 1 and 2, in the same run)."""
+    from faceswap_core.cluster.data import RayFrames
+
+    slow = VideoSettings(swap=SwapSettings(steps=40, strength=1.0, seed=3), temporal_blend=0.0)
+    frames = RayFrames(ModelSpec(base=str(tiny_model_dir), device="cpu"), str(tmp_path / "loras"), workers=1)
+    cancel = threading.Event()
+    finished: dict[int, float] = {}
+
+    def cancel_after_the_second(stage: str, done: int, total: int, left: float | None) -> None:
+        if stage == "swapping":
+            finished[done] = time.monotonic()
+            if done == 2:
+                cancel.set()
+
+    engine = Engine(str(tiny_model_dir), lora_dir=tmp_path / "loras")
+    with pytest.raises(CancelledError, match="cancelled after 2 of 6"):
+        swap_clip(
+            engine,
+            clip,
+            tmp_path / "o.mkv",
+            slow,
+            job_folder=tmp_path / "job",
+            cancel=cancel,
+            frames=frames,
+            progress=cancel_after_the_second,
+        )
+    latency, frame_s = time.monotonic() - finished[2], finished[2] - finished[1]
+    print(f"a frame on the actor: {frame_s:.2f} s; the cancel returned in {latency:.2f} s")
+    assert latency < 0.5 * frame_s
+
+
 # --- the app on Serve (its replicas keep the cluster's CPUs from here on) ------------------------
 @pytest.fixture(scope="module")
 def remote_engine(cluster: None, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:

@@ -86,6 +86,12 @@ class App:
         return psutil.Process(self.process.pid).memory_info().rss
 
 
+def training(steps: int, every: int) -> str:
+    """``/train``'s settings as JSON: a tiny run on 64 px photos."""
+    values = {"class_word": "woman", "steps": steps, "rank": 4, "learning_rate": 1e-4, "checkpoint_every": every}
+    return json.dumps({**values, "resolution": 64})
+
+
 def write_bad_lora(path: Path, offsets: str) -> None:
     header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": "OFFSETS"}}).replace('"OFFSETS"', offsets)
     path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(4))
@@ -191,7 +197,7 @@ def test_a_visitors_person_is_theirs_alone(app: App, photos: list[Path]) -> None
         other.predict(request, handle_file(str(photos[0])), None, [], None, api_name="/swap_request")
     captions = other.predict([handle_file(str(p)) for p in photos], "woman", False, api_name="/prepare")[1]
     with pytest.raises(AppError, match="already exists"):  # training "her" again on other photos
-        other.predict(captions, "secret-friend", "woman", 1, 4, 1e-4, 1, 64, "", api_name="/train")
+        other.predict(captions, "secret-friend", training(1, 1), api_name="/train")
     with pytest.raises(AppError, match="already exists"):
         add_person(other, "secret-friend", photos[1:])
     assert metadata.read_bytes() == before
@@ -323,15 +329,12 @@ def test_faces_times_steps_training_size_and_caption_rows_are_bounded(app: App, 
     assert "at most 600" in output["output"]["error"]
     prepared = raw.call("prepare", [raw.upload(*photos), "woman", False])["output"]["data"]
     captions = prepared[1]
-    train = [None, captions, "bounded", "woman", 5000, 4, 1e-4, 1, 64, ""]  # None: the dataset, in the session
-    error = raw.call("train", train)["output"]["error"]  # the page's slider ends there too: Gradio may say it first
-    assert "at most 2000" in error or "Steps: Value 5000 is greater than maximum value 2000" in error
-    train = [None, captions, "bounded", "woman", 10, 4, 1e-4, 1, 2048, ""]
-    assert "at most 1024" in raw.call("train", train)["output"]["error"]
+    train = [None, captions, "bounded", training(5000, 1)]  # None: the dataset, in the session
+    assert "at most 2000" in raw.call("train", train)["output"]["error"]
+    at_2048 = json.dumps({**json.loads(training(10, 1)), "resolution": 2048})
+    assert "at most 1024" in raw.call("train", [None, captions, "bounded", at_2048])["output"]["error"]
     rows = {"headers": ["photo", "caption", "use"], "data": [["a.png", "a photo", True]] * 10_000}
-    assert (
-        "at most 50" in raw.call("train", [None, rows, "bounded", "woman", 10, 4, 1e-4, 1, 64, ""])["output"]["error"]
-    )
+    assert "at most 50" in raw.call("train", [None, rows, "bounded", training(10, 1)])["output"]["error"]
     assert time.monotonic() - started < 60
     assert not (app.lora_dir / "bounded").exists()
 
@@ -356,9 +359,7 @@ def test_a_lora_folder_elsewhere_serves_photos_and_samples(
             client.predict("", api_name="/refresh_people")
             gallery, captions, *_ = client.predict("faraway", api_name="/load_person")
             assert len(gallery) == 2 and all(Path(item["image"]).is_file() for item in gallery)
-            status, _, samples, _ = client.predict(
-                captions, "faraway", "woman", 1, 4, 1e-4, 1, 64, "", api_name="/train"
-            )
+            status, _, samples, _ = client.predict(captions, "faraway", training(1, 1), api_name="/train")
             assert "ready" in status and samples and all(Path(item["image"]).is_file() for item in samples)
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
@@ -382,14 +383,14 @@ def test_a_long_training_neither_holds_the_swaps_nor_queues_another_unseen(app: 
     trainer, swapper, latecomer = app.client(), app.client(), app.client()
     uploads = [handle_file(str(p)) for p in photos]
     captions = trainer.predict(uploads, "woman", False, api_name="/prepare")[1]
-    job = trainer.submit(captions, "long-run", "woman", 2000, 4, 1e-4, 2000, 64, "", api_name="/train")
+    job = trainer.submit(captions, "long-run", training(2000, 2000), api_name="/train")
     wait_for(lambda: any("step" in str(out[0]) for out in job.outputs()), 180, "the training's first steps")
     request = json.dumps({"person": "alice", "settings": {"steps": 2, "seed": 1}})
     result = swapper.predict(request, handle_file(str(photos[0])), None, [], None, api_name="/swap_request")
     assert result[0] and not job.done(), "the swap waited for the training"
     late_captions = latecomer.predict(uploads, "woman", False, api_name="/prepare")[1]
     with pytest.raises(AppError, match=r"busy until ~\d\d:\d\d .*\(step \d+ of 2000\)"):
-        latecomer.predict(late_captions, "late", "woman", 2, 4, 1e-4, 2, 64, "", api_name="/train")
+        latecomer.predict(late_captions, "late", training(2, 2), api_name="/train")
     assert not (app.lora_dir / "late").exists()
     job.cancel()  # the page goes away: the training stops at once, keeping its last step
     record = app.lora_dir / "long-run" / "training.json"
@@ -452,7 +453,7 @@ def test_a_killed_training_is_resumed_or_started_over_from_the_app(
             other.predict(*values, api_name=endpoint)
     captions = owner.predict("killed", api_name="/load_person")[1]
     with pytest.raises(AppError, match=f"Resume from step {step}"):  # not "--resume", a command-line flag
-        owner.predict(captions, "killed", "woman", 40, 4, 1e-4, 2, 64, "", api_name="/train")
+        owner.predict(captions, "killed", training(40, 2), api_name="/train")
 
     status = owner.predict("killed", "", api_name="/resume_training")[0]
     assert "ready" in status, status
@@ -466,5 +467,5 @@ def test_a_killed_training_is_resumed_or_started_over_from_the_app(
     assert [entry.name for entry in (app.lora_dir / "killed-again").iterdir()] == ["dataset"]
     assert not list(app.lora_dir.glob(".killed-again-*"))
     captions = owner.predict("killed-again", api_name="/load_person")[1]
-    status = owner.predict(captions, "killed-again", "woman", 2, 4, 1e-4, 2, 64, "", api_name="/train")[0]
+    status = owner.predict(captions, "killed-again", training(2, 2), api_name="/train")[0]
     assert "ready" in status, status

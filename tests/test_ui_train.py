@@ -185,3 +185,24 @@ def test_prepared_photos_train_a_second_person_and_leave_once_unused(
     os.utime(dataset, (hour_ago, hour_ago))
     handlers.prepare(uploads, "woman")
     assert not Path(dataset).exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"steps": 10, "lr": 1}', "unknown field"),
+        ('{"steps": "many"}', "steps must be a whole number"),
+        ('{"learning_rate": NaN}', "NaN is not a number"),
+        ('{"class_word": "' + "x" * 41 + '"}', "at most 40"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"steps": 1e999}', "steps must be a whole number"),
+    ],
+)
+def test_train_settings_from_a_script_are_checked_by_name(text: str, message: str) -> None:
+    from faceswap_core.errors import SettingsError
+    from faceswap_core.ui.train import train_settings
+
+    with pytest.raises(SettingsError, match=message):
+        train_settings(text)
+    settings = train_settings('{"steps": 12, "class_word": " man ", "resolution": 64}')
+    assert (settings.steps, settings.class_word, settings.resolution, settings.rank) == (12, "man", 64, 16)

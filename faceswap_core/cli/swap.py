@@ -181,32 +181,44 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+SETTING_FLAGS = (  # flags named as SwapSettings' fields
+    "prompt",
+    "negative_prompt",
+    "strength",
+    "padding",
+    "steps",
+    "guidance",
+    "seed",
+    "lora",
+    "lora_scale",
+    "identity_scale",
+    "fast",
+    "keep_expression",
+    "dynamic_strength",
+)
+
+
+def flag_settings(args: argparse.Namespace) -> SwapSettings:
+    """The settings a command's flags give; ``video`` has fewer than ``swap``, the others keep their defaults."""
+    if args.person and args.lora:
+        raise SettingsError("--person brings its own LoRA; leave out --lora")
+    flags = vars(args)
+    values = {name: flags[name] for name in SETTING_FLAGS if name in flags}
+    if "no_color_match" in flags:
+        values["color_match"] = not flags["no_color_match"]
+    if flags.get("identity"):
+        values["identity_photos"] = tuple(str(photo) for photo in flags["identity"])
+    return SwapSettings(**values)
+
+
 def build_request(args: argparse.Namespace) -> SwapRequest:
     """The request the flags describe (``--request FILE`` gives one as JSON; TARGET then replaces its photo)."""
     if args.request is not None:
         files = {} if args.target is None else {"image": str(args.target)}
-        return SwapRequest.from_json(_read_text(args.request), files=files)
+        return SwapRequest.from_json(read_request(args.request), files=files)
     if args.target is None:
         raise SettingsError("give the photo to change (TARGET), or a request with --request")
-    if args.person and args.lora:
-        raise SettingsError("--person brings its own LoRA; leave out --lora")
-    settings = SwapSettings(
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        strength=args.strength,
-        padding=args.padding,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        lora=args.lora,
-        lora_scale=args.lora_scale,
-        color_match=not args.no_color_match,
-        identity_photos=tuple(str(photo) for photo in args.identity or ()),
-        identity_scale=args.identity_scale,
-        fast=args.fast,
-        keep_expression=args.keep_expression,
-        dynamic_strength=args.dynamic_strength,
-    )
+    settings = flag_settings(args)
     faces = tuple(FaceRequest(face=which, person=person) for which, person in args.faces or ())
     return SwapRequest(
         str(args.target),
@@ -286,7 +298,7 @@ def _photos_of_request(engine: Any, request: SwapRequest) -> tuple[str, ...]:
     return request.settings.identity_photos
 
 
-def _read_text(path: Path) -> str:
+def read_request(path: Path) -> str:
     try:
         with path.open("rb") as handle:
             return handle.read(MAX_REQUEST_CHARS + 1).decode("utf-8", errors="replace")

@@ -12,7 +12,9 @@ from typing import Any
 from faceswap_core.cli.faces import landmarks_option
 from faceswap_core.cli.model_args import model_parent, model_spec
 from faceswap_core.cli.ray_args import add_ray_flags, checked_workers
-from faceswap_core.cli.swap import keep_expression_option
+from faceswap_core.cli.swap import face_spec, flag_settings, keep_expression_option, read_request
+from faceswap_core.clip_request import ClipRequest
+from faceswap_core.requests import FACE_REFERENCE, FaceRequest, SwapRequest
 from faceswap_core.settings import (
     GUIDANCE,
     PADDING,
@@ -39,7 +41,14 @@ def register(subparsers: Any) -> None:
             "finished frame."
         ),
     )
-    parser.add_argument("clip", type=Path, metavar="IN", help="mp4, mov, webm or mkv clip")
+    parser.add_argument("clip", type=Path, nargs="?", metavar="IN", help="mp4, mov, webm or mkv clip")
+    parser.add_argument(
+        "--request",
+        type=Path,
+        metavar="FILE.json",
+        help="a clip's swap as JSON (IN, if given, is its clip)",
+    )
+    parser.add_argument("--save-request", type=Path, metavar="FILE.json", help="also write the request as JSON")
     landmarks_option(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="OUT.mp4, OUT.mkv or a folder")
     parser.add_argument("--person", metavar="NAME", help="a person in --lora-dir: their LoRA and photos")
@@ -48,7 +57,8 @@ def register(subparsers: Any) -> None:
         "--face",
         default="0",
         metavar="SPEC",
-        help="face numbers on the frame at --at, largest first: 0, 0,2 or all (default 0)",
+        help="faces on the frame at --at, largest first: 0, 0,2 or all, each with an optional :PERSON "
+        "(0:Maria,1:Ben); a face without :PERSON uses --person or --lora (default 0)",
     )
     parser.add_argument("--at", type=float, default=0.0, metavar="SECONDS", help="the frame --face numbers refer to")
     parser.add_argument("--reference", type=Path, metavar="PHOTO", help="follow the person in this photo instead")
@@ -82,19 +92,42 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def face_numbers(text: str) -> tuple[int, ...] | None:
-    """``0``, ``0,2`` -> the numbers; ``all`` -> None (every face on the pick frame)."""
+def face_list(text: str) -> tuple[FaceRequest, ...]:
+    """``0``, ``0,2``, ``all`` or ``0:Maria,1:Ben`` -> the faces of a clip's request."""
     from faceswap_core.errors import SettingsError
 
-    if text.strip().lower() == "all":
-        return None
     try:
-        numbers = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise SettingsError(f"--face: expected numbers like 0 or 0,2, or all; got {text!r}") from None
-    if not numbers:
+        faces = tuple(FaceRequest(*face_spec(part)) for part in text.split(",") if part.strip())
+    except argparse.ArgumentTypeError as err:
+        raise SettingsError(f"--face: {err}") from None
+    if not faces:
         raise SettingsError("--face: give at least one face number")
-    return numbers
+    if any(face.face == FACE_REFERENCE for face in faces):
+        raise SettingsError("--face: to follow the person in a photo, give it with --reference")
+    return faces
+
+
+def build_request(args: argparse.Namespace) -> ClipRequest:
+    """The clip's request the flags describe (``--request FILE`` gives one as JSON; IN then replaces its clip)."""
+    from faceswap_core.errors import SettingsError
+
+    if args.request is not None:
+        files = {} if args.clip is None else {"clip": str(args.clip)}
+        return ClipRequest.from_json(read_request(args.request), files=files)
+    if args.clip is None:
+        raise SettingsError("give the clip to change (IN), or a request with --request")
+    settings = flag_settings(args)
+    faces = (FaceRequest(FACE_REFERENCE),) if args.reference else face_list(args.face)
+    swap = SwapRequest(
+        str(args.clip),
+        faces=faces,
+        person=args.person,
+        settings=settings,
+        reference_face=None if args.reference is None else str(args.reference),
+    )
+    return ClipRequest(
+        swap, pick_s=args.at, temporal_blend=args.temporal_blend, detect_every=args.detect_every, max_gap_s=args.max_gap
+    ).validate()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,44 +135,24 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from faceswap_core.cli import quiet_libraries
+    from faceswap_core.cli.swap import check_people
+    from faceswap_core.clip_request import plan_clip
     from faceswap_core.engine import Engine
-    from faceswap_core.errors import SettingsError
     from faceswap_core.media import output_format, probe
     from faceswap_core.people import People
-    from faceswap_core.video import VideoSettings, faces_at, swap_clip
+    from faceswap_core.video import faces_at, swap_clip
 
     quiet_libraries()
     output_format(args.output)
-    if args.person and args.lora:
-        raise SettingsError("--person brings its own LoRA; leave out --lora")
+    request = build_request(args)  # a bad value (a --keep-expression weight) fails before the model loads
     limits = VideoLimits(args.max_seconds, args.max_frames, args.max_pixels)
-    info = probe(args.clip, limits)  # a bad clip fails before the model loads
-    swap = SwapSettings(
-        prompt=args.prompt,
-        strength=args.strength,
-        padding=args.padding,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        lora=args.lora,
-        fast=args.fast,
-        keep_expression=args.keep_expression,
-    )
-    swap.validate()  # a bad value (a --keep-expression weight) fails before the model loads or faces are found
+    info = probe(request.clip, limits)  # a bad clip fails before the model loads
     engine = Engine(model_spec(args), lora_dir=args.lora_dir, landmarks=args.backend)
-    if args.person:
-        swap = People(engine.loras).resolve(args.person).settings(swap)
-    numbers = face_numbers(args.face)
-    if numbers is None and args.reference is None:
-        numbers = tuple(range(len(faces_at(info, args.at, landmarks=args.backend)[1]))) or (0,)
-    settings = VideoSettings(
-        swap=swap,
-        faces=() if args.reference else numbers or (0,),
-        pick_s=args.at,
-        reference=None if args.reference is None else str(args.reference),
-        temporal_blend=args.temporal_blend,
-        detect_every=args.detect_every,
-        max_gap_s=args.max_gap,
+    check_people(engine, request.swap)  # a missing or unsafe LoRA fails here too
+    if args.save_request is not None:
+        args.save_request.write_text(request.to_json())
+    settings = plan_clip(
+        request, People(engine.loras), lambda: len(faces_at(info, request.pick_s, landmarks=args.backend)[1])
     )
     job_folder = args.job or args.output.with_name(args.output.name + ".job")
     frames = ray_frames(args, engine)
@@ -149,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         job = swap_clip(
             engine,
-            args.clip,
+            request.clip,
             args.output,
             settings,
             job_folder=job_folder,

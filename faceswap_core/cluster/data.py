@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from faceswap_core.cluster import cluster_gpus
-from faceswap_core.errors import ClusterError, FaceswapError, first_line
+from faceswap_core.errors import CancelledError, ClusterError, FaceswapError, first_line
 from faceswap_core.jobs.batch import Outcome
 from faceswap_core.settings import DEFAULT_FACE_BACKEND
 
@@ -36,6 +37,22 @@ if TYPE_CHECKING:
     from faceswap_core.video import FrameWork, Swapped, TrackPlan
 
 FRAME_ATTEMPTS = 3  # a frame is sent to at most this many actors before the clip stops with an error
+# An engine actor placed on the cluster and its model loaded (a real SDXL load takes minutes); past this, no room.
+WORKER_START_TIMEOUT_S = 900.0
+CANCEL_POLL_S = 0.25  # how often a wait for a frame on the cluster looks at the cancel flag
+
+
+def check_room(workers: int, resources: dict[str, Any]) -> None:
+    """Refuse at once more engine actors than the whole cluster can ever hold (each takes one GPU, or one CPU)."""
+    import ray
+
+    kind = "GPU" if "num_gpus" in resources else "CPU"
+    total = int(ray.cluster_resources().get(kind, 0))
+    if workers > total:
+        raise ClusterError(
+            f"the Ray cluster has {total} {kind}(s) and each of the {workers} engine workers needs one: "
+            f"ask for at most {total} with --workers"
+        )
 
 
 class EngineWorker:
@@ -80,6 +97,7 @@ class RayExecutor:
         import ray
         from ray.data import ActorPoolStrategy, DataContext
 
+        check_room(min(self.workers, len(photos)), self.resources)
         context = DataContext.get_current()
         context.execution_options.preserve_order = True  # results come back in the photos' order
         context.enable_progress_bars = False  # the command prints its own progress
@@ -118,6 +136,10 @@ class FrameWorker:
         self.engine = Engine(model, lora_dir=lora_dir, landmarks=landmarks)
         self.engine.load()
 
+    def ready(self) -> bool:
+        """Answered once the actor is placed and its model loaded: the driver waits for this, with a bound."""
+        return True
+
     def swap(
         self, pixels: np.ndarray, plans: list[TrackPlan], mask_settings: MaskSettings
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +168,10 @@ class RayFrames:
         workers: int | None = None,
         landmarks: str = DEFAULT_FACE_BACKEND,
         window: int | None = None,
+        start_timeout_s: float = WORKER_START_TIMEOUT_S,
     ) -> None:
         self.model = model
+        self.start_timeout_s = start_timeout_s
         self.lora_dir = lora_dir
         self.landmarks = landmarks
         gpus = cluster_gpus()
@@ -155,11 +179,34 @@ class RayFrames:
         self.workers = workers or max(1, gpus)
         self.window = window or 2 * self.workers  # one running and one waiting per actor
 
+    def _wait_started(self, actors: list[Any], cancel: threading.Event | None) -> None:
+        """Until every actor is placed and has loaded its model; a cluster without room now fails in a bound."""
+        import ray
+
+        started = [actor.ready.remote() for actor in actors]
+        waiting, deadline = started, time.monotonic() + self.start_timeout_s
+        while waiting and time.monotonic() < deadline:
+            _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=CANCEL_POLL_S)
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("cancelled while the engine workers were starting; nothing was repainted")
+        if waiting:
+            kind = "GPU" if "num_gpus" in self.resources else "CPU"
+            free = int(ray.available_resources().get(kind, 0))
+            raise ClusterError(
+                f"{len(waiting)} of {len(actors)} engine workers did not start within {self.start_timeout_s:g} s: "
+                f"the Ray cluster has no room for them now ({free} {kind}(s) free); try later or with fewer --workers"
+            )
+        try:
+            ray.get(started)
+        except ray.exceptions.RayActorError as err:  # its model could not be loaded, say
+            raise ClusterError(f"an engine worker could not start on the Ray cluster: {first_line(err)}") from None
+
     def map(
         self, work: Iterable[FrameWork], mask_settings: MaskSettings, cancel: threading.Event | None
     ) -> Generator[tuple[Frame, list[TrackPlan], Swapped], None, None]:
         import ray
 
+        check_room(self.workers, self.resources)
         worker = ray.remote(max_restarts=-1, max_task_retries=0, **self.resources)(FrameWorker)
         actors = [worker.remote(self.model, self.lora_dir, self.landmarks) for _ in range(self.workers)]
         turns = itertools.count()
@@ -170,6 +217,7 @@ class RayFrames:
         pending: deque[tuple[Frame, list[TrackPlan], Any]] = deque()
         frames = iter(work)
         try:
+            self._wait_started(actors, cancel)
             while True:
                 while len(pending) < self.window and (item := next(frames, None)) is not None:
                     frame, plans = item
@@ -180,7 +228,7 @@ class RayFrames:
                 yield (
                     frame,
                     plans,
-                    None if ref is None else _frame_result(ref, lambda f=frame, p=plans: submit(f.pixels, p)),
+                    None if ref is None else _frame_result(ref, lambda f=frame, p=plans: submit(f.pixels, p), cancel),
                 )
         finally:
             for actor in actors:
@@ -188,13 +236,19 @@ class RayFrames:
                     ray.kill(actor)
 
 
-def _frame_result(ref: Any, resubmit: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
-    """A frame's repaint, sent again (to the next actor) when the actor that had it died."""
+def _frame_result(
+    ref: Any, resubmit: Callable[[], Any], cancel: threading.Event | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's repaint, sent again (to the next actor) when the actor that had it died; a cancel does not wait
+    for it (the actors are killed on the way out, so the repaint in flight stops too)."""
     import ray
 
     attempt = 1
     while True:
         try:
+            while not ray.wait([ref], timeout=CANCEL_POLL_S)[0]:
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("cancelled; the frames being repainted on the cluster were dropped")
             return ray.get(ref)
         except ray.exceptions.RayTaskError as err:
             if isinstance(err.cause, FaceswapError):

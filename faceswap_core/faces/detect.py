@@ -223,14 +223,20 @@ def _detect_dlib(pixels: np.ndarray) -> list[Face]:
     return faces
 
 
-def _hog_boxes(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
-    """dlib's HOG face boxes (full-resolution pixels) with their scores, searched on a reduced copy."""
+def _detection_copy(pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """The photo at most ``DETECT_MAX_SIDE`` across for the detectors, and its scale (1: the photo itself)."""
     height, width = pixels.shape[:2]
     factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
-    small = pixels
-    if factor < 1.0:
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    if factor == 1.0:
+        return pixels, factor
+    # an explicit size: a 32 x 1,560,000 photo must not shrink to zero pixels across
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), factor
+
+
+def _hog_boxes(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+    """dlib's HOG face boxes (full-resolution pixels) with their scores, searched on a reduced copy."""
+    small, factor = _detection_copy(pixels)
     with dlib_lock:
         rects, scores, _ = dlib_model("detector").run(small, DETECT_UPSAMPLE, DETECT_MIN_SCORE)
     kept = _non_max_suppression([(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects], list(scores))
@@ -294,11 +300,7 @@ def _detect_mediapipe(pixels: np.ndarray) -> list[Face]:
 
 def _mediapipe_boxes(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
     height, width = pixels.shape[:2]
-    factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
-    small = pixels
-    if factor < 1.0:  # an explicit size: a 32 x 1,560,000 photo must not shrink to zero pixels across
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    small, _ = _detection_copy(pixels)
     with _mp_lock:
         found = mediapipe_model("detector").process(np.ascontiguousarray(small)).detections or []
     boxes = []

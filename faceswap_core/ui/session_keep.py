@@ -31,6 +31,7 @@ from faceswap_core.errors import FaceswapError
 from faceswap_core.face_choice import KEEP, NO_LORA, default_likeness
 from faceswap_core.settings import IDENTITY_SCALE, RESULT_MAX_AGE_S, STRENGTH
 from faceswap_core.ui import guards
+from faceswap_core.ui.browser_owner import keep_owner_across_reloads
 from faceswap_core.ui.common import continue_owner, current_owner
 from faceswap_core.ui.person_picker import likeness_slider, refresh_lora_picker
 from faceswap_core.ui.swap_handlers import SwapHandlers
@@ -279,10 +280,11 @@ def keep_across_reloads(handlers: SwapHandlers, components: dict[str, Any], afte
     for event in after:
         event.success(keeper.remember, remembered, kept, queue=False, show_progress="hidden")
     outputs = [components[name] for name in RESTORED]
-    # On page load only: gr.on(None, ...) with an input would also run on every change of the kept value
+    # On page load only: gr.on(None, ...) with an input would also run on every change of the kept value;
+    # after the browser's owner is continued, so that the person picker lists the people it made before
     page = Context.root_block  # the Blocks being built (the tab has no handle on it)
+    owner = keep_owner_across_reloads(page)
     # progress on the note, not on the editor: see ``progress``'s module doc (each later status re-uploads it)
-    page.load(
-        keeper.restore, kept, outputs, queue=False, show_progress="hidden", show_progress_on=[components["mask_note"]]
-    )
+    restored = {"show_progress": "hidden", "show_progress_on": [components["mask_note"]]}
+    owner.then(keeper.restore, kept, outputs, queue=False, **restored)
     return keeper

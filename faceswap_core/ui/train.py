@@ -32,6 +32,7 @@ from faceswap_core.engine import Engine
 from faceswap_core.errors import DatasetError, FaceswapError, SettingsError
 from faceswap_core.files import remove_stale
 from faceswap_core.people import People, Person
+from faceswap_core.requests import checked_text, json_int, json_known, json_number, json_object, parse_json
 from faceswap_core.settings import (
     CLASS_WORDS,
     DEFAULT_CLASS_WORD,
@@ -66,7 +67,7 @@ UNLIKE_NOTE = "does not look like the others ({likeness})"
 STOPPING = "Stopping… (saving the last step)"
 CAPTION_ADVICE = (
     "A good caption describes what changes from photo to photo: **pose, light, expression, background, hair, "
-    "clothes**. Leave out the face's own features (eyes, nose, skin, age): those are what the LoRA learns, "
+    "clothes**. Leave out the face's own features (eyes, nose, skin, age): those are what training learns, "
     "and words that name them would take them away from it."
 )
 STAGE_WORDS = {
@@ -77,6 +78,14 @@ STAGE_WORDS = {
     "done": "Finished",
 }
 NEW_PERSON = "A new person, from the photos here"
+TRAIN_API_FIELDS: dict[str, Any] = {  # what ``/train``'s JSON may set, and how each is read
+    "steps": json_int,
+    "rank": json_int,
+    "learning_rate": json_number,
+    "checkpoint_every": json_int,
+    "resolution": json_int,
+    "class_word": lambda value, where: checked_text(value, where, max_chars=40),
+}
 TRAIN_GPU_SECONDS = 3600  # ZeroGPU time asked for one training run
 RANK_GPU_SECONDS = 600  # 4 samples of 20 steps per checkpoint: ~8 checkpoints on one GPU
 
@@ -101,6 +110,16 @@ def _ticked(cell: Any) -> bool:
     return bool(cell)
 
 
+def train_settings(text: str | None) -> TrainSettings:
+    """A training's settings from a script's JSON: only what the page offers, each checked by name."""
+    data = json_object(parse_json(text or "{}", "settings"), "settings")
+    json_known(data, set(TRAIN_API_FIELDS), "settings")
+    values = {key: TRAIN_API_FIELDS[key](data[key], key) for key in data}
+    if "class_word" in values:
+        values["class_word"] = values["class_word"].strip() or DEFAULT_CLASS_WORD
+    return TrainSettings(**values)
+
+
 def _reason(name: str, reason: str) -> str:
     """The library's message without its leading "photo.jpg: " (the note names the photo itself)."""
     return reason.removeprefix(f"{name}: ")
@@ -114,10 +133,13 @@ def _ui_name(name: str) -> str:
     """Names typed in the UI: spaces become '_'; then it must be one plain folder name (no path)."""
     from faceswap_core.training.checkpoints import sanitize_name
 
-    cleaned = re.sub(r"\s+", "_", guards.text(name, "LoRA name", max_chars=200).strip())
+    cleaned = re.sub(r"\s+", "_", guards.text(name, "name of the person", max_chars=200).strip())
     if not cleaned:
-        raise SettingsError("give the LoRA a name, for example 'anna'")
-    return sanitize_name(cleaned)
+        raise SettingsError("give the person a name, for example 'anna'")
+    try:
+        return sanitize_name(cleaned)
+    except SettingsError as err:  # the library speaks of LoRA names; here it is the name of a person
+        raise SettingsError(str(err).replace("LoRA name", "the name", 1)) from None
 
 
 def _renamed(typed: str, saved: str) -> str:
@@ -291,14 +313,7 @@ class TrainHandlers:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
-        """Stream (status, loss table, samples, LoRA picker) while the trainer runs as a background job."""
-        from faceswap_core.training import train_lora
-
-        folder = Path(dataset) if isinstance(dataset, str) and dataset else None
-        uploaded = folder is not None and folder.is_dir() and self.work_dir.resolve() in folder.resolve().parents
-        person = None if uploaded else self._untrained(name)
-        if not uploaded and person is None:
-            raise gr.Error("Upload photos of the person first, or pick a person added from photos.")
+        """The page's Train: its form's values, each checked and named; streams as :meth:`start` does."""
         settings = TrainSettings(
             steps=int(guards.number(steps, "steps", TRAIN_STEPS, integer=True)),
             rank=int(guards.number(rank, "rank", TRAIN_RANK, integer=True)),
@@ -309,6 +324,40 @@ class TrainHandlers:
             resolution=int(guards.number(resolution, "resolution", TRAIN_RESOLUTION, integer=True)),
             class_word=guards.text(class_word, "class word", max_chars=40).strip() or DEFAULT_CLASS_WORD,
         )
+        yield from self.start(dataset, captions, name, settings, current_lora, request, progress)
+
+    @user_errors
+    def api_train(
+        self,
+        dataset: str | None,
+        captions: Any,
+        name: str,
+        settings: str | None,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
+        """``/train`` for scripts: the photos prepared by ``/prepare``, their captions, a name, and the settings
+        as JSON (``steps``, ``rank``, ``learning_rate``, ``checkpoint_every``, ``resolution``, ``class_word``)."""
+        yield from self.start(dataset, captions, name, train_settings(settings), None, request, progress)
+
+    def start(
+        self,
+        dataset: str | None,
+        captions: Any,
+        name: str,
+        settings: TrainSettings,
+        current_lora: str | None,
+        request: gr.Request | None,
+        progress: gr.Progress,
+    ) -> Iterator[tuple[str, Any, list[tuple[str, str]], Any]]:
+        """Stream (status, loss table, samples, LoRA picker) while the trainer runs as a background job."""
+        from faceswap_core.training import train_lora
+
+        folder = Path(dataset) if isinstance(dataset, str) and dataset else None
+        uploaded = folder is not None and folder.is_dir() and self.work_dir.resolve() in folder.resolve().parents
+        person = None if uploaded else self._untrained(name)
+        if not uploaded and person is None:
+            raise gr.Error("Upload photos of the person first, or pick a person added from photos.")
         settings.validate()
         self.limits.check_training(settings.steps, settings.resolution)
         self.jobs.check_free(self._session(request))  # "busy until", before a name is claimed or a file written
@@ -389,13 +438,17 @@ class TrainHandlers:
         if result.cancelled:
             kept = result.checkpoints[-1].name if result.checkpoints else None
             final = f"Cancelled after {result.steps_done} steps." + (
-                f" Checkpoint **{lora_name}/{kept}** was kept and is in the Swap tab's picker." if kept else ""
+                f" What **{lora_name}** learned so far is saved and selected in the Swap tab. "
+                f"To go on, pick **{lora_name}** under Person and press **Resume**."
+                if kept
+                else ""
             )
             select = f"{lora_name}/{kept}" if kept else current_lora
         else:
+            saved = len(result.checkpoints)
             final = (
-                f"✅ **{lora_name}** is ready ({result.steps_done} steps, {len(result.checkpoints)} checkpoints). "
-                "It is selected in the Swap tab; its checkpoints are in the picker too."
+                f"✅ **{lora_name}** is ready after {result.steps_done} training steps and selected in the Swap tab. "
+                f"The Swap tab's list also has {lora_name} as saved at {saved} earlier step{'s' * (saved != 1)}."
             )
             select = lora_name
         yield final + renamed, _loss_table(losses), samples, refresh_lora_picker(self.engine, current_lora, select)
@@ -455,14 +508,22 @@ class TrainHandlers:
         note = f"**{person.name}**'s stopped training was deleted; the photos stay. Press **Train** to start over."
         return note, gr.Button(visible=False), gr.Button(visible=False)
 
-    def resume_offer(self, name: Any) -> tuple[Any, Any]:
-        """The "Resume from step N" and "Start over" buttons, shown for a person whose training stopped."""
+    def resume_offer(self, name: Any) -> tuple[Any, ...]:
+        """The "Resume from step N" and "Start over" buttons, shown for a person whose training stopped, and
+        the settings it ran with (steps, checkpoint interval, rank, learning rate, resolution): the ones Resume
+        continues with, shown instead of whatever the sliders held."""
+        hidden = (gr.Button(visible=False), gr.Button(visible=False), *(gr.skip() for _ in range(5)))
         person = self._untrained(name) if name else None
         if person is None or not _stopped(person):
-            return gr.Button(visible=False), gr.Button(visible=False)
+            return hidden
         step = stopped_at(_folder_of(person))
         resume = gr.Button(f"Resume from step {step}", visible=True) if step else gr.Button(visible=False)
-        return resume, gr.Button(visible=True)
+        try:
+            ran = resume_settings(_folder_of(person))
+        except SettingsError:  # no usable record: Start over only, the sliders as they are
+            return resume, gr.Button(visible=True), *hidden[2:]
+        settings = (ran.steps, ran.checkpoint_every, ran.rank, ran.learning_rate, ran.resolution)
+        return resume, gr.Button(visible=True), *settings
 
     def _stopped_person(self, name: Any) -> Person:
         """The caller's own person whose training stopped, by name; nobody else's, and not while it trains."""
@@ -491,22 +552,22 @@ class TrainHandlers:
         person = _ui_name(name)
         info = self.engine.loras.resolve(person)
         if info.metadata.get("checkpoint_step") is not None or not list_checkpoints(info.path.parent):
-            return f"**{person}** has no training checkpoints to rank.", None, gr.skip()
+            return f"**{person}** has no saved training steps to compare.", None, gr.skip()
 
         def report(done: int, total: int) -> None:
-            progress((done, total), desc="Scoring checkpoints", unit="samples")
+            progress((done, total), desc="Comparing saved steps with the photos", unit="samples")
 
         ranking = rank_checkpoints(self.engine, person, progress=report)
         table = _scores_table(ranking.checkpoints)
         picker = (
             refresh_lora_picker(self.engine, current_lora, ranking.recommended) if ranking.recommended else gr.skip()
         )
-        return f"{ranking.note}. Lower is more alike; you can still pick any checkpoint.", table, picker
+        return _ranking_note(person, ranking.recommended), table, picker
 
     def rank_after_training(self, name: Any, current_lora: str | None, progress: gr.Progress = gr.Progress()) -> Any:
         """The ranking that follows a training run; a run cancelled before its first checkpoint has nothing to rank."""
         if _ui_name(name) not in self.engine.loras.names():
-            return "Nothing to rank: this training kept no checkpoint.", None, gr.skip()
+            return "Nothing to compare: this training saved no step.", None, gr.skip()
         return self.rank(name, current_lora, progress)
 
     def _untrained(self, name: Any) -> Person | None:
@@ -550,24 +611,30 @@ class TrainHandlers:
 
         captions = {item.image.name: item.caption for item in read_metadata(person.photos[0].parent)}
         rows = [[photo.name, captions.get(photo.name, ""), True] for photo in person.photos]
+        gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
+        return gallery, rows, self._person_note(person), None, person.name, gr.File(value=None, interactive=False)
+
+    def person_note(self, name: Any) -> Any:
+        """The note over a picked person's photos, read afresh (after Start over it no longer offers Resume)."""
+        person = self._untrained(name) if name else None
+        return self._person_note(person) if person is not None else gr.skip()
+
+    def _person_note(self, person: Person) -> str:
         note = (
-            f"**{person.name}**: {len(person.photos)} photo(s) added earlier. Training gives this person a LoRA; "
-            "the photos stay and are used beside it."
+            f"**{person.name}**: {len(person.photos)} photo(s) added earlier. Training teaches the app this "
+            "person's face; the photos stay and are used beside it."
         )
         if _stopped(person):
             note = f"**{person.name}**: {len(person.photos)} photo(s). {self._stopped_note(person)}."
         elif len(person.photos) < 5:
-            note += " 5 to 20 photos work best: add a new person with more photos for a better LoRA."
-        gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
-        return gallery, rows, note, None, person.name, gr.File(value=None, interactive=False)
+            note += " 5 to 20 photos work best: add a new person with more photos for a closer likeness."
+        return note
 
     def _status(self, name: str, report: Any) -> str:
         stage = STAGE_WORDS.get(report.stage, report.stage)
         if report.stage != "training":
             return f"{stage}…"
         text = f"{stage} **{name}**: step {report.step} of {report.total}"
-        if report.loss is not None:
-            text += f", loss {report.loss:.4f}"
         if report.eta is not None:
             text += f", about {_duration(report.eta)} left"
         return text
@@ -591,6 +658,20 @@ def smoothed(values: list[float], weight: float = LOSS_SMOOTHING) -> list[float]
         average = weight * average + (1 - weight) * value
         out.append(average / (1 - weight**count))
     return out
+
+
+def _ranking_note(person: str, recommended: str | None) -> str:
+    """What the comparison found, in the user's words (the library's note speaks of checkpoints and scores)."""
+    if recommended is None:
+        return (
+            f"None of **{person}**'s sample pictures showed a face to compare with the photos, so no save is "
+            "picked for you (a real training whose samples show no face did not learn one yet)."
+        )
+    step = recommended.rpartition("-")[2]
+    return (
+        f"**{person}** as saved at step {step} looks most like the photos and is selected in the Swap tab "
+        "(lower is more alike on the chart; you can still pick any save there)."
+    )
 
 
 def _scores_table(scores: list[Any]) -> Any:
@@ -645,12 +726,12 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     gr.Markdown(
         "**1.** Upload 5–20 photos of the person (one face each, varied angles and light). "
         "**2.** Check the crops and the captions (a photo of somebody else is flagged: untick it). "
-        "**3.** Name the person and press **Train**. The samples show how the person is learnt at each checkpoint."
+        "**3.** Name the person and press **Train**. Along the way a sample picture shows what it has learned so far."
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            who = gr.Dropdown(
-                choices=handlers.untrained_choices(),
+            who = gr.Dropdown(  # the visitor's own people are listed when it is opened (none are known here)
+                choices=[(NEW_PERSON, "")],
                 value="",
                 label="Person",
                 info="Train a new person from photos, or train one added from photos for a closer likeness",
@@ -700,16 +781,18 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
             name = gr.Textbox(value=default_lora_name, label="Name of the person", elem_id="lora-name")
             steps = range_slider(
                 replace(TRAIN_STEPS, maximum=min(TRAIN_STEPS.maximum, handlers.limits.max_train_steps)),
-                label="Steps",
+                label="Training steps",
                 info="About 800 for 10 photos; more photos, more steps",
                 elem_id="train-steps",
             )
-            checkpoint_every = range_slider(
-                TRAIN_CHECKPOINT_EVERY,
-                label="Save a checkpoint (and a sample) every N steps",
-                elem_id="checkpoint-every",
-            )
-            with gr.Accordion("Advanced", open=False):
+            # expert words (LoRA rank, learning rate, checkpoint) only in here, closed until asked for
+            with gr.Accordion("Advanced", open=False, elem_id="train-advanced"):
+                checkpoint_every = range_slider(
+                    TRAIN_CHECKPOINT_EVERY,
+                    label="Save what it learned (and a sample picture) every N steps",
+                    info="Each save is a checkpoint, listed under the person in the Swap tab to pick if more alike",
+                    elem_id="checkpoint-every",
+                )
                 rank = range_slider(
                     TRAIN_RANK,
                     value=defaults.rank,
@@ -740,21 +823,21 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
                 y="loss",
                 color="series",
                 color_map={"raw": "#9ca3af", "smoothed": "#2563eb"},
-                title="Training loss",
-                y_title="loss (lower is better)",
+                title="How well it has learned",
+                y_title="error (lower is better)",
                 color_title="follow the smoothed line",
                 y_axis_format=".3~f",
                 height=240,
                 elem_id="loss",
             )
-            samples = gr.Gallery(label="Samples per checkpoint", columns=4, height=220, elem_id="samples")
-            rank_button = gr.Button("Rank checkpoints by likeness", size="sm", elem_id="rank-checkpoints")
+            samples = gr.Gallery(label="A sample picture at each save", columns=4, height=220, elem_id="samples")
+            rank_button = gr.Button("Find the save most like the photos", size="sm", elem_id="rank-checkpoints")
             rank_note = gr.Markdown(elem_id="rank-note")
             rank_plot = gr.LinePlot(
                 x="step",
                 y="score",
-                title="Likeness per checkpoint",
-                y_title="identity score (lower is more alike)",
+                title="Likeness at each save",
+                y_title="unlikeness to the photos (lower is more alike)",
                 height=200,
                 elem_id="checkpoint-scores",
             )
@@ -770,7 +853,8 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     who.input(
         handlers.load_person, [who, shown], [crops, captions, prepare_note, dataset, name, photos], queue=False
     ).success(lambda person: person or "", who, shown, queue=False)
-    who.input(handlers.resume_offer, who, [resume, start_over], queue=False)
+    ran_with = [steps, checkpoint_every, rank, learning_rate, resolution]
+    who.input(handlers.resume_offer, who, [resume, start_over, *ran_with], queue=False)
     ranked = on_gpu(handlers.rank, duration=RANK_GPU_SECONDS)
     rank_io: dict[str, Any] = {"inputs": [name, lora_picker], "outputs": [rank_note, rank_plot, lora_picker]}
     rank_io["show_progress_on"] = [rank_note]  # the Swap tab's picker stays usable while samples render
@@ -779,16 +863,28 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     # a few more, so that a visitor who finds every training slot taken is told "busy until" at once.
     training_slot: dict[str, Any] = {"concurrency_id": "train", "concurrency_limit": handlers.jobs.slots + 2}
     train_io: dict[str, Any] = {"outputs": [status, loss, samples, lora_picker], "show_progress_on": [status]}
+    form = [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker]
     train.click(
         on_gpu(said_in_status(handlers.train, outputs=4), duration=TRAIN_GPU_SECONDS),
-        [dataset, captions, name, class_word, steps, rank, learning_rate, checkpoint_every, resolution, lora_picker],
+        form,
         **train_io,  # a refused start (no photos yet) is told in the status, not as a badge on the chart
-        api_name="train",
+        api_name="train_form",
+        api_visibility="private",  # the page's form; scripts send the settings as JSON (below)
         **training_slot,
     ).success(  # after training: the recommended checkpoint
         on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
         **rank_io,
         **gpu_queue(engine),
+    )
+    with gr.Row(visible=False):  # /train for scripts: after /prepare, the captions, a name and the settings as JSON
+        api_settings = gr.Textbox(label="the training's settings as JSON (steps, rank, learning_rate, ...)")
+        api_train = gr.Button()
+    api_train.click(
+        on_gpu(said_in_status(handlers.api_train, outputs=4), duration=TRAIN_GPU_SECONDS),
+        [dataset, captions, name, api_settings],
+        **train_io,
+        api_name="train",
+        **training_slot,
     )
     resume.click(
         on_gpu(said_in_status(handlers.resume, outputs=4), duration=TRAIN_GPU_SECONDS),
@@ -796,7 +892,16 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
         **train_io,
         api_name="resume_training",
         **training_slot,
-    ).success(lambda: (gr.Button(visible=False), gr.Button(visible=False)), None, [resume, start_over], queue=False)
+    ).success(  # the note that offered Resume is out of date now
+        lambda: (gr.Button(visible=False), gr.Button(visible=False), ""),
+        None,
+        [resume, start_over, prepare_note],
+        queue=False,
+    ).success(  # the recommended checkpoint, as after Train
+        on_gpu(handlers.rank_after_training, duration=RANK_GPU_SECONDS),
+        **rank_io,
+        **gpu_queue(engine),
+    )
     start_over.click(
         handlers.start_over,
         [who, confirmed],
@@ -804,5 +909,5 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
         js="(person) => [person, confirm('Delete the stopped training of ' + person + '? Its photos stay.')]",
         api_name="start_over",
         queue=False,
-    )
+    ).success(handlers.person_note, who, prepare_note, queue=False)
     cancel.click(handlers.cancel, None, status, queue=False)

@@ -18,12 +18,15 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from faceswap_core.clip_request import ClipRequest, plan_clip
 from faceswap_core.engine import Engine
 from faceswap_core.errors import SettingsError
 from faceswap_core.face_choice import NO_LORA
 from faceswap_core.faces.badges import numbered
+from faceswap_core.images import check_header
 from faceswap_core.media import probe
 from faceswap_core.people import People
+from faceswap_core.requests import FACE_REFERENCE, FaceRequest, SwapRequest
 from faceswap_core.settings import (
     KEEP_EXPRESSION,
     MAX_SEED,
@@ -65,8 +68,9 @@ class VideoHandlers:
         picker = gr.CheckboxGroup(choices=choices, value=[choices[0][1]] if choices else [])
         return numbered(Image.fromarray(frame.pixels), faces), picker, summary
 
-    def _settings(
+    def request(
         self,
+        clip: Any,
         faces: Any,
         at_s: Any,
         person: Any,
@@ -76,8 +80,8 @@ class VideoHandlers:
         fast: Any,
         keep_on: Any = False,
         keep_weight: Any = KEEP_EXPRESSION.default,
-    ) -> VideoSettings:
-        """The run's settings from the widgets' (or an API caller's) values, each checked.
+    ) -> ClipRequest:
+        """The tab's widgets (face numbers from 1) as the request a script would send, each value checked.
 
         ``keep_on`` and ``keep_weight``: Keep expression, the ControlNet on every frame's landmarks (off: 0).
         """
@@ -85,62 +89,68 @@ class VideoHandlers:
         face_indexes = tuple(int(guards.number(n, "face", None, integer=True)) - 1 for n in numbers)
         if any(index < 0 for index in face_indexes):
             raise SettingsError("face numbers start at 1")
-        base = SwapSettings(
+        settings = SwapSettings(
             strength=guards.number(strength, "strength", STRENGTH),
             seed=int(guards.number(seed if seed not in (None, "") else 0, "seed", None, integer=True)),
             fast=bool(fast),
             keep_expression=guards.number(keep_weight, "keep expression weight", KEEP_EXPRESSION) if keep_on else 0.0,
         )
-        if not 0 <= (base.seed or 0) <= MAX_SEED:
-            raise SettingsError(f"seed must be between 0 and {MAX_SEED}")
         name = guards.text(person, "person", max_chars=300).strip()
-        if name and name != NO_LORA:
-            base = People(self.engine.loras).resolve(name).settings(base)
-        photo = str(reference) if reference else None
-        if photo is None and not face_indexes:
+        if reference is None and not face_indexes:
             raise SettingsError("tick at least one face, or give a photo of the person to follow")
-        return VideoSettings(
-            swap=base,
-            faces=() if photo else face_indexes,
-            pick_s=max(0.0, guards.number(at_s or 0, "time")),
-            reference=photo,
+        chosen = (FACE_REFERENCE,) if reference else face_indexes
+        swap = SwapRequest(
+            self._clip(clip),
+            faces=tuple(FaceRequest(face) for face in chosen),
+            person=name if name and name != NO_LORA else None,
+            settings=settings,
+            reference_face=str(reference) if reference else None,
         )
+        return ClipRequest(swap, pick_s=max(0.0, guards.number(at_s or 0, "time"))).validate()
 
-    def preview(
-        self,
-        clip: Any,
-        faces: Any,
-        at_s: Any,
-        person: Any,
-        reference: Any,
-        strength: Any,
-        seed: Any,
-        fast: Any,
-        keep_on: Any = False,
-        keep_weight: Any = KEEP_EXPRESSION.default,
-    ) -> Image.Image:
-        """The frame at ``at_s`` swapped, with the seeds the whole clip will use."""
-        settings = self._settings(faces, at_s, person, reference, strength, seed, fast, keep_on, keep_weight)
-        _, after = preview(self.engine, self._clip(clip), settings, self.limits)
+    def preview(self, *fields: Any) -> Image.Image:
+        """The page's Preview: the frame at the picked time swapped, with the seeds the whole clip will use."""
+        return self.preview_request(self.request(*fields))
+
+    def run(self, *fields: Any, progress: gr.Progress = gr.Progress()) -> tuple[str, str, str]:
+        """The page's Swap the whole clip (a stopped run of the same clip and settings resumes)."""
+        return self.run_request(self.request(*fields), progress)
+
+    def api_request(self, clip: Any, request: str | None, reference: str | None = None) -> ClipRequest:
+        """For scripts: a clip's swap as JSON (:class:`ClipRequest`), the clip and the reference photo uploaded
+        beside it; files come from the upload, never from the JSON, so a request cannot name a server file."""
+        if reference:
+            check_header(str(reference), name="reference photo")
+        files = {"clip": self._clip(clip), "reference_face": str(reference) if reference else None}
+        return ClipRequest.from_json(request or "{}", files=files)
+
+    def api_preview(self, clip: Any, request: str | None, reference: str | None = None) -> Image.Image:
+        """``/video_preview``: one frame of the clip swapped as the request says."""
+        return self.preview_request(self.api_request(clip, request, reference))
+
+    def api_run(
+        self, clip: Any, request: str | None, reference: str | None = None, progress: gr.Progress = gr.Progress()
+    ) -> tuple[str, str, str]:
+        """``/swap_video``: the whole clip swapped as the request says."""
+        return self.run_request(self.api_request(clip, request, reference), progress)
+
+    def _plan(self, request: ClipRequest) -> VideoSettings:
+        """The request's people resolved (this visitor's and the library's) and ``all`` counted on its frame."""
+        info = probe(request.clip, self.limits)
+
+        def count() -> int:
+            return len(faces_at(info, request.pick_s, landmarks=self.engine.landmarks)[1])
+
+        return plan_clip(request, People(self.engine.loras), count)
+
+    def preview_request(self, request: ClipRequest) -> Image.Image:
+        settings = self._plan(request)
+        _, after = preview(self.engine, request.clip, settings, self.limits)
         return after
 
-    def run(
-        self,
-        clip: Any,
-        faces: Any,
-        at_s: Any,
-        person: Any,
-        reference: Any,
-        strength: Any,
-        seed: Any,
-        fast: Any,
-        keep_on: Any = False,
-        keep_weight: Any = KEEP_EXPRESSION.default,
-        progress: gr.Progress = gr.Progress(),
-    ) -> tuple[str, str, str]:
-        """Swap the whole clip (resuming a stopped run of the same clip and settings); the MP4 to play and download."""
-        path = self._clip(clip)
-        settings = self._settings(faces, at_s, person, reference, strength, seed, fast, keep_on, keep_weight)
+    def run_request(self, request: ClipRequest, progress: Any) -> tuple[str, str, str]:
+        settings = self._plan(request)
+        path = request.clip
         self.files.prune()
         self._prune_jobs()
         key = hashlib.sha256(json.dumps([path, repr(settings)]).encode()).hexdigest()[:16]
@@ -218,11 +228,27 @@ def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> N
             download = gr.File(label="Download", elem_id="video-download")
             message = gr.Markdown(elem_id="video-message")
     inputs = [clip, faces, at_s, person, reference, strength, seed, fast, keep_on, keep_weight]
+    page_only: dict[str, Any] = {"api_visibility": "private"}  # the page's form; scripts send a request (below)
     keep_on.input(video_strength, keep_on, strength, queue=False, api_name=False)
     clip.upload(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name="video_faces")
     at_s.submit(user_errors(handlers.show_faces), [clip, at_s], [frame, faces, info], api_name=False)
-    preview_button.click(user_errors(handlers.preview), inputs, preview_image, api_name="video_preview")
+    preview_button.click(user_errors(handlers.preview), inputs, preview_image, **page_only)
     running = run_button.click(
-        cancellable(user_errors(handlers.run), outputs=3), inputs, [result, download, message], api_name="swap_video"
+        cancellable(user_errors(handlers.run), outputs=3), inputs, [result, download, message], **page_only
     )
     stop_button.click(None, None, None, cancels=[running], queue=False)
+
+    # The API for scripts (gradio_client): a clip's request as JSON, the clip and a reference photo beside it.
+    with gr.Row(visible=False):
+        api_clip = gr.File(type="filepath", label="clip")
+        api_request = gr.Textbox(label="the clip's swap as JSON: see ClipRequest (files are uploaded beside it)")
+        api_reference = gr.File(type="filepath", label="photo of the person to follow (face 'reference')")
+        api_preview_button, api_run_button = gr.Button(), gr.Button()
+    api_inputs = [api_clip, api_request, api_reference]
+    api_preview_button.click(user_errors(handlers.api_preview), api_inputs, preview_image, api_name="video_preview")
+    api_run_button.click(
+        cancellable(user_errors(handlers.api_run), outputs=3),
+        api_inputs,
+        [result, download, message],
+        api_name="swap_video",
+    )
