@@ -42,11 +42,15 @@ class Person:
 
     @property
     def label(self) -> str:
-        """What the picker shows: the name and what the person is made of."""
+        """What the picker shows, in the user's words (issue 21): the name and what the person is made of;
+        a training step of a person is one of its saves."""
+        person, _, step = self.name.partition("/checkpoint-")
+        if step:
+            return f"{person}, save at step {step}"
         count = f"{len(self.photos)} photo{'s' * (len(self.photos) != 1)}"
         if self.lora is None:
             return f"{self.name} ({count})"
-        return f"{self.name} (LoRA + {count})" if self.photos else f"{self.name} (LoRA)"
+        return f"{self.name} (trained + {count})" if self.photos else f"{self.name} (trained)"
 
     @property
     def class_word(self) -> str | None:

@@ -256,9 +256,9 @@ def test_train_two_steps_and_pick_the_new_lora(page: Any, astronaut: Image.Image
         page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")
-        assert picker.input_value().startswith("browser_person (LoRA")
+        assert picker.input_value().startswith("browser_person (trained")
         picker.click()
-        wait_for_text(page, "body", "browser_person/checkpoint-1")  # the open list shows the checkpoints too
+        wait_for_text(page, "body", "browser_person, save at step 1")  # the open list shows the saves too
         page.keyboard.press("Escape")
         # Cancel says at once that it is stopping (the last step and its checkpoint come first), then how it ended
         page.get_by_role("tab", name="Train a person").click()
@@ -300,7 +300,7 @@ def test_ranked_checkpoints_the_recommended_one_is_selected_in_the_swap_tab(
         wait_for_text(page, "#rank-note", "as saved at step 2 looks most like the photos")
         page.get_by_role("tab", name="Swap a face").click()
         picker = page.locator("#lora input")
-        assert picker.input_value().startswith("ranked/checkpoint-2") and "recommended" in picker.input_value()
+        assert picker.input_value().startswith("ranked, save at step 2") and "recommended" in picker.input_value()
 
 
 def shot(page: Any, name: str) -> None:

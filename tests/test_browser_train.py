@@ -134,7 +134,7 @@ def test_a_stopped_training_is_resumed_after_a_reload(page: Any, app: tuple[str,
     wait_for_text(page, "#rank-note", "so no save is picked for you")  # ranked after resuming too: noise, no face
     shot(page, "resumed", "#train-status")
     page.get_by_role("tab", name="Swap a face").click()
-    assert page.locator("#lora input").input_value().startswith("resumed (LoRA")
+    assert page.locator("#lora input").input_value().startswith("resumed (trained")
 
 
 def test_start_over_asks_then_trains_from_the_first_step(page: Any, app: tuple[str, Path], photos: list[str]) -> None:

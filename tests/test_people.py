@@ -14,6 +14,7 @@ from PIL import Image
 from faceswap_core.cli import main
 from faceswap_core.engine import Engine
 from faceswap_core.errors import DatasetError, ModelLoadError, SettingsError
+from faceswap_core.face_choice import person_entries
 from faceswap_core.identity_adapter import save_tiny_ip_adapter
 from faceswap_core.loras import LoraInfo, LoraRegistry
 from faceswap_core.people import PHOTOS_DIR, People, Person
@@ -100,11 +101,15 @@ def test_training_upgrades_the_same_person_and_keeps_its_photos(
     result = train_lora(None, "barack", base_model=str(tiny_model_dir), settings=TRAIN, lora_dir=tmp_path)
     assert result.final_weights == tmp_path / "barack" / "pytorch_lora_weights.safetensors"
     trained = people.get("barack")
-    assert trained.lora is not None and trained.label == "barack (LoRA + 2 photos)"
+    assert trained.lora is not None and trained.label == "barack (trained + 2 photos)"
     assert [p.read_bytes() for p in trained.photos] == photo_bytes
     assert trained.likeness == IDENTITY_SCALE_WITH_LORA
     assert people.names() == ["barack", "barack/checkpoint-2", "barack/checkpoint-1"]
     assert people.get("barack/checkpoint-1").photos == trained.photos
+    assert people.get("barack/checkpoint-1").label == "barack, save at step 1"
+    labels = " ".join(label for label, _ in person_entries(people.loras))  # the user's words, not the trainer's
+    assert "barack, save at step 2" in labels
+    assert not any(word in labels.lower() for word in ("lora", "checkpoint", "base model")), labels
     with pytest.raises(SettingsError, match="already exists"):  # trained: no second upgrade, resume instead
         train_lora(None, "barack", base_model=str(tiny_model_dir), settings=TRAIN, lora_dir=tmp_path)
 
@@ -113,7 +118,7 @@ def test_lora_files_from_elsewhere_are_people_with_a_lora_only(tiny_model_dir: P
     make_test_lora(tiny_model_dir, tmp_path / "carol", seed=1)
     make_test_lora(tiny_model_dir, tmp_path / "tmp", seed=2).rename(tmp_path / "dave.safetensors")
     found = {person.name: person for person in People(LoraRegistry(tmp_path)).list()}
-    assert found["carol"].label == "carol (LoRA)" and found["dave"].label == "dave (LoRA)"
+    assert found["carol"].label == "carol (trained)" and found["dave"].label == "dave (trained)"
     assert found["carol"].likeness == 0.0 and found["carol"].settings(QUICK).identity_photos == ()
 
 

@@ -307,7 +307,7 @@ def test_picker_lists_keep_base_and_every_lora(engine: Engine, swap: SwapHandler
     assert values[:2] == [KEEP, NO_LORA] and "alice" in values
     make_test_lora(tiny_model_dir, engine.loras.folder / "carol", seed=3)
     picker = refresh_lora_picker(engine, "alice", select="carol")
-    assert ("carol (LoRA)", "carol") in picker.choices and picker.value == "carol"
+    assert ("carol (trained)", "carol") in picker.choices and picker.value == "carol"
     assert refresh_lora_picker(engine, "gone").value == NO_LORA
     text, prompt = swap.describe_lora("bob")
     assert "a man" in text and prompt.placeholder == "a photo of a man face"

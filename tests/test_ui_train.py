@@ -144,12 +144,33 @@ def test_train_tab_upgrades_a_person_added_from_photos(tiny_model_dir: Path, tmp
     updates = list(handlers.train(None, rows, "barack", "man", 2, 2, 1e-4, 1, 64, "", session))
     assert "ready" in updates[-1][0]
     after = people.get("barack")
-    assert after.lora is not None and after.photos == before.photos and after.label == "barack (LoRA + 2 photos)"
+    assert after.lora is not None and after.photos == before.photos and after.label == "barack (trained + 2 photos)"
     with open(before.photos[0].parent / "metadata.csv", newline="", encoding="utf-8") as handle:
         assert list(csv.reader(handle))[2] == ["obama2.png", "a photo of a man face, outdoors"]
     assert handlers.untrained_choices() == [handlers.untrained_choices()[0]]  # only "a new person" is left
     with pytest.raises(gr.Error, match="Upload photos"):  # trained now: no second upgrade from the tab
         list(handlers.train(None, rows, "barack", "man", 2, 2, 1e-4, 1, 64, "", session))
+
+
+def test_a_saved_person_has_no_upload_box_and_start_over_empties_the_charts(
+    engine: Engine, uploads: list[str], tmp_path: Path
+) -> None:
+    """Issue 21: no large empty upload box while a saved person's photos are on screen; Start over takes the
+    stopped training's loss chart, samples and ranking off the screen with the training itself."""
+    from faceswap_core.people import People
+
+    person = People(engine.loras).add("stopped_one", uploads[:2])[0]
+    handlers = TrainHandlers(engine, tmp_path / "work")
+    *_, upload_box = handlers.load_person("stopped_one")
+    assert upload_box.visible is False
+    *_, upload_box = handlers.load_person("")  # a new person: photos to upload again
+    assert upload_box.visible is True
+    (person.photos[0].parent.parent / "checkpoint-1").mkdir()  # what a stopped training leaves
+    note, *rest = handlers.start_over("stopped_one", False)
+    assert "Nothing was deleted" in note and all(isinstance(update, dict) for update in rest)  # all skipped
+    note, resume, start_over, loss, samples, rank_note, rank_plot = handlers.start_over("stopped_one", True)
+    assert "Press **Train**" in note and not resume.visible and not start_over.visible
+    assert (loss, samples, rank_note, rank_plot) == (None, [], "", None)
 
 
 def test_a_name_with_spaces_is_saved_one_word_and_says_so(engine: Engine, uploads: list[str], tmp_path: Path) -> None:

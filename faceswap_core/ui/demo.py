@@ -67,6 +67,7 @@ footer { display: none !important; }
   #photo-bar > .form:has(#face-index) { flex: 2 1 0 !important; }  /* "Face 1 (largest)" whole */
   #generate-bar button { white-space: nowrap; padding-left: 6px; padding-right: 6px; }
   #fast .info-text { display: none; }
+  #pages > .tab-wrapper button[role=tab] { padding: 0 6px; font-size: 13px; }  /* all three on one line at 390 px */
 }
 """
     + page.CSS
@@ -152,7 +153,7 @@ def create_demo(
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="title")
         status = gr.Markdown(loader.message(), elem_id="model-status")
         timer = gr.Timer(STATUS_POLL_SECONDS)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap", elem_id="pages"):  # every tab in sight on a phone, no "..." menu
             with gr.Tab("Swap a face", id="swap"):
                 lora_picker = create_swap_tab(engine, swap_handlers)
             with gr.Tab("Train a person", id="train"):

@@ -24,6 +24,8 @@ CSS = """
 }
 #crops .thumbnail-item img { aspect-ratio: 1; width: 100% !important; height: auto !important; flex: none; }
 #crops .caption-label { position: static; max-width: 100%; margin: 2px 0 0; transform: none; }
+/* Gradio gives a gallery of height "auto" a 450 px floor (320 px on a phone): no empty box under 1-2 crops */
+#crops .grid-wrap.fixed-height { min-height: 0; }
 /* a gallery's heading above the thumbnails, not over the first one (Try strengths' wraps on a phone) */
 :is(#candidates, #crops) > label[data-testid="block-label"] { position: static; margin-bottom: 4px; }
 /* the captions table takes typing, not files: no "Drop CSV or TSV files here to import data into dataframe" */

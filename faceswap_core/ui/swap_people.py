@@ -44,16 +44,16 @@ class PeopleHandlers(FaceHandlers):
             facts.append(f"{len(person.photos)} photo{'s' * (len(person.photos) != 1)}")
         step = meta.get("checkpoint_step") or meta.get("steps_done")
         if step:
-            facts.append(f"LoRA at step {step}")
+            facts.append(f"trained, saved at step {step}")
         elif person.lora is not None:
-            facts.append("a LoRA")
+            facts.append("trained")
         else:
             facts.append("no training: the likeness comes from the photos")
         base = meta.get("base_model")
         warning = ""
         if base and base != self.engine.base_model:
             warning = " ⚠️ trained on another base model than the one loaded"
-        text = f"**{person.name}**" + (f": {', '.join(facts)}" if facts else "") + warning
+        text = f"**{person.name.partition('/checkpoint-')[0]}**" + (f": {', '.join(facts)}" if facts else "") + warning
         return text, gr.Textbox(placeholder=default_prompt(self.people, person.name))
 
     def api_add_person(self, fields: Mapping[str, Any]) -> tuple[Any, str]:

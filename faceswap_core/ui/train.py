@@ -490,15 +490,16 @@ class TrainHandlers:
         yield from self._follow(job, person.name, current_lora, progress)
 
     @user_errors
-    def start_over(self, name: Any, confirmed: Any) -> tuple[str, Any, Any]:
+    def start_over(self, name: Any, confirmed: Any) -> tuple[Any, ...]:
         """Delete a stopped training of this visitor's person (checkpoints, samples, record); its photos stay,
-        so **Train** starts it again from step 0. Returns the note and the two buttons' updates.
+        so **Train** starts it again from step 0. Returns the note, the two buttons' updates and the emptied
+        loss chart, samples, ranking note and chart (they showed the training that is gone).
 
         Public endpoint: ``confirmed`` must be true (the page asks first); only the caller's own people.
         """
         person = self._stopped_person(name)
         if not _ticked(confirmed):
-            return "Nothing was deleted.", gr.skip(), gr.skip()
+            return "Nothing was deleted.", *(gr.skip() for _ in range(6))
         folder = _folder_of(person)
         scratch = Path(tempfile.mkdtemp(prefix=f".{person.name}-restart-", dir=folder.parent))
         for entry in folder.iterdir():  # moved out in one rename each, then deleted: a kill leaves a hidden folder
@@ -506,7 +507,7 @@ class TrainHandlers:
                 entry.rename(scratch / entry.name)
         shutil.rmtree(scratch, ignore_errors=True)
         note = f"**{person.name}**'s stopped training was deleted; the photos stay. Press **Train** to start over."
-        return note, gr.Button(visible=False), gr.Button(visible=False)
+        return note, gr.Button(visible=False), gr.Button(visible=False), None, [], "", None
 
     def resume_offer(self, name: Any) -> tuple[Any, ...]:
         """The "Resume from step N" and "Start over" buttons, shown for a person whose training stopped, and
@@ -603,7 +604,7 @@ class TrainHandlers:
         if shown is not None and (name or "") == shown:
             return tuple(gr.skip() for _ in range(6))
         if not name:
-            return [], [], "", None, default_lora_name(), gr.File(value=None, interactive=True)
+            return [], [], "", None, default_lora_name(), gr.File(value=None, visible=True)
         person = self._untrained(name)
         if person is None:
             raise SettingsError("pick a person added from photos (trained people continue with resume)")
@@ -612,7 +613,8 @@ class TrainHandlers:
         captions = {item.image.name: item.caption for item in read_metadata(person.photos[0].parent)}
         rows = [[photo.name, captions.get(photo.name, ""), True] for photo in person.photos]
         gallery = [(self.files.servable(photo), photo.name) for photo in person.photos]
-        return gallery, rows, self._person_note(person), None, person.name, gr.File(value=None, interactive=False)
+        # no upload box while a saved person is on screen: its photos are the crops, and new ones make a new person
+        return gallery, rows, self._person_note(person), None, person.name, gr.File(value=None, visible=False)
 
     def person_note(self, name: Any) -> Any:
         """The note over a picked person's photos, read afresh (after Start over it no longer offers Resume)."""
@@ -905,7 +907,7 @@ def create_train_tab(engine: Engine, lora_picker: gr.Dropdown, handlers: TrainHa
     start_over.click(
         handlers.start_over,
         [who, confirmed],
-        [status, resume, start_over],
+        [status, resume, start_over, loss, samples, rank_note, rank_plot],
         js="(person) => [person, confirm('Delete the stopped training of ' + person + '? Its photos stay.')]",
         api_name="start_over",
         queue=False,
