@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         import spaces  # noqa: F401  (ZeroGPU wants it imported before torch touches CUDA)
     from faceswap_core.engine import Engine
     from faceswap_core.settings import MAX_UPLOAD_BYTES
-    from faceswap_core.ui.demo import CSS, HEAD, THEME, create_demo
+    from faceswap_core.ui.demo import CSS, HEAD, I18N, THEME, create_demo
 
     if config.ray is not None:
         engine = remote_engine(config)
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         theme=THEME,
         css=CSS,
         head=HEAD,
+        i18n=I18N,
         max_file_size=MAX_UPLOAD_BYTES,  # Gradio refuses larger uploads before they reach a handler
     )
     return 0

@@ -200,9 +200,10 @@ class IdentityAdapter:
                 reason = "was not found on the Hugging Face hub or needs a login (`hf auth login`)"
             else:
                 reason = "is not in the local cache and cannot be downloaded now"
-            raise ModelLoadError(
-                f"IP-Adapter {self.source} {reason}; run `hf download {self.source} {' '.join(wanted)}` "
-                "while online, or pass a local folder in that layout"
+            raise ModelLoadError(  # the one message a person sees: what is missing, and both ways to get it
+                f"photos of a person need the IP-Adapter {self.source}, which {reason}; run "
+                f"`hf download {self.source} {' '.join(wanted)}` while online, or give a local folder in that "
+                "layout with --ip-adapter (FACESWAP_IP_ADAPTER)"
             ) from err
 
     def _check_files(self, folder: Path) -> None:

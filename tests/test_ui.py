@@ -156,7 +156,9 @@ def test_a_missing_base_model_is_explained_and_mask_tools_still_work(tmp_path: P
     demo = create_demo(broken, load_model=False)
     assert isinstance(demo, gr.Blocks)
     handlers = SwapHandlers(broken)
-    _, value, *_ = handlers.load_from_editor({"background": astronaut, "layers": []}, NO_LORA, 0.5, "")
+    path = tmp_path / "photo.png"
+    astronaut.save(path)
+    _, value, *_ = handlers.load_photo(str(path), NO_LORA, 0.5, "")
     assert editor_mask(value) is not None  # the automatic mask is painted without the model
     fields = {"editor": editor_value(astronaut, editor_mask(value)), "person": NO_LORA, "strength": 0.5}
     with pytest.raises(gr.Error, match="no-such-model"):

@@ -396,11 +396,11 @@ def test_uploaded_photos_steer_a_person_without_photos(swap: SwapHandlers, tmp_p
     """The base model or a LoRA-only person takes the Swap tab's photos; nothing is saved."""
     astronaut = _astronaut(tmp_path)
     fields = loaded(swap, astronaut, person="alice")
-    photo, slider = swap.photos_changed(fields)
+    photo, slider, _ = swap.photos_changed(fields)
     assert not slider.interactive and slider.info == NO_PHOTOS_INFO
     *_, slider = swap.assign({"photo": None, "editor": None, "person": "alice", "references": [str(astronaut)]})
     assert slider.interactive and slider.value == 0.4  # picked before a photo is there: the slider follows
-    photo, slider = swap.photos_changed({**fields, "references": [str(astronaut)]})
+    photo, slider, _ = swap.photos_changed({**fields, "references": [str(astronaut)]})
     assert slider.interactive and slider.value == 0.4 and photo.choices[0].likeness == 0.4  # beside a LoRA
     _, _, record, *_ = swap.generate({**fields, "photo": photo, "references": [str(astronaut)]})
     face = record["faces"][0]

@@ -30,6 +30,9 @@ INTRO = (
 )
 STATUS_POLL_SECONDS = 2.0
 THEME = gr.themes.Soft(primary_hue="orange")
+# Words for the keys Gradio 6.31 uses but does not define: its screen-reader line read "common.complete" aloud
+# after each event (and showed it to anyone reading the page's text).
+I18N = gr.I18n(en={"common.complete": "Done"})
 CSS = (
     """
 #model-status p { margin: 0; }

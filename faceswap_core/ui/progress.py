@@ -1,11 +1,16 @@
 """Long requests (Generate, Try strengths) as a newcomer sees them: progress where the result will appear,
 the button turned into Stop while it runs, and one request at a time.
 
-A click first switches to the result view and swaps the buttons (a quick step outside the queue), so the
-page answers at once. While the request runs, a line over the result says the step, the faces (or
-strengths) done and the time left: Gradio's own progress overlay disappears after a generator's first
+A click first brings the result view into view, switches to it and swaps the buttons (quick steps outside
+the queue), so the page answers at once. While the request runs, a line over the result says the step, the
+faces (or strengths) done and the time left: Gradio's own progress overlay disappears after a generator's first
 output, and the requests stream a heartbeat (see ``common.cancellable``), so the line is sent with each
 heartbeat instead. When the request ends, however it ends, the buttons come back.
+
+Progress lands only on the line (``show_progress_on``), never on the tabs around the photo editor: on
+every status message of any event, Gradio 6 reads back each component that ever showed a loading status,
+and reading the ImageEditor uploads its photo and mask again (hundreds of uploads during one Generate,
+issue 21). The Swap tab's other events that change the editor or its tabs show their progress elsewhere too.
 """
 
 from __future__ import annotations
@@ -129,12 +134,20 @@ def wire_long_request(
     Returns the request's event, for Stop to cancel.
     """
     count = len(buttons)
-    button.click(lambda: (*running(count), False), None, [views, *buttons, stop, line, by_stop], queue=False)
-    request = button.click(run, trigger_mode="once", **event)
+    # first of the click's listeners (the page runs them in turn, the request's until it ends): the line over
+    # the result is in view from the start, however far down the settings one had scrolled
+    button.click(None, js=f"() => document.getElementById('{views.elem_id}')?.scrollIntoView({{block: 'nearest'}})")
+    on_line = {"show_progress": "hidden", "show_progress_on": [line]}  # not on the tabs (see the module doc)
+    button.click(lambda: (*running(count), False), None, [views, *buttons, stop, line, by_stop], queue=False, **on_line)
+    request = button.click(run, trigger_mode="once", show_progress_on=[line], **event)
     # not .then(): Gradio 6 runs it after a success only, and a refusal must bring the buttons back too
     request.success(lambda: idle(count), None, [*buttons, stop], queue=False)
     request.failure(
-        lambda stop_pressed: ended(count, bool(stop_pressed)), by_stop, [views, *buttons, stop, line], queue=False
+        lambda stop_pressed: ended(count, bool(stop_pressed)),
+        by_stop,
+        [views, *buttons, stop, line],
+        queue=False,
+        **on_line,
     )
     return request
 

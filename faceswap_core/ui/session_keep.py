@@ -290,7 +290,9 @@ def keep_across_reloads(
     # after the browser's owner is continued, so that the person picker lists the people it made before
     page = Context.root_block  # the Blocks being built (the tab has no handle on it)
     owner = keep_owner_across_reloads(page)
-    owner.then(keeper.restore, kept, outputs, queue=False, show_progress="hidden")
+    # progress on the note, not on the editor: see ``progress``'s module doc (each later status re-uploads it)
+    restored = {"show_progress": "hidden", "show_progress_on": [components["mask_note"]]}
+    owner.then(keeper.restore, kept, outputs, queue=False, **restored)
     for function, output in on_load:
-        owner.then(function, None, output, queue=False, show_progress="hidden")
+        owner.then(function, None, output, queue=False, **restored)
     return keeper

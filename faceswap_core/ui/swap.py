@@ -35,7 +35,15 @@ from faceswap_core.settings import (
     SwapSettings,
 )
 from faceswap_core.ui import guards, newcomer
-from faceswap_core.ui.common import MASK_BRUSH, by_name, cancellable, gpu_queue, on_gpu, range_slider
+from faceswap_core.ui.common import (
+    MASK_BRUSH,
+    by_name,
+    cancellable,
+    gpu_queue,
+    on_gpu,
+    range_slider,
+    user_errors,
+)
 from faceswap_core.ui.newcomer import FIRST_STEPS
 from faceswap_core.ui.person_picker import NO_PHOTOS_INFO, person_choices, refresh_lora_picker
 from faceswap_core.ui.progress import wire_long_request, wire_stop, with_progress_line
@@ -238,30 +246,37 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         """The mask sliders at the sizes used, and the photo in view (not the last photo's result)."""
         return (*mask_sizes(photo), gr.Tabs(selected="mask"))
 
-    def with_mask_sizes(values: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (*values, *after_load(values[0]))
-
     # Every event that decodes an image (the editor's, a photo) goes through the queue, at most 4 at once.
     on_faces = {"show_progress_on": [mask_note], "concurrency_id": "faces", "concurrency_limit": 4}
     quiet = {"show_progress": "hidden", "concurrency_id": "faces", "concurrency_limit": 4}  # small, frequent ones
-    if examples:
-        gr.Examples(
-            examples,
-            inputs=[editor],
-            outputs=[*shown, grow, feather, views],
-            fn=lambda value: with_mask_sizes(handlers.load_from_editor(value, NO_LORA, STRENGTH.default, "")),
-            run_on_click=True,
-            label="Example photo (NASA, public domain): click it, then Generate",
-        )
-    loads = [upload.upload(handlers.load_photo, [upload, person, strength, prompt, likeness], shown, **on_faces)]
+    off_editor = {"show_progress": "hidden", "show_progress_on": [mask_note]}  # see progress's module doc
+    controls = [person, strength, prompt, likeness]
+    loads = [upload.upload(handlers.load_photo, [upload, *controls], shown, **on_faces)]
     if examples:
 
         def load_example(*controls: Any) -> tuple[Any, ...]:
             return handlers.load_photo(examples[0][0], *controls)
 
-        loads.append(example.click(load_example, [person, strength, prompt, likeness], shown, **on_faces))
+        loads.append(example.click(load_example, controls, shown, **on_faces))
+        # not gr.Examples: it sets the photo into the editor, then sends it back from there (an upload)
+        gallery = gr.Dataset(
+            components=[gr.Image(visible=False)],
+            samples=examples,
+            type="index",
+            label="Example photo (NASA, public domain): click it, then Generate",
+        )
+
+        @user_errors
+        def load_chosen(index: Any, *controls: Any) -> tuple[Any, ...]:
+            """The example photo clicked (by its index in the list, checked: a public endpoint)."""
+            chosen = int(guards.number(index, "example", integer=True))
+            if not 0 <= chosen < len(examples):
+                raise gr.Error("There is no such example photo.")
+            return handlers.load_photo(examples[chosen][0], *controls)
+
+        loads.append(gallery.click(load_chosen, [gallery, *controls], shown, **on_faces, **PAGE_ONLY))
     for loaded in loads:
-        loaded.success(after_load, photo, [grow, feather, views], queue=False)
+        loaded.success(after_load, photo, [grow, feather, views], queue=False, **off_editor)
         loaded.success(lambda: gr.Button(visible=False), None, example, queue=False)  # room for the face picker
 
     mask_fields = {
@@ -288,9 +303,17 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
     )
     assigned = [photo, editor, summary, mask_note, likeness]
     kept_after.append(person.input(by_name(handlers.assign, mask_fields), form, assigned, **on_faces, **PAGE_ONLY))
+    # the photos' own fields only: an event that takes the editor makes the page upload the photo again
+    photos_fields = {"photo": photo, "face": face, "person": person, "references": people.references}
     for event in (people.references.upload, people.references.clear, people.references.delete):  # not .change:
         # Add empties the upload itself, and then sets the slider for the new person
-        event(by_name(handlers.photos_changed, mask_fields), form, [photo, likeness], **quiet, **PAGE_ONLY)
+        event(
+            by_name(handlers.photos_changed, photos_fields),
+            set(photos_fields.values()),
+            [photo, likeness, summary],
+            **quiet,
+            **PAGE_ONLY,
+        )
     add_fields = {**mask_fields, "new_name": people.new_name, "new_class_word": people.new_class_word}
     add_outputs = [person, *assigned, people.note, people.references, people.new_name]
     added = people.add.click(

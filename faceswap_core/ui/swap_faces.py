@@ -34,6 +34,7 @@ from faceswap_core.settings import (
     MAX_SEED,
     PADDING,
     STEPS,
+    STRENGTH,
     MaskSettings,
     PublicLimits,
     Range,
@@ -112,14 +113,6 @@ class FaceHandlers:
             raise gr.Error("Choose a photo to upload.")
         return self._show_photo(load_image(path, name="target photo"), person, strength, prompt, likeness)
 
-    @user_errors
-    def load_from_editor(self, value: dict[str, Any] | None, person: str | None, strength: float, prompt: str) -> tuple:
-        """The example photo (set into the editor by gr.Examples): the same as an upload."""
-        image = editor_image(value)
-        if image is None:
-            raise gr.Error("That file could not be opened as a photo; upload a JPEG, PNG or WebP image.")
-        return self._show_photo(image, person, strength, prompt)
-
     def _show_photo(
         self, image: Image.Image, person: str | None, strength: float, prompt: str, likeness: float | None = None
     ) -> tuple[Any, ...]:
@@ -131,7 +124,7 @@ class FaceHandlers:
         display_file = self.files.save_display(shown)
         photo = TargetPhoto(self.photos, self.photos.put(image), image.size, display_file, scale, faces)
         if faces:
-            strength = guards.number(strength, "strength")
+            strength = guards.number(strength, "strength", STRENGTH)  # as the request checks it: said now
             choice = FaceChoice(self._person(person), strength, clean_text(prompt, "prompt"), likeness_value(likeness))
             photo.choices[0] = choice
             count = "1 face found" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo"
@@ -169,7 +162,8 @@ class FaceHandlers:
 
     def _choice(self, fields: Mapping[str, Any], person: str) -> FaceChoice:
         """The face's choice from the controls: ``person`` (checked) with the strength, prompt and likeness."""
-        strength = guards.number(fields.get("strength"), "strength")
+        # checked as the request will be: the summary never shows a strength that cannot run
+        strength = guards.number(fields.get("strength"), "strength", STRENGTH)
         prompt = clean_text(fields.get("prompt"), "prompt")
         return FaceChoice(person, strength, prompt, likeness_value(fields.get("likeness")))
 
@@ -218,6 +212,8 @@ class FaceHandlers:
         painted = editor_mask(fields.get("editor"))
         layer = np.zeros(photo.display_size[::-1], np.uint8) if painted is None else np.asarray(painted).copy()
         own = np.asarray(auto_mask(photo, mask_settings(fields), only=face))
+        before = photo.choices.get(face)
+        replaced = {}  # on a group photo, a person taken off a face is said, not dropped without a word
         if person == KEEP:
             photo.choices.pop(face, None)
             layer[own > 0] = 0
@@ -226,9 +222,13 @@ class FaceHandlers:
             likeness = default_likeness(self._who(person), uploaded)
             photo.choices[face] = replace(self._choice(fields, person), likeness=likeness)
             np.maximum(layer, own, out=layer)
-            note = f"Face {face + 1} → {person or NEW_FACE}. {EDIT_NOTE}"
+            note = f"Face {face + 1} → {person or NEW_FACE}"
+            if before is not None and before.person != person and len(photo.faces) > 1:
+                replaced[face] = before.person or NEW_FACE
+                note += f" instead of {replaced[face]} (pick another face in the list above to keep both)"
+            note += f". {EDIT_NOTE}"
         mask = Image.fromarray(layer, mode="L")
-        return photo, editor(photo, mask), summary(photo), note, slider
+        return photo, editor(photo, mask), summary(photo, replaced), note, slider
 
     @user_errors
     def update_choice(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, str]:
@@ -240,22 +240,27 @@ class FaceHandlers:
         return photo, summary(photo)
 
     @user_errors
-    def photos_changed(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto | None, Any]:
+    def photos_changed(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto | None, Any, Any]:
         """Photos of the person were uploaded or cleared: faces whose person has no photos of its own start
-        from the new default likeness, and the slider shows the chosen face's."""
+        from the new default likeness (the faces summary says so), and the slider shows the chosen face's."""
         uploaded = bool(guards.uploaded_photos(fields.get("references")))
         photo = fields.get("photo")
         if photo is None or not photo.faces:
             person = self._person(fields.get("person"))
-            return photo, likeness_slider(None if person == KEEP else self._who(person), uploaded)
+            return photo, likeness_slider(None if person == KEEP else self._who(person), uploaded), gr.skip()
+        self.likeness_from_uploads(photo, uploaded)
+        choice = photo.choices.get(face_index(photo, fields.get("face")))
+        if choice is None:
+            return photo, likeness_slider(None, uploaded), summary(photo)
+        return photo, likeness_slider(self._who(choice.person), uploaded, choice.likeness), summary(photo)
+
+    def likeness_from_uploads(self, photo: TargetPhoto, uploaded: bool) -> None:
+        """The uploaded photos steer every face whose person has none of its own: those faces' likeness
+        starts again from the default with (or, once the upload is emptied, without) them."""
         for index, choice in photo.choices.items():
             who = self._who(choice.person)
             if not who.photos:
                 photo.choices[index] = replace(choice, likeness=default_likeness(who, uploaded))
-        choice = photo.choices.get(face_index(photo, fields.get("face")))
-        if choice is None:
-            return photo, likeness_slider(None, uploaded)
-        return photo, likeness_slider(self._who(choice.person), uploaded, choice.likeness)
 
     @user_errors
     def same_for_everyone(self, fields: Mapping[str, Any]) -> tuple[TargetPhoto, Any, str, str]:

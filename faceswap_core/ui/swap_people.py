@@ -99,6 +99,7 @@ class PeopleHandlers(FaceHandlers):
         if photo is None or not photo.faces:
             slider = likeness_slider(person, False)
             return picker, gr.skip(), gr.skip(), gr.skip(), gr.skip(), slider, note, *emptied
+        self.likeness_from_uploads(photo, False)  # the upload is emptied: the other faces are as before it
         try:
             shown = self.assign({**fields, "person": person.name, "references": None})
         except gr.Error as exc:  # e.g. the photo expired meanwhile: the person is added all the same

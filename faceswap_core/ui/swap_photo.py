@@ -95,8 +95,9 @@ def face_index(photo: TargetPhoto, index: Any) -> int:
     return face
 
 
-def summary(photo: TargetPhoto) -> str:
-    """One line of what every face becomes, when there are several."""
+def summary(photo: TargetPhoto, replaced: Mapping[int, str] | None = None) -> str:
+    """One line of what every face becomes, when there are several; ``replaced``: the person each face just
+    had instead (said, so a face given someone else never changes without a word)."""
     if len(photo.faces) < 2:
         return ""
     parts = []
@@ -106,7 +107,8 @@ def summary(photo: TargetPhoto) -> str:
             parts.append(f"{index + 1}: kept")
         else:
             likeness = "" if not choice.likeness else f", likeness {choice.likeness:g}"
-            parts.append(f"{index + 1}: **{choice.person or NEW_FACE}** ({choice.strength:g}{likeness})")
+            was = f", was {replaced[index]}" if replaced and index in replaced else ""
+            parts.append(f"{index + 1}: **{choice.person or NEW_FACE}** ({choice.strength:g}{likeness}{was})")
     return "Faces → " + " · ".join(parts)
 
 
