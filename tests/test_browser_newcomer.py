@@ -20,6 +20,7 @@ from browser_driver import (
     PHONE,
     RESULT_SHOWN,
     TIMEOUT_MS,
+    choose_photo,
     chromium,
     generate,
     open_app,
@@ -120,6 +121,14 @@ def test_fresh_install_leads_from_nothing_to_a_first_result(page: Any, astronaut
     page.wait_for_function(RESULT_SHOWN, timeout=TIMEOUT_MS)
     page.locator("#download").wait_for(state="visible")
     shots(page, "first-result")
+    choose_photo(page, tmp_path / "face1.jpg")  # another photo: the last one's result goes with it
+    wait_for_text(page, "#mask-note", "is masked")
+    page.locator("#download").wait_for(state="hidden")
+    assert page.locator("#result img").count() == 0
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not a photo")
+    choose_photo(page, fake)
+    wait_for_text(page, "body", "not an image file")  # said on the page, not only in the server's log
 
 
 def test_generate_shows_progress_where_the_result_appears_and_stops(

@@ -249,7 +249,11 @@ def test_try_strengths_shows_ranked_face_crops_where_the_result_is(swap: SwapHan
     assert distances == sorted(distances) and record["rank"] == 0
     picked = swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=1))
     assert picked[2] == candidates[1]["record"]
-    assert swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=99)) == (gr.skip(),) * 3
+    # the one picked is the face's strength from now on: the slider, the summary and the next Generate
+    chosen = candidates[1]["strength"]
+    assert picked[3].value == chosen  # (the summary line is for photos of several faces)
+    assert fields["photo"].choices[0].strength == chosen
+    assert swap.show_candidate(fields["photo"], candidates, SimpleNamespace(index=99)) == (gr.skip(),) * 5
 
 
 def test_the_api_takes_one_face_or_a_list(

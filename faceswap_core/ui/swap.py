@@ -275,9 +275,15 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
             return handlers.load_photo(examples[chosen][0], *controls)
 
         loads.append(gallery.click(load_chosen, [gallery, *controls], shown, **on_faces, **PAGE_ONLY))
+    results = [view.comparison, download, record, view.candidates]  # the last photo's: gone with it
+
+    def no_result() -> tuple[Any, ...]:
+        return None, gr.DownloadButton(visible=False), None, gr.Gallery(value=None, visible=False)
+
     for loaded in loads:
         loaded.success(after_load, photo, [grow, feather, views], queue=False, **off_editor)
         loaded.success(lambda: gr.Button(visible=False), None, example, queue=False)  # room for the face picker
+        loaded.success(no_result, None, results, queue=False, **off_editor)
 
     mask_fields = {
         "photo": photo,
@@ -398,7 +404,10 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         request.success(lambda: RESULT_NOTE, None, mask_note, queue=False)  # not "touch it up" under a result
     wire_stop(stop, requests, buttons=[generate, search], line=line, by_stop=by_stop)
     chosen = view.candidates.select(
-        handlers.show_candidate, [photo, candidate_state], [view.comparison, download, record], **quiet
+        handlers.show_candidate,
+        [photo, candidate_state],
+        [view.comparison, download, record, strength, summary],
+        **quiet,
     )
     kept_after += [everyone_event, *requests, chosen]
     kept = {"person": person, "photo": photo, "editor": editor, "face": face, "summary": summary}

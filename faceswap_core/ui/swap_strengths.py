@@ -7,6 +7,7 @@ Clicking a candidate makes it the result. The strengths to try follow the Keep e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -19,13 +20,18 @@ from faceswap_core.ui import guards, words
 from faceswap_core.ui.common import current_cancel, user_errors
 from faceswap_core.ui.progress import step_progress
 from faceswap_core.ui.swap_faces import FaceHandlers, keep_expression_weight
-from faceswap_core.ui.swap_photo import TargetPhoto, face_index
+from faceswap_core.ui.swap_photo import TargetPhoto, face_index, summary
 from faceswap_core.ui.swap_result import show_result
+
+
+def strength_of(result: SwapResult) -> float:
+    """The strength a candidate was made with (a sweep repaints one face: the record's first)."""
+    return float(result.record["faces"][0]["strength"])
 
 
 def candidate_caption(result: SwapResult) -> str:
     """A candidate's strength and, when ranked, its likeness to the person's photos in the user's words."""
-    strength = result.record["faces"][0]["strength"]
+    strength = strength_of(result)
     if result.identity_distance is None:
         return f"strength {strength:.2f}" + (" · no face found" if "identity_distance" in result.record else "")
     return f"strength {strength:.2f} · {words.likeness(result.identity_distance)}"
@@ -65,7 +71,7 @@ class StrengthHandlers(FaceHandlers):
         for result in results:
             record = guards.public_record(result.record)
             path = self.files.save(result, record, stem="candidate")
-            candidates.append({"path": str(path), "record": record})
+            candidates.append({"path": str(path), "record": record, "face": face, "strength": strength_of(result)})
             gallery.append((face_crop(result), candidate_caption(result)))
         if photos:  # one line: a longer label covers the top of the thumbnails
             label = f"{len(results)} candidates, most alike first (to the {source})"
@@ -86,14 +92,21 @@ class StrengthHandlers(FaceHandlers):
     def show_candidate(
         self, photo: TargetPhoto | None, candidates: list[dict[str, Any]], event: gr.SelectData
     ) -> tuple:
-        """Clicking a candidate makes it the result (comparison, download, parameters)."""
+        """Clicking a candidate makes it the result (comparison, download, parameters), and its strength the
+        face's, so the next Generate starts from the one picked (the Strength slider and the summary say so)."""
         if photo is None or not isinstance(event.index, int) or not 0 <= event.index < len(candidates):
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         chosen = candidates[event.index]
         result = SwapResult(load_image(chosen["path"], name="candidate"), chosen["record"])
         slider, _, record = show_result(self.files, photo, result)
         label = f"Download full-size PNG ({result.image.width}×{result.image.height})"
-        return slider, gr.DownloadButton(label, value=chosen["path"], visible=True), record
+        face, strength = chosen.get("face"), chosen.get("strength")
+        if face in photo.choices and strength is not None:
+            photo.choices[face] = replace(photo.choices[face], strength=strength)
+            picked: tuple[Any, Any] = (gr.Slider(value=strength), summary(photo))
+        else:
+            picked = (gr.skip(), gr.skip())
+        return slider, gr.DownloadButton(label, value=chosen["path"], visible=True), record, *picked
 
 
 def strengths_panel() -> gr.Textbox:
