@@ -197,7 +197,7 @@ def test_adding_a_person_checks_the_name_the_count_and_each_photo_first(
         for parameter in parameters["parameters"]:
             if parameter["label"] == "Keep them as a person named":
                 values.append(name)
-            elif parameter["label"].startswith("1-5 photos of"):
+            elif parameter["label"].startswith("Photos of their face"):
                 values.append([handle_file(str(photo)) for photo in photos])
             else:
                 values.append(parameter.get("parameter_default"))

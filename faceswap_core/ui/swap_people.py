@@ -17,7 +17,7 @@ from faceswap_core.errors import FaceswapError, SettingsError
 from faceswap_core.face_choice import KEEP, default_prompt
 from faceswap_core.images import check_header
 from faceswap_core.people import check_person_name
-from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD, MAX_IDENTITY_PHOTOS, MAX_TRAIN_PHOTOS, SwapSettings
+from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD, MAX_TRAIN_PHOTOS, SwapSettings
 from faceswap_core.ui import guards
 from faceswap_core.ui.common import user_errors
 from faceswap_core.ui.newcomer import PERSON_SECTION
@@ -125,7 +125,7 @@ def person_section() -> PersonSection:
     with gr.Accordion(PERSON_SECTION, open=False, elem_id="person-photos") as accordion:
         with gr.Row(equal_height=True):  # one row: open on a fresh install, Generate stays on screen
             references = gr.File(
-                label=f"1-5 photos of their face (up to {MAX_IDENTITY_PHOTOS} are used)",
+                label="Photos of their face (1-5)",  # one line: a longer label covered the drop area
                 file_count="multiple",
                 file_types=["image"],
                 type="filepath",
