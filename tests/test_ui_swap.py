@@ -514,3 +514,17 @@ def test_a_person_is_added_even_when_the_photo_expired_meanwhile(
     )
     assert picker.value == "late_barack" and "Added **late_barack" in added and files.value is None
     assert "no longer on the server" in added and photo == gr.skip()
+
+
+def test_the_comparison_handle_starts_left_of_the_repainted_faces() -> None:
+    """In the middle, a face on the left half sat on the "before" side: a result looked like no change."""
+    from faceswap_core.ui.swap_result import result_handle
+
+    def photo(left: float) -> SimpleNamespace:
+        face = SimpleNamespace(box=(left, 100.0, left + 200.0, 300.0))
+        return SimpleNamespace(faces=[face], size=(1000, 600), last=("b", "a", "p", {"faces": [{"face": 0}]}))
+
+    assert result_handle(photo(200.0)).slider_position == pytest.approx(17.0)  # just left of the face
+    assert result_handle(photo(700.0)).slider_position == 50  # already on the "after" side
+    assert result_handle(photo(10.0)).slider_position == 5  # never out of reach at the edge
+    assert result_handle(None).slider_position == 50

@@ -52,7 +52,7 @@ from faceswap_core.ui.swap_faces import RANDOM_SEED
 from faceswap_core.ui.swap_handlers import SwapHandlers
 from faceswap_core.ui.swap_people import person_section
 from faceswap_core.ui.swap_photo import TargetPhoto, mask_sizes
-from faceswap_core.ui.swap_result import RESULT_NOTE, SHOW_RESULT, result_tab
+from faceswap_core.ui.swap_result import RESULT_NOTE, SHOW_RESULT, result_handle, result_tab
 from faceswap_core.ui.swap_strengths import expression_strengths, strengths_panel
 
 EDITOR_HEIGHT = 420  # px: with the bar above it, photo and Generate share one 1366x768 screen
@@ -400,6 +400,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         )
     ]
     for request in requests:
+        request.success(result_handle, photo, view.comparison, queue=False, **off_editor)
         request.success(None, js=SHOW_RESULT)
         request.success(lambda: RESULT_NOTE, None, mask_note, queue=False)  # not "touch it up" under a result
     wire_stop(stop, requests, buttons=[generate, search], line=line, by_stop=by_stop)
@@ -409,6 +410,7 @@ def create_swap_tab(engine: Engine, handlers: SwapHandlers | None = None) -> gr.
         [view.comparison, download, record, strength, summary],
         **quiet,
     )
+    chosen.success(result_handle, photo, view.comparison, queue=False, **off_editor)
     kept_after += [everyone_event, *requests, chosen]
     kept = {"person": person, "photo": photo, "editor": editor, "face": face, "summary": summary}
     kept.update(mask_note=mask_note, strength=strength, prompt=prompt, likeness=likeness, result=view.comparison)

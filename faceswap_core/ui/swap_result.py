@@ -31,6 +31,20 @@ def show_result(files: ResultFiles, photo: TargetPhoto, result: SwapResult) -> t
     return (str(photo.before), str(after)), button, record
 
 
+def result_handle(photo: TargetPhoto | None) -> Any:
+    """The comparison's handle just left of the repainted faces (in % of the width), so "after" shows them at
+    once: in the middle, a face on the left half looked as if nothing had happened until it was dragged."""
+    record = photo.last[3] if photo is not None and photo.last is not None else {}
+    lefts = [
+        photo.faces[entry["face"]].box[0]
+        for entry in record.get("faces", [])
+        if photo is not None and isinstance(entry.get("face"), int) and 0 <= entry["face"] < len(photo.faces)
+    ]
+    if photo is None or not lefts:
+        return gr.ImageSlider(slider_position=50)
+    return gr.ImageSlider(slider_position=min(50.0, max(5.0, 100.0 * min(lefts) / photo.size[0] - 3.0)))
+
+
 @dataclass
 class ResultView:
     """The Result tab's components."""

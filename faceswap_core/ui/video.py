@@ -196,6 +196,11 @@ def video_strength(keep_on: bool) -> float:
 def create_video_tab(engine: Engine, handlers: VideoHandlers | None = None) -> None:
     """The tab's widgets and events (inside a ``gr.Tab`` of the page)."""
     handlers = handlers or VideoHandlers(engine)
+    gr.Markdown(
+        "**1.** Upload a clip: its faces are numbered on one frame. **2.** Tick the faces to replace and pick a "
+        "person. **3.** Preview one frame, then swap the whole clip (Stop keeps the frames done; the same run "
+        "resumes from there)."
+    )
     with gr.Row():
         with gr.Column():
             clip = gr.Video(label="Clip (mp4, mov, webm, mkv)", sources=["upload"], elem_id="video-clip", height=300)
