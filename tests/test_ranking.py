@@ -141,7 +141,7 @@ def test_the_train_tab_ranks_on_demand_and_selects_the_recommended_checkpoint(en
 
     handlers = TrainHandlers(engine)
     note, table, picker = handlers.rank("anna", "anna", progress=lambda *args, **kwargs: None)
-    assert "anna/checkpoint-20 recommended" in note and list(table["step"]) == [20, 30]  # 10 drew no face
+    assert "saved at step 20 looks most like" in note and list(table["step"]) == [20, 30]  # 10 drew no face
     assert picker.value == "anna/checkpoint-20"
     with pytest.raises(gr.Error, match="not found|no LoRA|unknown"):
         handlers.rank("nobody", "anna", progress=lambda *args, **kwargs: None)

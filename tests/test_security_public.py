@@ -140,7 +140,7 @@ def add_person_with(client: Any, name: str, photos: list[Path], parameters: list
     for parameter in parameters:
         if parameter["label"] == "Keep them as a person named":
             values.append(name)
-        elif parameter["label"].startswith("1-"):
+        elif parameter["label"].startswith("Photos of their face"):
             values.append([handle_file(str(p)) for p in photos])
         else:
             values.append(parameter.get("parameter_default"))
