@@ -2,12 +2,15 @@
 occlusion benchmark and tests.
 
 Sources (all may be shipped): the cup is cut out of scikit-image's ``data.coffee()`` (CC0, a photo
-courtesy of Pikolo Espresso Bar); the hand, the microphone and the glasses are drawn here with
-shading and texture (no photo of a hand with a free licence is available offline). Each occluder is
-RGBA; alpha >= 128 is what counts as covering the face.
+courtesy of Pikolo Espresso Bar); the photographed hand (``data/hand_thumb_down.png``) is cut out of a
+HaGRID photo (CC BY-SA 4.0, see ``data/README.md``); the drawn hand, the microphone and the glasses are
+drawn here with shading and texture. Each occluder is RGBA; alpha >= 128 is what counts as covering
+the face.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,7 +18,8 @@ from PIL import Image
 
 from faceswap_core.faces.detect import Face
 
-KINDS = ("hand", "cup", "microphone", "glasses")
+KINDS = ("hand", "real hand", "cup", "microphone", "glasses")
+HAND_PHOTO = Path(__file__).resolve().parent / "data" / "hand_thumb_down.png"
 SKIN = (198, 140, 112)  # a hand's base tone (RGB), shaded and textured below
 LENS_ALPHA = 60  # the glasses' tinted lenses: the face shows through, neither occluder nor bare face
 
@@ -99,6 +103,10 @@ def place(kind: str, face: Face) -> tuple[Image.Image, tuple[int, int]]:
     elif kind == "hand":
         image = hand(max(int(0.75 * width), 8))
         centre = ((points[3] + points[31]) / 2 + (0, 0.25 * width)).astype(int)  # palm on the image-left cheek
+    elif kind == "real hand":
+        image = Image.open(HAND_PHOTO)  # a fist, thumb down, cut off by its photo's left edge
+        image = image.resize((max(int(0.6 * width), 8), max(int(0.6 * width * image.height / image.width), 8)))
+        centre = ((points[3] + points[31]) / 2 + (-0.1 * width, 0.1 * width)).astype(int)  # fingers on the cheek
     elif kind == "cup":
         image = cup()
         image = image.resize((max(int(0.6 * width), 8), max(int(0.6 * width * image.height / image.width), 8)))

@@ -78,9 +78,12 @@ OCCLUSION_DARK = 0.4  # lightness under this share of the skin's is darker than 
 OCCLUSION_WEAK = 0.75  # thresholds loosened by this much where an off-skin blob grows (hysteresis)
 OCCLUSION_REACH = 0.08  # face widths: how far beyond a clear blob the loosened thresholds reach
 OCCLUSION_HAND_MARGIN = 0.015  # face widths added around a hand drawn from its landmarks
+OCCLUSION_HAND_CORE = 0.04  # face widths inside the drawn hand's edge: surely hand when fitting its outline
+OCCLUSION_HAND_REACH = 0.03  # face widths beyond the drawn hand where its photographed outline may lie
 OCCLUSION_EDGE = 100  # Canny's upper threshold (grey levels) for an object's outline beside a blob
 OCCLUSION_WALLED = 0.75  # a part of the face whose edge is this much object (the rest outline) is inside it
 OCCLUSION_INSIDE = 0.2  # of the face region: a walled-in part larger than this is face, not an object's inside
+OCCLUSION_SHARP = 0.4  # an object's edge changes colour this share of its contrast per pixel (shadows fade)
 OCCLUSION_MIN_BLOB = 0.01  # of the face region: smaller off-colour blobs are spots, shadows, pores
 # dlib looks for faces on a copy whose longest side is at most this, upsampled this many times
 # (faces down to ~40 px of that copy are found), then fits landmarks at full resolution.

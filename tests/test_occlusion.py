@@ -81,13 +81,36 @@ def test_a_cup_is_left_out_with_its_skin_coloured_inside(astronaut: Image.Image)
     assert left_out >= 0.75 and kept >= 0.95
 
 
-def test_no_occluder_leaves_the_mask_unchanged(seed_targets: dict[str, Path]) -> None:
-    for letter in ("B", "E", "G"):  # nothing in front of these faces (A and C have hair over a cheek)
-        photo = Image.open(seed_targets[letter]).convert("RGB")
-        face = detect_faces(photo)[0]
-        assert np.array_equal(
-            np.asarray(face_mask(photo.size, face, image=photo)), np.asarray(face_mask(photo.size, face))
-        )
+def test_no_occluder_leaves_the_mask_unchanged(
+    astronaut: Image.Image, seed_sources: list[Path], seed_targets: dict[str, Path]
+) -> None:
+    """Every real face we have, with nothing in front of it: shadows on a cheek, stubble, brows and hair
+    at the face's edge differ from the skin in colour, but fade into it, so none is taken for an object."""
+    photos = [astronaut] + [Image.open(path).convert("RGB") for path in [*seed_sources, *seed_targets.values()]]
+    for photo in photos:
+        for face in detect_faces(photo):
+            assert np.array_equal(
+                np.asarray(face_mask(photo.size, face, image=photo)), np.asarray(face_mask(photo.size, face))
+            )
+
+
+def test_a_photographed_hand_over_a_cheek_is_left_out(astronaut: Image.Image, seed_targets: dict[str, Path]) -> None:
+    """A real fist (HaGRID), skin against skin: found by its landmarks, fitted to its own outline."""
+    shares = np.array(
+        [
+            _shares(photo, "real hand")[:2]
+            for photo in [astronaut, *(Image.open(p).convert("RGB") for p in seed_targets.values())]
+        ]
+    )
+    left_out, kept = shares.mean(axis=0)
+    assert left_out >= 0.9 and kept >= 0.95, shares.round(3).tolist()
+    assert shares.min() >= 0.85
+
+
+def test_the_same_photo_gives_the_same_mask(hand_scene: tuple[Image.Image, np.ndarray, Face]) -> None:
+    scene, _, face = hand_scene
+    first = np.asarray(face_mask(scene.size, face, image=scene))
+    assert np.array_equal(first, np.asarray(face_mask(scene.size, face, image=scene)))
 
 
 def test_the_switch_turns_occlusion_off(hand_scene: tuple[Image.Image, np.ndarray, Face]) -> None:

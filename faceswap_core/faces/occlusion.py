@@ -3,12 +3,13 @@
 Two sources, each a mask of what is in front of the face (255 = occluder):
 
 - **hands**: MediaPipe's hand landmarks (Apache-2.0, inside the ``mediapipe`` wheel), drawn as a palm
-  and fingers of a width taken from the palm. Hands are skin-coloured, so colour alone cannot tell
-  them from a cheek.
+  and fingers of a width taken from the palm, then fitted to the photo's outline of the hand
+  (GrabCut). Hands are skin-coloured, so colour alone cannot tell them from a cheek.
 - **colour**: pixels of the face region far from the face's own skin colour (a robust model of the
-  region itself, in Lab), in blobs large enough to be an object: a cup, a microphone, glasses, a
-  phone. Eyes, brows, lips and nostrils differ from skin too, so a blob must lie mostly outside them
-  to count; beard and heavy make-up can be taken for an object (untick the switch then). A blob
+  region itself, in Lab), in blobs large enough to be an object and ending in a sharp edge: a cup, a
+  microphone, glasses, a phone. Eyes, brows, lips and nostrils differ from skin too, so a blob must lie
+  mostly outside them to count; shadows, stubble and hair at the face's edge fade into the skin and do
+  not count; a sharply trimmed beard or heavy make-up can (untick the switch then). A blob
   grows over nearby pixels only somewhat off the skin (hysteresis), and takes in what it walls in
   with its outline and the face's (a cup's skin-coloured inside), but not the lenses of glasses.
 
@@ -30,10 +31,13 @@ from faceswap_core.settings import (
     OCCLUSION_DARK,
     OCCLUSION_EDGE,
     OCCLUSION_GREY,
+    OCCLUSION_HAND_CORE,
     OCCLUSION_HAND_MARGIN,
+    OCCLUSION_HAND_REACH,
     OCCLUSION_INSIDE,
     OCCLUSION_MIN_BLOB,
     OCCLUSION_REACH,
+    OCCLUSION_SHARP,
     OCCLUSION_SIDE,
     OCCLUSION_SKIN_SIGMAS,
     OCCLUSION_WALLED,
@@ -101,8 +105,31 @@ def _hands(crop: np.ndarray, face_width: float) -> np.ndarray:
     if not found:
         return drawn
     # Drawn from 21 points, a hand's outline is off by more than a colour blob's edge: a margin more.
-    radius = max(int(round(OCCLUSION_HAND_MARGIN * face_width)), 1)
-    return cv2.dilate(drawn, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    drawn = cv2.dilate(drawn, _disc(OCCLUSION_HAND_MARGIN * face_width))
+    return _fit_outline(crop, drawn, face_width)
+
+
+def _fit_outline(crop: np.ndarray, drawn: np.ndarray, face_width: float) -> np.ndarray:
+    """The drawn hand moved onto the photo's own outline of it (GrabCut): a fist or a bent finger is not
+    where thick strokes between its joints put it, and the drawn margin took a band of cheek beside it.
+
+    The drawn hand's core is hand, a band ``OCCLUSION_HAND_REACH`` beyond it may be, the rest is not.
+    Hand and cheek are both skin; what separates them is the edge and shadow between them, which
+    GrabCut's boundary term follows. Seeded, so the same photo gives the same mask.
+    """
+    labels = np.full(drawn.shape, cv2.GC_BGD, dtype=np.uint8)
+    labels[cv2.dilate(drawn, _disc(OCCLUSION_HAND_REACH * face_width)) > 0] = cv2.GC_PR_BGD
+    labels[drawn > 0] = cv2.GC_PR_FGD
+    labels[cv2.erode(drawn, _disc(OCCLUSION_HAND_CORE * face_width)) > 0] = cv2.GC_FGD
+    cv2.setRNGSeed(0)  # GrabCut starts its colour models with k-means++ on OpenCV's own generator
+    models = (np.zeros((1, 65)), np.zeros((1, 65)))
+    cv2.grabCut(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), labels, None, *models, 3, cv2.GC_INIT_WITH_MASK)
+    return np.where((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
+
+
+def _disc(radius: float) -> np.ndarray:
+    steps = max(int(round(radius)), 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * steps + 1, 2 * steps + 1))
 
 
 def _colour_blobs(
@@ -127,7 +154,9 @@ def _colour_blobs(
     count, labels, _, _ = cv2.connectedComponentsWithStats(clean(_off_skin(lab, skin, 1.0)), connectivity=8)
     outside = np.bincount(labels[~features].ravel(), minlength=count)
     least = OCCLUSION_MIN_BLOB * region.sum()
-    strong = np.isin(labels, np.flatnonzero(outside >= least)) & (labels > 0)
+    large = np.flatnonzero(outside >= least)
+    large = large[large > 0]
+    strong = np.isin(labels, large[_sharp_edged(labels, large, lab, skin, region)])
     if not strong.any():
         return np.zeros(region.shape, dtype=np.uint8)
     near = cv2.distanceTransform((~strong).astype(np.uint8), cv2.DIST_L2, 3) < OCCLUSION_REACH * face_width
@@ -137,6 +166,32 @@ def _colour_blobs(
     count, labels = cv2.connectedComponents(weak, connectivity=8)
     blobs = np.isin(labels, np.unique(labels[strong])) & (labels > 0)
     return _fill_objects(blobs.astype(np.uint8) * 255, _outlines(crop, blobs, landmarks), region, landmarks)
+
+
+def _sharp_edged(
+    labels: np.ndarray, ids: np.ndarray, lab: np.ndarray, skin: np.ndarray, region: np.ndarray
+) -> np.ndarray:
+    """Which of the blobs ``ids`` end in a sharp edge, as an object in front of the face does.
+
+    A quarter of a blob's edge must change colour at least ``OCCLUSION_SHARP`` of the blob's difference
+    from the skin per pixel. Shadows on a cheek, beards and brows differ from the skin as much as a cup
+    does, but fade into it over many pixels; on real photos without occluders they were most of what the
+    colour test cut out. The crop is at most ``OCCLUSION_SIDE`` pixels, so an edge's width in pixels is
+    comparable between photos; a face only a few dozen pixels wide has no soft edges to tell apart.
+    """
+    real = np.dstack([lab[..., 0] * (100.0 / 255.0), lab[..., 1] - 128.0, lab[..., 2] - 128.0])
+    slopes = [cv2.Sobel(real[..., c], cv2.CV_32F, dx, 1 - dx) for c in range(3) for dx in (0, 1)]
+    steepness = cv2.dilate(np.sqrt(sum(slope**2 for slope in slopes)) / 8, np.ones((3, 3), dtype=np.uint8))
+    inner = cv2.erode(region.astype(np.uint8), np.ones((5, 5), dtype=np.uint8)) > 0  # not the face's outline
+    skin_colour = np.median(real[skin], axis=0)
+    sharp = np.ones(len(ids), dtype=bool)
+    for index, label in enumerate(ids):
+        blob = labels == label
+        edge = blob & (cv2.erode(blob.astype(np.uint8), np.ones((3, 3), dtype=np.uint8)) == 0) & inner
+        if edge.sum() >= 4:
+            contrast = max(float(np.linalg.norm(np.median(real[blob], axis=0) - skin_colour)), 1.0)
+            sharp[index] = np.percentile(steepness[edge], 75) >= OCCLUSION_SHARP * contrast
+    return sharp
 
 
 def _outlines(crop: np.ndarray, blobs: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
