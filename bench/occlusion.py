@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,6 +26,7 @@ from faceswap_core.faces.detect import detect_faces  # noqa: E402
 from faceswap_core.faces.masks import face_mask  # noqa: E402
 from faceswap_core.images import load_image  # noqa: E402
 
+SOFT_SIGMA = 1.5  # pixels of Gaussian blur at photo size for the soft pass
 SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_faces" / "targets"
 
 
@@ -47,6 +48,16 @@ def shares(mask: np.ndarray, region: np.ndarray, alpha: np.ndarray) -> tuple[flo
     return left_out, kept
 
 
+def soft_shares(scene: Image.Image, alpha: np.ndarray) -> tuple[float, float]:
+    """``shares`` on ``scene`` blurred by ``SOFT_SIGMA``: a photo out of focus or upscaled from a phone."""
+    blurred = scene.filter(ImageFilter.GaussianBlur(SOFT_SIGMA))
+    faces = detect_faces(blurred)
+    if not faces:
+        return 0.0, 0.0
+    plain = np.asarray(face_mask(blurred.size, faces[0]))
+    return shares(np.asarray(face_mask(blurred.size, faces[0], image=blurred)), plain >= 128, alpha)
+
+
 def seen_through(mask: np.ndarray, region: np.ndarray, alpha: np.ndarray) -> float:
     """The share of the face seen through a clear part of the occluder (a lens) that the mask keeps."""
     lens = region & (alpha == LENS_ALPHA)
@@ -58,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the astronaut only")
     args = parser.parse_args(argv)
     rows: dict[str, list[tuple[float, float, float, float]]] = {kind: [] for kind in KINDS}
+    soft: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
     seconds = {"landmarks": 0.0, "occlusion": 0.0}
     for name, photo in photos(args.quick):
         clean = detect_faces(photo)
@@ -86,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             base = shares(plain, region, alpha)
             ours = shares(aware, region, alpha)
             rows[kind].append((*base, *ours))
+            soft[kind].append(soft_shares(scene, alpha))
             lens = (
                 f"  seen through the lenses kept {seen_through(aware, region, alpha):.3f}" if kind == "glasses" else ""
             )
@@ -101,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {kind:10s} left out {out:.3f} vs landmarks {base_out:.3f}; kept {kept:.3f}, "
                 f"ratio to landmarks {kept / base_kept:.3f}"
             )
+    print(f"soft photos (the same scenes blurred by {SOFT_SIGMA} px: out of focus, upscaled), mean")
+    for kind, values in soft.items():
+        if values:
+            out, kept = np.nanmean(np.array(values), axis=0)
+            print(f"  {kind:10s} left out {out:.3f}; kept {kept:.3f}")
     ratio = seconds["occlusion"] / max(seconds["landmarks"], 1e-9)
     masks = max(sum(len(values) for values in rows.values()), 1)
     print(

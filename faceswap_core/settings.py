@@ -84,6 +84,7 @@ OCCLUSION_EDGE = 100  # Canny's upper threshold (grey levels) for an object's ou
 OCCLUSION_WALLED = 0.75  # a part of the face whose edge is this much object (the rest outline) is inside it
 OCCLUSION_INSIDE = 0.2  # of the face region: a walled-in part larger than this is face, not an object's inside
 OCCLUSION_SHARP = 0.4  # an object's edge changes colour this share of its contrast per pixel (shadows fade)
+OCCLUSION_SHARP_PHOTO = 1.1  # in a soft photo, an object's edge is at least this much sharper than the photo's
 OCCLUSION_MIN_BLOB = 0.01  # of the face region: smaller off-colour blobs are spots, shadows, pores
 # dlib looks for faces on a copy whose longest side is at most this, upsampled this many times
 # (faces down to ~40 px of that copy are found), then fits landmarks at full resolution.

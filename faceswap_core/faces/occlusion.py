@@ -38,6 +38,7 @@ from faceswap_core.settings import (
     OCCLUSION_MIN_BLOB,
     OCCLUSION_REACH,
     OCCLUSION_SHARP,
+    OCCLUSION_SHARP_PHOTO,
     OCCLUSION_SIDE,
     OCCLUSION_SKIN_SIGMAS,
     OCCLUSION_WALLED,
@@ -173,15 +174,16 @@ def _sharp_edged(
 ) -> np.ndarray:
     """Which of the blobs ``ids`` end in a sharp edge, as an object in front of the face does.
 
-    A quarter of a blob's edge must change colour at least ``OCCLUSION_SHARP`` of the blob's difference
-    from the skin per pixel. Shadows on a cheek, beards and brows differ from the skin as much as a cup
-    does, but fade into it over many pixels; on real photos without occluders they were most of what the
-    colour test cut out. The crop is at most ``OCCLUSION_SIDE`` pixels, so an edge's width in pixels is
-    comparable between photos; a face only a few dozen pixels wide has no soft edges to tell apart.
+    A quarter of a blob's edge must change colour per pixel by ``OCCLUSION_SHARP`` of the blob's
+    difference from the skin. Shadows on a cheek, stubble and brows differ from the skin as much as a
+    cup does, but fade into it over many pixels; on real photos without occluders they were most of
+    what the colour test cut out. A soft photo (out of focus, upscaled) softens every edge: there the
+    bar is ``OCCLUSION_SHARP_PHOTO`` times the photo's own sharpness, measured at its strongest edges.
     """
     real = np.dstack([lab[..., 0] * (100.0 / 255.0), lab[..., 1] - 128.0, lab[..., 2] - 128.0])
     slopes = [cv2.Sobel(real[..., c], cv2.CV_32F, dx, 1 - dx) for c in range(3) for dx in (0, 1)]
     steepness = cv2.dilate(np.sqrt(sum(slope**2 for slope in slopes)) / 8, np.ones((3, 3), dtype=np.uint8))
+    bar = min(OCCLUSION_SHARP, OCCLUSION_SHARP_PHOTO * _photo_sharpness(real, steepness, region))
     inner = cv2.erode(region.astype(np.uint8), np.ones((5, 5), dtype=np.uint8)) > 0  # not the face's outline
     skin_colour = np.median(real[skin], axis=0)
     sharp = np.ones(len(ids), dtype=bool)
@@ -190,8 +192,17 @@ def _sharp_edged(
         edge = blob & (cv2.erode(blob.astype(np.uint8), np.ones((3, 3), dtype=np.uint8)) == 0) & inner
         if edge.sum() >= 4:
             contrast = max(float(np.linalg.norm(np.median(real[blob], axis=0) - skin_colour)), 1.0)
-            sharp[index] = np.percentile(steepness[edge], 75) >= OCCLUSION_SHARP * contrast
+            sharp[index] = np.percentile(steepness[edge], 75) >= bar * contrast
     return sharp
+
+
+def _photo_sharpness(real: np.ndarray, steepness: np.ndarray, region: np.ndarray) -> float:
+    """Steepness over contrast at the face's strongest edges (the top 2 %): about 1 / (2.5 sigma) for
+    edges blurred by sigma pixels, the contrast being the colour range within 4 pixels."""
+    window = np.ones((9, 9), dtype=np.uint8)
+    spread = np.sqrt(sum((cv2.dilate(real[..., c], window) - cv2.erode(real[..., c], window)) ** 2 for c in range(3)))
+    strongest = region & (steepness >= np.percentile(steepness[region], 98))
+    return float(np.median(steepness[strongest] / np.maximum(spread[strongest], 1.0)))
 
 
 def _outlines(crop: np.ndarray, blobs: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
