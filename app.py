@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ImportError):
         import spaces  # noqa: F401  (ZeroGPU wants it imported before torch touches CUDA)
     from faceswap_core.engine import Engine
+    from faceswap_core.errors import FaceswapError
     from faceswap_core.settings import MAX_UPLOAD_BYTES
     from faceswap_core.ui.demo import CSS, HEAD, I18N, THEME, create_demo
 
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         engine = engine_pool(config)
     else:
         engine = Engine(config.model, lora_dir=config.lora_dir, allow_paths=False, landmarks=config.landmarks)
+    try:
+        engine.face_parser()  # fetched now: a wrong --face-parser stops the start, not a visitor's first mask
+    except FaceswapError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     demo = create_demo(
         engine,
         vqa_model=config.vqa_model,

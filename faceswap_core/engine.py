@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from faceswap_core.conditioning.controlnet import FaceControl
     from faceswap_core.faces.detect import Face
+    from faceswap_core.faces.parser import FaceParser
     from faceswap_core.fast import FastMode
     from faceswap_core.identity_adapter import IdentityAdapter
     from faceswap_core.requests import SwapRequest
@@ -128,6 +129,12 @@ class Engine:
         self._identity: IdentityAdapter | None = None
         self._identity_lock = threading.Lock()
         self._face_control: FaceControl | None = None
+
+    def face_parser(self) -> FaceParser | None:
+        """The server's learned occluder source (``--face-parser``), loaded (or downloaded) on first use."""
+        from faceswap_core.faces.parser import load_parser
+
+        return None if self.model.face_parser is None else load_parser(self.model.face_parser)
 
     @property
     def base_model(self) -> str:
@@ -312,6 +319,7 @@ class Engine:
                         padding=padding,
                         mask_settings=mask_settings,
                         image=picture,
+                        parser=self.face_parser(),
                     )
                 )
             else:
@@ -560,6 +568,7 @@ class Engine:
             "base_model": self.model.base,
             "vae": self.model.vae,
             "landmarks": prepared.landmarks or self.landmarks,
+            **({"face_parser": self.model.face_parser} if self.model.face_parser else {}),
             "image_size": list(prepared.image.size),
             "resolution": resolution,
             "device": str(getattr(pipeline, "device", "")),

@@ -18,6 +18,7 @@ from faceswap_core.errors import MaskError
 
 if TYPE_CHECKING:
     from faceswap_core.faces.detect import Face
+    from faceswap_core.faces.parser import FaceParser
     from faceswap_core.settings import MaskSettings
 
 OWNERSHIP_BAND = 0.06  # of a face's width: where two faces' painted areas meet, the later one fades in over this
@@ -42,10 +43,12 @@ def face_region(
     padding: float,
     mask_settings: MaskSettings | None = None,
     image: Image.Image | None = None,
+    parser: FaceParser | None = None,
 ) -> Region:
     """The automatic region of a detected face: its landmark mask and the padded square around it.
 
-    With ``image`` and the occlusion switch on, hands and objects in front of the face are left out.
+    With ``image`` and the occlusion switch on, hands and objects in front of the face are left out (and
+    what ``parser`` does not call face skin).
     """
     from faceswap_core.faces.masks import face_mask
     from faceswap_core.settings import MaskSettings
@@ -53,7 +56,7 @@ def face_region(
     sizes = mask_settings or MaskSettings()
     sizes.validate()
     photo = image if sizes.occlusion else None
-    mask = face_mask(image_size, face, grow=sizes.grow, feather=sizes.feather, image=photo)
+    mask = face_mask(image_size, face, grow=sizes.grow, feather=sizes.feather, image=photo, parser=parser)
     return mask_region(mask, padding=padding, face=face, face_index=face_index, mask_source="auto")
 
 

@@ -187,6 +187,7 @@ class ModelSpec:
     ip_adapter: str = DEFAULT_IP_ADAPTER  # image-prompt identity adapter (hub id or folder in its layout)
     fast_lora: str | None = None  # few-step LoRA for fast mode (hub id, folder or file); None: LCM-LoRA SDXL
     controlnet: str = DEFAULT_CONTROLNET  # keep expression's ControlNet (hub id or folder), loaded on first use
+    face_parser: str | None = None  # learned occluder source: "selfie-multiclass", a URL or a .tflite; None: off
     device: str = "auto"
     low_vram: bool = False  # model CPU offload for 8-12 GB cards
 

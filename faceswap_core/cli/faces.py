@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceswap_core.cli.model_args import add_face_parser_flag
 from faceswap_core.settings import CLASS_WORDS, DEFAULT_CLASS_WORD, DEFAULT_FACE_BACKEND, FACE_BACKENDS, PREPARE_SIZE
 
 
@@ -41,6 +42,7 @@ def register(subparsers: Any) -> None:
     mask.add_argument("--feather", type=float, metavar="PX", help="soften the edge over about PX pixels")
     landmarks_option(mask)
     occlusion_option(mask)
+    add_face_parser_flag(mask)
     mask.set_defaults(func=run_mask)
 
     prepare = subparsers.add_parser(
@@ -132,6 +134,7 @@ def run_faces(args: argparse.Namespace) -> int:
 def run_mask(args: argparse.Namespace) -> int:
     from faceswap_core.faces.detect import find_face
     from faceswap_core.faces.masks import face_mask
+    from faceswap_core.faces.parser import load_parser
     from faceswap_core.images import load_image, save_png
     from faceswap_core.settings import MaskSettings
 
@@ -139,8 +142,11 @@ def run_mask(args: argparse.Namespace) -> int:
     image = load_image(args.image, name=str(args.image))
     face = find_face(image, args.face, backend=args.backend, name=str(args.image))
     photo = None if args.no_occlusion else image
-    mask = face_mask(image.size, face, grow=args.grow, feather=args.feather, image=photo)
+    parser = None if photo is None or args.face_parser is None else load_parser(args.face_parser)
+    mask = face_mask(image.size, face, grow=args.grow, feather=args.feather, image=photo, parser=parser)
     metadata = {"source": args.image.name, "face": str(args.face), "grow": str(args.grow), "feather": str(args.feather)}
+    if parser is not None:
+        metadata["face_parser"] = parser.source
     print(save_png(mask, args.output, metadata))
     return 0
 

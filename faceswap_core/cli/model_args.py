@@ -42,8 +42,8 @@ def add_model_flags(
     parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None, *, inference: bool = True
 ) -> None:
     """``--base``, ``--base-config``, ``--device``, ``--lora-dir``; with ``inference`` also ``--vae``,
-    ``--low-vram``, ``--fast-lora``, ``--controlnet`` and ``--ip-adapter``. Defaults come from ``environ``
-    (the process's)."""
+    ``--low-vram``, ``--fast-lora``, ``--controlnet``, ``--face-parser`` and ``--ip-adapter``. Defaults
+    come from ``environ`` (the process's)."""
     env = os.environ if environ is None else environ
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -101,12 +101,28 @@ def add_model_flags(
         help="ControlNet for Keep expression, loaded on first use: hub id or diffusers folder [FACESWAP_CONTROLNET] "
         "(default: %(default)s)",
     )
+    add_face_parser_flag(group, env)
     group.add_argument(
         "--ip-adapter",
         default=env.get("FACESWAP_IP_ADAPTER") or DEFAULT_IP_ADAPTER,
         metavar="SOURCE",
         help="image-prompt adapter for photos of a person: hub id or folder in its layout (plus-face, ViT-H "
         "encoder) [FACESWAP_IP_ADAPTER] (default: %(default)s)",
+    )
+
+
+def add_face_parser_flag(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, environ: Mapping[str, str] | None = None
+) -> None:
+    """``--face-parser``: the engine's and ``faces mask``'s learned occluder source."""
+    env = os.environ if environ is None else environ
+    parser.add_argument(
+        "--face-parser",
+        default=env.get("FACESWAP_FACE_PARSER") or None,
+        metavar="SOURCE",
+        help="learned face parser for the automatic mask's occluders (hair, hands, clothes, glasses): "
+        "'selfie-multiclass' (MediaPipe's, Apache-2.0, downloaded on first use), a URL or a .tflite file "
+        "[FACESWAP_FACE_PARSER] (default: off)",
     )
 
 
@@ -137,6 +153,7 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
         ip_adapter=getattr(args, "ip_adapter", None) or ModelSpec.ip_adapter,
         fast_lora=getattr(args, "fast_lora", None),
         controlnet=getattr(args, "controlnet", None) or ModelSpec.controlnet,
+        face_parser=getattr(args, "face_parser", None),
         device=args.device,
         low_vram=getattr(args, "low_vram", False),
     )

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from faceswap_core.errors import MaskError
 from faceswap_core.faces.detect import BROWS, JAW, Face
+from faceswap_core.faces.parser import FaceParser
 from faceswap_core.images import ImageInput
 from faceswap_core.settings import MASK_BROW_RAISE, MASK_FEATHER_FRACTION, MASK_GROW_FRACTION, MAX_PIXELS
 
@@ -61,11 +62,13 @@ def face_mask(
     grow: float | None = None,
     feather: float | None = None,
     image: ImageInput | None = None,
+    parser: FaceParser | None = None,
 ) -> Image.Image:
     """Automatic mask for ``face`` in an image of ``size`` (width, height).
 
     ``grow`` (negative shrinks) and ``feather`` are in pixels; ``None`` scales them with the face width.
-    With ``image`` (the photo, of ``size``), hands and objects in front of the face are cut out.
+    With ``image`` (the photo, of ``size``), hands and objects in front of the face are cut out, and with
+    ``parser`` too what a learned face parser does not call face skin.
     """
     face_width = mask_scale(face)
     grow = MASK_GROW_FRACTION * face_width if grow is None else float(grow)
@@ -95,7 +98,7 @@ def face_mask(
 
     # A quarter of the feather beside an occluder: its edge is a real edge in the photo, and a seam there
     # is hidden; a wider one repaints a band of visible face around a thin occluder (a glasses frame).
-    return combine_masks(landmark_mask, visible_mask(occluder_mask(image, face, outline), feather / 4))
+    return combine_masks(landmark_mask, visible_mask(occluder_mask(image, face, outline, parser), feather / 4))
 
 
 def visible_mask(occluders: Image.Image, feather: float) -> Image.Image:

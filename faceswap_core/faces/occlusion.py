@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from faceswap_core.faces.detect import BROWS, Face, _mp_lock, mediapipe_model
+from faceswap_core.faces.parser import FaceParser, parsed_occluders
 from faceswap_core.images import ImageInput, load_image, to_array
 from faceswap_core.settings import (
     OCCLUSION_CONTEXT,
@@ -53,8 +54,9 @@ NOSE_BASE = slice(30, 36)
 NOSE_TIP = 30
 
 
-def occluder_mask(image: ImageInput, face: Face, outline: np.ndarray) -> Image.Image:
-    """Mask (image size, 'L') of what lies in front of ``face`` inside ``outline`` (its landmark polygon)."""
+def occluder_mask(image: ImageInput, face: Face, outline: np.ndarray, parser: FaceParser | None = None) -> Image.Image:
+    """Mask (image size, 'L') of what lies in front of ``face`` inside ``outline`` (its landmark polygon);
+    with ``parser``, also what a learned face parser does not call face skin."""
     picture = load_image(image)
     pixels = to_array(picture)
     width = max(face.jaw_width, face.width)
@@ -70,6 +72,9 @@ def occluder_mask(image: ImageInput, face: Face, outline: np.ndarray) -> Image.I
     hands = _hands(crop, width * scale)
     colour = _colour_blobs(crop, region > 0, hands > 0, to_crop(face.landmarks), width * scale)
     found = np.maximum(hands, colour)
+    if parser is not None:
+        features = _features(region.shape, to_crop(face.landmarks), width * scale)
+        found = np.maximum(found, parsed_occluders(parser, crop, features))
     found[region == 0] = 0
     if scale < 1.0:
         found = cv2.resize(found, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)

@@ -208,7 +208,7 @@ class SessionKeeper:
         choice = photo.choices.get(face)
         mask = _mask(photo.painted, photo.display_size)
         if mask is None and photo.choices:
-            mask = auto_mask(photo, mask_settings({}))
+            mask = auto_mask(photo, mask_settings({}), parser=handlers.engine.face_parser())
         picker = refresh_lora_picker(handlers.engine, NO_LORA, select=choice.person if choice else KEEP)
         if choice is None:
             strength, prompt, slider = gr.skip(), gr.skip(), likeness_slider(None, False)

@@ -21,6 +21,7 @@ from faceswap_core.errors import SettingsError
 from faceswap_core.face_choice import NEW_FACE, FaceChoice
 from faceswap_core.faces.detect import Face
 from faceswap_core.faces.masks import face_mask, mask_scale
+from faceswap_core.faces.parser import FaceParser
 from faceswap_core.photo_store import PhotoStore
 from faceswap_core.settings import (
     MASK_FEATHER_FRACTION,
@@ -112,8 +113,11 @@ def summary(photo: TargetPhoto, replaced: Mapping[int, str] | None = None) -> st
     return "Faces → " + " · ".join(parts)
 
 
-def auto_mask(photo: TargetPhoto, sizes: MaskSettings, only: int | None = None) -> Image.Image:
-    """The union of the automatic masks of the faces that get a person (or of face ``only``), display size."""
+def auto_mask(
+    photo: TargetPhoto, sizes: MaskSettings, only: int | None = None, parser: FaceParser | None = None
+) -> Image.Image:
+    """The union of the automatic masks of the faces that get a person (or of face ``only``), display size;
+    ``parser``: the engine's face parser, so the editor shows what Generate will leave out."""
     chosen = [only] if only is not None else sorted(photo.choices)
     union = np.zeros(photo.display_size[::-1], dtype=np.uint8)
     shown = photo.original.resize(photo.display_size) if sizes.occlusion and photo.scale != 1.0 else photo.original
@@ -122,7 +126,7 @@ def auto_mask(photo: TargetPhoto, sizes: MaskSettings, only: int | None = None) 
         grow = None if sizes.grow is None else sizes.grow * photo.scale
         feather = None if sizes.feather is None else sizes.feather * photo.scale
         image = shown if sizes.occlusion else None  # hands and objects in front of the face are cut out
-        mask = face_mask(photo.display_size, face, grow=grow, feather=feather, image=image)
+        mask = face_mask(photo.display_size, face, grow=grow, feather=feather, image=image, parser=parser)
         np.maximum(union, np.asarray(mask), out=union)
     return Image.fromarray(union, mode="L")
 
