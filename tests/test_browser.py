@@ -158,14 +158,14 @@ def test_upload_auto_mask_paint_generate_and_download(page: Any, astronaut: Imag
 def test_a_hand_over_the_face_is_cut_out_of_the_mask_before_generate(
     page: Any, astronaut: Image.Image, tmp_path: Path
 ) -> None:
-    """The editor's automatic mask leaves the hand out, and Generate then returns the hand exactly."""
+    """The editor's automatic mask leaves a photographed hand out, and Generate then returns it exactly."""
     import numpy as np
 
     from bench.occluders import composite
     from faceswap_core.faces import detect_faces
     from faceswap_core.faces.masks import face_mask
 
-    scene, alpha = composite(astronaut, "hand", detect_faces(astronaut)[0])
+    scene, alpha = composite(astronaut, "real hand", detect_faces(astronaut)[0])
     target = tmp_path / "hand.png"
     scene.save(target)
     hand = (alpha >= 128) & (np.asarray(face_mask(scene.size, detect_faces(scene)[0])) >= 128)
