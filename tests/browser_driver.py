@@ -172,3 +172,15 @@ def big_photo(path: Path, size: tuple[int, int] = (6000, 4000), source: Path | N
         photo = Image.open(source).convert("RGB")
     ImageOps.fit(photo, size, Image.BICUBIC, centering=(0.5, 0.2)).save(path, quality=90)
     return path
+
+
+def two_photos(face: Any, folder: Path, stem: str) -> list[str]:
+    """Two photos of one person (``face``, a PIL image): upright and slightly turned."""
+    from PIL import Image
+
+    photos = []
+    for index, angle in enumerate((0, 6)):
+        path = folder / f"{stem}{index}.jpg"
+        face.rotate(angle, resample=Image.BICUBIC).save(path)
+        photos.append(str(path))
+    return photos

@@ -29,6 +29,7 @@ from browser_driver import (
     image_point,
     open_app,
     pick,
+    two_photos,
     upload,
     wait_for_text,
     wait_idle,
@@ -45,16 +46,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian chromium is not installed (apt-get install chromium)"),
 ]
-
-
-def two_photos(face: Image.Image, folder: Path, stem: str) -> list[str]:
-    """Two photos of one person: the face upright and slightly turned."""
-    photos = []
-    for index, angle in enumerate((0, 6)):
-        path = folder / f"{stem}{index}.jpg"
-        face.rotate(angle, resample=Image.BICUBIC).save(path)
-        photos.append(str(path))
-    return photos
 
 
 def open_person_section(page: Any) -> None:

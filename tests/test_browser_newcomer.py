@@ -24,6 +24,7 @@ from browser_driver import (
     chromium,
     generate,
     open_app,
+    two_photos,
     upload,
     wait_for_text,
     wait_idle,
@@ -105,11 +106,7 @@ def test_fresh_install_leads_from_nothing_to_a_first_result(page: Any, astronaut
     wait_for_text(page, "#mask-note", "face 1 is masked")
     wait_idle(page, "#target")
     assert not page.locator("#example-photo").is_visible()  # its place goes to the face picker
-    photos = []
-    for index, angle in enumerate((0, 6)):
-        path = tmp_path / f"face{index}.jpg"
-        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
-        photos.append(str(path))
+    photos = two_photos(astronaut, tmp_path, "face")
     page.locator("#person-photo-files input[type=file]").first.set_input_files(photos)
     page.fill("#new-person-name textarea, #new-person-name input", "eileen")
     page.click("#add-person")

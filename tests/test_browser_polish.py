@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from app_server import REPO, running_app
-from browser_driver import CHROMIUM, DESKTOP, PHONE, chromium, open_app, pick, wait_for_text
+from browser_driver import CHROMIUM, DESKTOP, PHONE, chromium, open_app, pick, two_photos, wait_for_text
 from PIL import Image
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -56,13 +56,7 @@ def page(browser: Any, app: str) -> Iterator[Any]:
 
 @pytest.fixture
 def photos(astronaut: Image.Image, tmp_path: Path) -> list[str]:
-    """Two photos of one person: upright and slightly turned."""
-    paths = []
-    for index, angle in enumerate((0, 6)):
-        path = tmp_path / f"person{index}.jpg"
-        astronaut.rotate(angle, resample=Image.BICUBIC).save(path)
-        paths.append(str(path))
-    return paths
+    return two_photos(astronaut, tmp_path, "person")
 
 
 def shots(page: Any, name: str, selector: str | None = None) -> None:

@@ -38,7 +38,6 @@ from faceswap_core.ui.swap_handlers import SwapHandlers
 from faceswap_core.ui.swap_photo import (
     EDIT_NOTE,
     TargetPhoto,
-    auto_mask,
     editor,
     face_picker,
     mask_settings,
@@ -208,7 +207,7 @@ class SessionKeeper:
         choice = photo.choices.get(face)
         mask = _mask(photo.painted, photo.display_size)
         if mask is None and photo.choices:
-            mask = auto_mask(photo, mask_settings({}), parser=handlers.engine.face_parser())
+            mask = handlers.masks_of(photo, mask_settings({}))
         picker = refresh_lora_picker(handlers.engine, NO_LORA, select=choice.person if choice else KEEP)
         if choice is None:
             strength, prompt, slider = gr.skip(), gr.skip(), likeness_slider(None, False)

@@ -131,8 +131,12 @@ class FaceHandlers:
             note = f"{count}; face 1 is masked. {EDIT_NOTE}"
         else:
             note = NO_FACE_NOTE
-        mask = auto_mask(photo, MaskSettings(), parser=self.engine.face_parser()) if faces else None
+        mask = self.masks_of(photo, MaskSettings()) if faces else None
         return photo, editor(photo, mask), face_picker(photo, 0), summary(photo), note
+
+    def masks_of(self, photo: TargetPhoto, sizes: MaskSettings, only: int | None = None) -> Image.Image:
+        """:func:`auto_mask` with the engine's face parser: the editor shows what Generate will leave out."""
+        return auto_mask(photo, sizes, only, parser=self.engine.face_parser())
 
     def _photo(self, fields: Mapping[str, Any]) -> TargetPhoto:
         """The session's photo; a caller without a session sends the editor's background instead."""
@@ -176,7 +180,7 @@ class FaceHandlers:
             raise gr.Error(NO_FACE_NOTE)
         if not photo.choices:
             raise gr.Error("Every face is set to 'Keep this face': choose a person for at least one face first.")
-        mask = auto_mask(photo, mask_settings(fields), parser=self.engine.face_parser())
+        mask = self.masks_of(photo, mask_settings(fields))
         masked = ", ".join(str(i + 1) for i in sorted(photo.choices))
         return editor(photo, mask), f"Masked faces {masked}. {EDIT_NOTE}"
 
@@ -211,7 +215,7 @@ class FaceHandlers:
         face = face_index(photo, fields.get("face"))
         painted = editor_mask(fields.get("editor"))
         layer = np.zeros(photo.display_size[::-1], np.uint8) if painted is None else np.asarray(painted).copy()
-        own = np.asarray(auto_mask(photo, mask_settings(fields), only=face, parser=self.engine.face_parser()))
+        own = np.asarray(self.masks_of(photo, mask_settings(fields), only=face))
         before = photo.choices.get(face)
         replaced = {}  # on a group photo, a person taken off a face is said, not dropped without a word
         if person == KEEP:
@@ -274,7 +278,7 @@ class FaceHandlers:
         choice = self._choice(fields, person)
         photo.choices = {index: replace(choice) for index in range(len(photo.faces))}
         painted = editor_mask(fields.get("editor"))
-        layer = np.asarray(auto_mask(photo, mask_settings(fields), parser=self.engine.face_parser()))
+        layer = np.asarray(self.masks_of(photo, mask_settings(fields)))
         if painted is not None:
             layer = np.maximum(layer, np.asarray(painted))
         mask = Image.fromarray(layer, mode="L")
